@@ -1,0 +1,282 @@
+//! The command line: one subcommand per operator task, exit codes documented
+//! in the README (0 success, 1 the run failed, 2 usage or configuration error).
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::generate::{self, GenerateOptions};
+use crate::keys::{self, KeyClass};
+use crate::project::Project;
+
+/// Exit code of a usage or configuration error.
+const EXIT_USAGE: u8 = 2;
+/// Exit code of a failed run.
+const EXIT_FAILED: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "qinglian",
+    version,
+    about = "Clean-social-organization data pipeline and integrity codes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check every configuration file and plan every rule; exit 2 on any problem.
+    Validate {
+        /// Project directory (holding schemas/, pipelines/, jobs/).
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
+    /// Unified social credit code tools.
+    Uscc {
+        #[command(subcommand)]
+        command: UsccCommand,
+    },
+    /// Write deterministic synthetic feeds for every department, with ground truth.
+    Generate {
+        /// Number of organizations.
+        #[arg(long, default_value_t = 10_000)]
+        orgs: u64,
+        /// Random seed: the same seed and date give byte-identical files.
+        #[arg(long, default_value_t = 20_260_101)]
+        seed: u64,
+        /// Business date the data describes (YYYY-MM-DD).
+        #[arg(long, default_value = "2026-11-28")]
+        as_of: NaiveDate,
+        /// Output directory or object-store URL (file://, s3://).
+        #[arg(long)]
+        out: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsccCommand {
+    /// Classify one key per line of FILE (or standard input) and print one result per line.
+    Check {
+        /// Input file, or - for standard input.
+        #[arg(default_value = "-")]
+        input: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Tsv)]
+        format: CheckFormat,
+        /// Print a header line first (TSV only).
+        #[arg(long)]
+        header: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CheckFormat {
+    /// Tab-separated columns.
+    Tsv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Validate { project } => validate(&project),
+        Command::Uscc {
+            command:
+                UsccCommand::Check {
+                    input,
+                    format,
+                    header,
+                },
+        } => match uscc_check(&input, format, header) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Generate {
+            orgs,
+            seed,
+            as_of,
+            out,
+        } => {
+            let options = GenerateOptions { orgs, seed, as_of };
+            match runtime().and_then(|rt| {
+                rt.block_on(generate::generate_to_url(&options, &out))
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QINGLIAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn validate(root: &std::path::Path) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match rt.block_on(Project::validate(root)) {
+        Ok(project) => {
+            for note in &project.notes {
+                println!("note: {note}");
+            }
+            println!("ok: {}", project.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for d in &errors.0 {
+                println!("error: {d}");
+            }
+            println!("{} problem(s) found in {}", errors.0.len(), root.display());
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// One line of `uscc check` output.
+#[derive(serde::Serialize)]
+struct CheckRow<'a> {
+    input: &'a str,
+    valid: bool,
+    normalized: &'a str,
+    class: &'static str,
+    reason: String,
+    authority: &'static str,
+    #[serde(rename = "type")]
+    org_type: &'static str,
+    division: &'a str,
+    division_name: &'static str,
+    warning: String,
+}
+
+const CHECK_COLUMNS: [&str; 10] = [
+    "input",
+    "valid",
+    "normalized",
+    "class",
+    "reason",
+    "authority",
+    "type",
+    "division",
+    "division_name",
+    "warning",
+];
+
+fn tsv_field(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\t', "\\t")
+}
+
+fn uscc_check(input: &str, format: CheckFormat, header: bool) -> Result<(), String> {
+    let reader: Box<dyn BufRead> = if input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(input).map_err(|e| format!("cannot open {input}: {e}"))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let write_err = |e: std::io::Error| format!("cannot write output: {e}");
+    if header && matches!(format, CheckFormat::Tsv) {
+        writeln!(out, "{}", CHECK_COLUMNS.join("\t")).map_err(write_err)?;
+    }
+    let mut buf = Vec::with_capacity(64);
+    let mut reader = reader;
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("cannot read {input}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let mut bytes = buf.as_slice();
+        if line_no == 1 {
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let line = std::str::from_utf8(bytes)
+            .map_err(|e| format!("{input}: line {line_no}: not UTF-8 ({e})"))?;
+        let check = keys::classify(line);
+        let decoded = if check.normalized.len() == 18 && check.normalized.is_ascii() {
+            keys::decode(&check.normalized)
+        } else {
+            keys::Decoded::default()
+        };
+        let row = CheckRow {
+            input: line,
+            valid: check.class == KeyClass::Valid,
+            normalized: &check.normalized,
+            class: check.class.as_str(),
+            reason: check
+                .reason
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            authority: decoded.authority.unwrap_or(""),
+            org_type: decoded.org_type.unwrap_or(""),
+            division: &decoded.division_code,
+            division_name: decoded.division.unwrap_or(""),
+            warning: decoded.warnings.join("; "),
+        };
+        match format {
+            CheckFormat::Jsonl => {
+                serde_json::to_writer(&mut out, &row).map_err(|e| e.to_string())?;
+                out.write_all(b"\n").map_err(write_err)?;
+            }
+            CheckFormat::Tsv => {
+                let fields = [
+                    tsv_field(row.input),
+                    row.valid.to_string(),
+                    tsv_field(row.normalized),
+                    row.class.to_string(),
+                    row.reason,
+                    row.authority.to_string(),
+                    row.org_type.to_string(),
+                    row.division.to_string(),
+                    row.division_name.to_string(),
+                    row.warning,
+                ];
+                writeln!(out, "{}", fields.join("\t")).map_err(write_err)?;
+            }
+        }
+    }
+    out.flush().map_err(write_err)
+}

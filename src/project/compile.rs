@@ -1,0 +1,1132 @@
+//! Raw configuration → validated model, collecting every problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use serde::de::DeserializeOwned;
+
+use super::Project;
+use super::diag::{Diagnostics, key};
+use super::env::expand_env;
+use super::model::*;
+use super::raw::*;
+use super::types::arrow_type;
+
+/// One configuration file read from disk.
+struct ConfigFile {
+    /// Path relative to the project root, `/`-separated.
+    rel: String,
+    /// File name without `.toml`.
+    stem: String,
+    /// Parsed document.
+    table: toml::Table,
+}
+
+/// Compiles every file; returns what compiled (files with problems left
+/// out) and every problem. References are checked against the files that
+/// exist, so one broken file is reported once, not again by everything that
+/// names it.
+pub(super) fn compile(root: &Path) -> Compiled {
+    let mut d = Diagnostics::default();
+
+    let (schema_files, schema_names) = read_dir(root, "schemas", &mut d);
+    let mut schemas = BTreeMap::new();
+    for f in &schema_files {
+        if let Some(s) = compile_schema(f, &mut d) {
+            schemas.insert(s.feed.clone(), s);
+        }
+    }
+    let (source_files, feed_names) = read_dir(root, "pipelines/sources", &mut d);
+    let mut sources = BTreeMap::new();
+    for f in &source_files {
+        if let Some(s) = compile_source(f, &schema_names, &schemas, &mut d) {
+            sources.insert(s.feed.clone(), s);
+        }
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    let (files, rule_files) = read_dir(root, "pipelines/rules", &mut d);
+    for f in &files {
+        compile_rules(f, &mut rules, &mut d);
+    }
+    let (pipeline_files, pipeline_names) = read_dir(root, "pipelines", &mut d);
+    let mut pipelines = BTreeMap::new();
+    for f in &pipeline_files {
+        if let Some(p) = compile_pipeline(f, &feed_names, &rule_files, &mut d) {
+            pipelines.insert(p.name.clone(), p);
+        }
+    }
+    let mut jobs = BTreeMap::new();
+    let mut notes = Vec::new();
+    for f in read_dir(root, "jobs", &mut d).0 {
+        if let Some(j) = compile_job(&f, &pipeline_names, &mut d) {
+            notes.push(cron_note(&f.rel, &j));
+            jobs.insert(j.name.clone(), j);
+        }
+    }
+    if pipeline_names.is_empty() {
+        d.push(
+            "pipelines",
+            "",
+            "no pipeline found, expected at least one pipelines/<name>.toml",
+        );
+    }
+    let project = Project {
+        root: root.to_path_buf(),
+        schemas,
+        sources,
+        rules,
+        pipelines,
+        jobs,
+        notes,
+    };
+    let broken_schemas = schema_names
+        .into_iter()
+        .filter(|n| !project.schemas.contains_key(n))
+        .collect();
+    Compiled {
+        project,
+        problems: d.items,
+        broken_schemas,
+    }
+}
+
+/// What [`compile`] produced.
+pub(super) struct Compiled {
+    /// Everything that compiled.
+    pub(super) project: Project,
+    /// Every problem found.
+    pub(super) problems: Vec<super::Diagnostic>,
+    /// Schema files that exist but did not compile.
+    pub(super) broken_schemas: BTreeSet<String>,
+}
+
+/// Every `*.toml` directly in `root/dir` that parses as TOML, in name
+/// order, and the stems of all of them (those that do not parse included).
+fn read_dir(root: &Path, dir: &str, d: &mut Diagnostics) -> (Vec<ConfigFile>, BTreeSet<String>) {
+    let path = root.join(dir);
+    let entries = match std::fs::read_dir(&path) {
+        Ok(entries) => entries,
+        Err(e) => {
+            d.push(dir, "", format!("cannot read directory: {e}"));
+            return (Vec::new(), BTreeSet::new());
+        }
+    };
+    let mut names: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    names.sort();
+    let mut files = Vec::new();
+    let mut stems = BTreeSet::new();
+    for p in names {
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        stems.insert(stem.clone());
+        let rel = format!("{dir}/{stem}.toml");
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) => {
+                d.push(&rel, "", format!("cannot read file: {e}"));
+                continue;
+            }
+        };
+        match text.parse::<toml::Table>() {
+            Ok(table) => files.push(ConfigFile { rel, stem, table }),
+            Err(e) => d.push(
+                &rel,
+                "",
+                format!("not valid TOML: {}", one_line(&e.to_string())),
+            ),
+        }
+    }
+    (files, stems)
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Deserializes `value` into a raw type, reporting the first problem with
+/// its key path (prefixed by `prefix`).
+fn parse<T: DeserializeOwned>(
+    file: &str,
+    prefix: &str,
+    value: toml::Value,
+    d: &mut Diagnostics,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let path = match (prefix.is_empty(), inner == ".") {
+                (true, _) => inner,
+                (false, true) => prefix.to_string(),
+                (false, false) => format!("{prefix}.{inner}"),
+            };
+            let path = if path == "." { String::new() } else { path };
+            d.push(file, path, one_line(&e.into_inner().to_string()));
+            None
+        }
+    }
+}
+
+fn expect_stem(f: &ConfigFile, what: &str, found: &str, d: &mut Diagnostics) {
+    if found != f.stem {
+        d.push(
+            &f.rel,
+            what,
+            format!("found {found:?}, expected the file name {:?}", f.stem),
+        );
+    }
+}
+
+fn one_of<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+    items
+        .into_iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn compile_schema(f: &ConfigFile, d: &mut Diagnostics) -> Option<FeedSchema> {
+    let raw: RawSchema = parse(&f.rel, "", toml::Value::Table(f.table.clone()), d)?;
+    expect_stem(f, "feed", &raw.feed, d);
+    let before = d.items.len();
+    let mut columns: Vec<ColumnSpec> = Vec::new();
+    for (i, value) in raw.columns.into_iter().enumerate() {
+        let at = format!("columns[{i}]");
+        let Some(c) = parse::<RawColumn>(&f.rel, &at, value, d) else {
+            continue;
+        };
+        let data_type = match arrow_type(&c.data_type) {
+            Ok(t) => t,
+            Err(e) => {
+                d.push(&f.rel, format!("{at}.type"), e);
+                continue;
+            }
+        };
+        if STANDARD_COLUMNS.contains(&c.name.as_str()) {
+            d.push(
+                &f.rel,
+                format!("{at}.name"),
+                format!(
+                    "found {:?}, a standard column every table already has ({})",
+                    c.name,
+                    STANDARD_COLUMNS.join(", ")
+                ),
+            );
+        } else if columns.iter().any(|x| x.name == c.name) {
+            d.push(
+                &f.rel,
+                format!("{at}.name"),
+                format!(
+                    "found {:?} a second time, expected unique column names",
+                    c.name
+                ),
+            );
+        }
+        if c.domain.is_some() && data_type != DataType::Utf8 {
+            d.push(
+                &f.rel,
+                format!("{at}.enum"),
+                format!(
+                    "found an enum on a {} column, expected type string",
+                    c.data_type
+                ),
+            );
+        }
+        columns.push(ColumnSpec {
+            name: c.name,
+            data_type,
+            nullable: c.nullable,
+            domain: c.domain,
+            description: c.description,
+        });
+    }
+    let schema = FeedSchema {
+        feed: raw.feed,
+        version: raw.version,
+        description: raw.description,
+        key: raw.key,
+        columns,
+    };
+    if schema.column(&schema.key).is_none() {
+        d.push(
+            &f.rel,
+            "key",
+            format!(
+                "found {:?}, expected one of the schema's columns",
+                schema.key
+            ),
+        );
+    }
+    (d.items.len() == before).then_some(schema)
+}
+
+fn check_env_syntax(file: &str, path: &str, text: &str, d: &mut Diagnostics) {
+    if let Err(e) = expand_env(text, |_| Some("x".into())) {
+        d.push(file, path, e);
+    }
+}
+
+fn check_pointer(file: &str, path: &str, pointer: &str, d: &mut Diagnostics) {
+    if !pointer.is_empty() && !pointer.starts_with('/') {
+        d.push(
+            file,
+            path,
+            format!("found {pointer:?}, expected a JSON pointer (\"\" or starting with \"/\")"),
+        );
+    }
+}
+
+fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Option<SourceKind> {
+    match raw {
+        RawSource::ObjectStore {
+            url,
+            format,
+            encoding,
+            compression,
+            records,
+            delimiter,
+        } => {
+            check_env_syntax(file, "source.url", &url, d);
+            let encoding = match encoding.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("utf-8") | Some("utf8") => TextEncoding::Utf8,
+                Some("gb18030") | Some("gbk") | Some("gb2312") => TextEncoding::Gb18030,
+                Some(other) => {
+                    d.push(
+                        file,
+                        "source.encoding",
+                        format!("found {other:?}, expected one of utf-8, gb18030, gbk"),
+                    );
+                    TextEncoding::Utf8
+                }
+            };
+            let delimiter = match delimiter.as_deref() {
+                None => b',',
+                Some(s) if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
+                Some("\\t") => b'\t',
+                Some(other) => {
+                    d.push(
+                        file,
+                        "source.delimiter",
+                        format!("found {other:?}, expected one ASCII character"),
+                    );
+                    b','
+                }
+            };
+            let format = match format.as_str() {
+                "csv" => FileFormat::Csv {
+                    delimiter,
+                    encoding,
+                },
+                "ndjson" => FileFormat::Ndjson,
+                "json" => {
+                    let pointer = records.clone().unwrap_or_default();
+                    check_pointer(file, "source.records", &pointer, d);
+                    FileFormat::Json { pointer }
+                }
+                "parquet" => FileFormat::Parquet,
+                other => {
+                    d.push(
+                        file,
+                        "source.format",
+                        format!("found {other:?}, expected one of csv, ndjson, json, parquet"),
+                    );
+                    return None;
+                }
+            };
+            if records.is_some() && !matches!(format, FileFormat::Json { .. }) {
+                d.push(
+                    file,
+                    "source.records",
+                    "only a json source has a records pointer",
+                );
+            }
+            let gzip = match compression.as_deref() {
+                None | Some("none") => false,
+                Some("gzip") => true,
+                Some(other) => {
+                    d.push(
+                        file,
+                        "source.compression",
+                        format!("found {other:?}, expected none or gzip"),
+                    );
+                    false
+                }
+            };
+            Some(SourceKind::ObjectStore { url, format, gzip })
+        }
+        RawSource::Http {
+            url,
+            records,
+            pagination,
+            auth,
+            total,
+            since_param,
+            requests_per_second,
+            concurrency,
+            timeout_seconds,
+            max_retries,
+            max_response_bytes,
+            max_run_bytes,
+        } => {
+            check_env_syntax(file, "source.url", &url, d);
+            check_pointer(file, "source.records", &records, d);
+            if let Some(t) = &total {
+                check_pointer(file, "source.total", t, d);
+            }
+            let pagination = match pagination {
+                RawPagination::PageNumber {
+                    page_param,
+                    size_param,
+                    page_size,
+                    first_page,
+                } => Pagination::PageNumber {
+                    page_param,
+                    size_param,
+                    page_size,
+                    first_page: first_page.unwrap_or(1),
+                },
+                RawPagination::OffsetLimit {
+                    offset_param,
+                    limit_param,
+                    page_size,
+                } => Pagination::OffsetLimit {
+                    offset_param,
+                    limit_param,
+                    page_size,
+                },
+                RawPagination::Cursor {
+                    cursor_param,
+                    next_cursor,
+                } => {
+                    check_pointer(file, "source.pagination.next_cursor", &next_cursor, d);
+                    Pagination::Cursor {
+                        cursor_param,
+                        next_cursor,
+                    }
+                }
+                RawPagination::LinkHeader {} => Pagination::LinkHeader,
+            };
+            if let Pagination::PageNumber { page_size: 0, .. }
+            | Pagination::OffsetLimit { page_size: 0, .. } = pagination
+            {
+                d.push(
+                    file,
+                    "source.pagination.page_size",
+                    "found 0, expected at least 1",
+                );
+            }
+            let requests_per_second = requests_per_second.unwrap_or(10.0);
+            if !(requests_per_second > 0.0 && requests_per_second.is_finite()) {
+                d.push(
+                    file,
+                    "source.requests_per_second",
+                    format!("found {requests_per_second}, expected a positive number"),
+                );
+            }
+            let concurrency = concurrency.unwrap_or(2);
+            if concurrency == 0 {
+                d.push(file, "source.concurrency", "found 0, expected at least 1");
+            }
+            let auth = auth.map(|a| match a {
+                RawAuth::Bearer { token_env } => Auth::Bearer { token_env },
+                RawAuth::ApiKey { header, key_env } => Auth::ApiKey { header, key_env },
+            });
+            Some(SourceKind::Http(HttpSource {
+                url,
+                records,
+                pagination,
+                auth,
+                total,
+                since_param,
+                requests_per_second,
+                concurrency,
+                timeout_seconds: timeout_seconds.unwrap_or(30),
+                max_retries: max_retries.unwrap_or(5),
+                max_response_bytes: max_response_bytes.unwrap_or(64 << 20),
+                max_run_bytes: max_run_bytes.unwrap_or(8 << 30),
+            }))
+        }
+    }
+}
+
+fn compile_source(
+    f: &ConfigFile,
+    schema_names: &BTreeSet<String>,
+    schemas: &BTreeMap<String, FeedSchema>,
+    d: &mut Diagnostics,
+) -> Option<Source> {
+    let raw: RawSourceFile = parse(&f.rel, "", toml::Value::Table(f.table.clone()), d)?;
+    let before = d.items.len();
+    expect_stem(f, "feed", &raw.feed, d);
+    let kind = compile_source_kind(&f.rel, raw.source, d);
+    let schema = schemas.get(&raw.schema);
+    if !schema_names.contains(&raw.schema) {
+        d.push(
+            &f.rel,
+            "schema",
+            format!(
+                "found {:?}, expected one of the schemas in schemas/: {}",
+                raw.schema,
+                one_of(schema_names)
+            ),
+        );
+    }
+    if raw.mapping.record_id.is_empty() {
+        d.push(
+            &f.rel,
+            "mapping.record_id",
+            "found [], expected at least one raw field",
+        );
+    }
+    let mut columns = BTreeMap::new();
+    for (target, mapping) in raw.mapping.columns {
+        let at = format!("mapping.columns.{}", key(&target));
+        let column = schema.and_then(|s| s.columns.iter().find(|c| c.name == target));
+        if let (Some(s), None) = (schema, column) {
+            d.push(
+                &f.rel,
+                &at,
+                format!(
+                    "found column {target:?}, expected a column of schema {:?}: {}",
+                    s.feed,
+                    one_of(s.columns.iter().map(|c| &c.name))
+                ),
+            );
+            continue;
+        }
+        if let Some(m) = compile_mapping(&f.rel, &at, mapping, column, d) {
+            columns.insert(target, m);
+        }
+    }
+    if let Some(s) = schema {
+        for c in s.columns.iter().filter(|c| !c.nullable) {
+            if !columns.contains_key(&c.name) {
+                d.push(
+                    &f.rel,
+                    "mapping.columns",
+                    format!(
+                        "column {:?} of schema {:?} is not nullable and has no mapping",
+                        c.name, s.feed
+                    ),
+                );
+            }
+        }
+    }
+    let g = raw.guards;
+    for (name, share) in [
+        ("max_churn", g.max_churn),
+        ("min_valid_keys", g.min_valid_keys),
+        ("min_registry_match", g.min_registry_match),
+    ] {
+        if let Some(v) = share.filter(|v| !(0.0..=1.0).contains(v)) {
+            d.push(
+                &f.rel,
+                format!("guards.{name}"),
+                format!("found {v}, expected a share between 0 and 1"),
+            );
+        }
+    }
+    if let (Some(lo), Some(hi)) = (g.min_rows, g.max_rows)
+        && lo > hi
+    {
+        d.push(
+            &f.rel,
+            "guards",
+            format!("min_rows {lo} is above max_rows {hi}"),
+        );
+    }
+    let source = Source {
+        feed: raw.feed,
+        schema: raw.schema,
+        description: raw.description,
+        department: raw.department,
+        required: raw.required,
+        max_age_days: raw.max_age_days,
+        kind: kind?,
+        key_field: raw.mapping.key,
+        name_field: raw.mapping.name,
+        record_id: raw.mapping.record_id,
+        columns,
+        guards: Guards {
+            min_rows: g.min_rows,
+            max_rows: g.max_rows,
+            declared_count: g.declared_count,
+            max_churn: g.max_churn,
+            min_valid_keys: g.min_valid_keys,
+            min_registry_match: g.min_registry_match,
+        },
+    };
+    (d.items.len() == before).then_some(source)
+}
+
+fn compile_mapping(
+    file: &str,
+    at: &str,
+    mapping: RawColumnMapping,
+    column: Option<&ColumnSpec>,
+    d: &mut Diagnostics,
+) -> Option<ColumnMapping> {
+    let rule = match mapping {
+        RawColumnMapping::Field(field) => {
+            return Some(ColumnMapping::Field {
+                field,
+                scale: 1,
+                labels: None,
+                hash: false,
+            });
+        }
+        RawColumnMapping::Rule(table) => {
+            parse::<RawColumnRule>(file, at, toml::Value::Table(table), d)?
+        }
+    };
+    let kinds = [
+        rule.field.is_some(),
+        rule.constant.is_some(),
+        rule.sql.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        d.push(file, at, "expected exactly one of field, constant or sql");
+        return None;
+    }
+    if let Some(sql) = rule.sql {
+        if let Err(e) = Parser::new(&GenericDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_expr())
+        {
+            d.push(
+                file,
+                format!("{at}.sql"),
+                format!("found {sql:?}, expected a SQL expression: {e}"),
+            );
+        }
+        return Some(ColumnMapping::Sql(sql));
+    }
+    if let Some(value) = rule.constant {
+        let text = match value {
+            toml::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        if let Some(domain) = column.and_then(|c| c.domain.as_ref())
+            && !domain.contains(&text)
+        {
+            d.push(
+                file,
+                format!("{at}.constant"),
+                format!("found {text:?}, expected one of {}", one_of(domain)),
+            );
+        }
+        return Some(ColumnMapping::Constant(text));
+    }
+    let scale = match rule.unit.as_deref() {
+        None | Some("yuan") => 1,
+        Some("wan_yuan") => 10_000,
+        Some(other) => {
+            d.push(
+                file,
+                format!("{at}.unit"),
+                format!("found {other:?}, expected yuan or wan_yuan"),
+            );
+            1
+        }
+    };
+    if let Some(c) = column {
+        if scale != 1
+            && !matches!(
+                c.data_type,
+                DataType::Decimal128(..) | DataType::Float64 | DataType::Int64
+            )
+        {
+            d.push(
+                file,
+                format!("{at}.unit"),
+                format!(
+                    "found a unit on column {:?} of type {}, expected a numeric column",
+                    c.name, c.data_type
+                ),
+            );
+        }
+        if rule.hash && c.data_type != DataType::Utf8 {
+            d.push(
+                file,
+                format!("{at}.hash"),
+                format!(
+                    "column {:?} is {}, expected a string column to hold a hash",
+                    c.name, c.data_type
+                ),
+            );
+        }
+    }
+    if let Some(labels) = &rule.labels {
+        match column.and_then(|c| c.domain.as_ref()) {
+            Some(domain) => {
+                for (label, value) in labels {
+                    if !domain.contains(value) {
+                        d.push(
+                            file,
+                            format!("{at}.enum.{}", key(label)),
+                            format!("found {value:?}, expected one of {}", one_of(domain)),
+                        );
+                    }
+                }
+            }
+            None => {
+                if let Some(c) = column {
+                    d.push(
+                        file,
+                        format!("{at}.enum"),
+                        format!("column {:?} has no enum domain in its schema", c.name),
+                    );
+                }
+            }
+        }
+    }
+    Some(ColumnMapping::Field {
+        field: rule.field.unwrap_or_default(),
+        scale,
+        labels: rule.labels,
+        hash: rule.hash,
+    })
+}
+
+fn compile_rules(f: &ConfigFile, rules: &mut Vec<Rule>, d: &mut Diagnostics) {
+    let Some(raw) = parse::<RawRuleFile>(&f.rel, "", toml::Value::Table(f.table.clone()), d) else {
+        return;
+    };
+    if raw.rule.is_empty() {
+        d.push(&f.rel, "rule", "found no [[rule]], expected at least one");
+    }
+    for (i, value) in raw.rule.into_iter().enumerate() {
+        let at = format!("rule[{i}]");
+        let Some(r) = parse::<RawRule>(&f.rel, &at, value, d) else {
+            continue;
+        };
+        let at = format!("rule[{i}] ({})", r.id);
+        let before = d.items.len();
+        if let Some(other) = rules.iter().find(|x| x.id == r.id) {
+            d.push(
+                &f.rel,
+                format!("{at}.id"),
+                format!(
+                    "found {:?} a second time (first in pipelines/rules/{}.toml), expected unique rule ids",
+                    r.id, other.file
+                ),
+            );
+        }
+        let dimension = Dimension::parse(&r.dimension);
+        if dimension.is_none() {
+            d.push(
+                &f.rel,
+                format!("{at}.dimension"),
+                format!(
+                    "found {:?}, expected one of {}",
+                    r.dimension,
+                    Dimension::ALL.map(Dimension::as_str).join(", ")
+                ),
+            );
+        }
+        let window = RuleWindow::parse(&r.window);
+        if window.is_none() {
+            d.push(
+                &f.rel,
+                format!("{at}.window"),
+                format!(
+                    "found {:?}, expected one of {}",
+                    r.window,
+                    RuleWindow::NAMES
+                ),
+            );
+        }
+        if r.red_line && r.points > 0 {
+            d.push(
+                &f.rel,
+                format!("{at}.points"),
+                format!(
+                    "found {} on a red-line rule, expected 0: red lines carry no points",
+                    r.points
+                ),
+            );
+        }
+        if let Some(flag) = r.flag.as_deref().filter(|f| !FLAGS.contains(f)) {
+            d.push(
+                &f.rel,
+                format!("{at}.flag"),
+                format!("found {flag:?}, expected one of {}", FLAGS.join(", ")),
+            );
+        }
+        for placeholder in placeholders(&r.sql) {
+            if !RULE_PLACEHOLDERS.contains(&placeholder.as_str()) {
+                d.push(
+                    &f.rel,
+                    format!("{at}.sql"),
+                    format!(
+                        "found placeholder {placeholder}, expected one of {}",
+                        RULE_PLACEHOLDERS.join(", ")
+                    ),
+                );
+            }
+        }
+        if let (Some(dimension), Some(window), true) = (dimension, window, d.items.len() == before)
+        {
+            rules.push(Rule {
+                id: r.id,
+                title: r.title,
+                file: f.stem.clone(),
+                dimension,
+                points: r.points,
+                red_line: r.red_line,
+                window,
+                flag: r.flag,
+                basis: r.basis,
+                sql: r.sql,
+            });
+        }
+    }
+}
+
+/// `{word}` occurrences in SQL text.
+fn placeholders(sql: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = sql;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start..];
+        match after.find('}') {
+            Some(end) => {
+                found.push(after[..=end].to_string());
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    found
+}
+
+fn compile_pipeline(
+    f: &ConfigFile,
+    feeds: &BTreeSet<String>,
+    rule_files: &BTreeSet<String>,
+    d: &mut Diagnostics,
+) -> Option<Pipeline> {
+    let raw: RawPipeline = parse(&f.rel, "", toml::Value::Table(f.table.clone()), d)?;
+    let before = d.items.len();
+    expect_stem(f, "name", &raw.name, d);
+    for (i, s) in raw.sources.iter().enumerate() {
+        if !feeds.contains(s) {
+            d.push(
+                &f.rel,
+                format!("sources[{i}]"),
+                format!(
+                    "found {s:?}, expected one of the feeds in pipelines/sources/: {}",
+                    one_of(feeds)
+                ),
+            );
+        } else if raw.sources[..i].contains(s) {
+            d.push(
+                &f.rel,
+                format!("sources[{i}]"),
+                format!("found {s:?} a second time"),
+            );
+        }
+    }
+    if !raw.sources.iter().any(|s| s == "registry") {
+        d.push(
+            &f.rel,
+            "sources",
+            "expected \"registry\": the registry is the spine every other feed joins to",
+        );
+    }
+    for (i, r) in raw.rules.iter().enumerate() {
+        if !rule_files.contains(r) {
+            d.push(
+                &f.rel,
+                format!("rules[{i}]"),
+                format!(
+                    "found {r:?}, expected one of the rule files in pipelines/rules/: {}",
+                    one_of(rule_files)
+                ),
+            );
+        }
+    }
+    check_env_syntax(&f.rel, "warehouse", &raw.warehouse, d);
+    let mut bands = Vec::new();
+    for (i, b) in raw.scoring.bands.iter().enumerate() {
+        match Colour::parse(&b.colour) {
+            Some(colour) if b.min <= b.max => bands.push(Band {
+                colour,
+                min: b.min,
+                max: b.max,
+            }),
+            Some(_) => d.push(
+                &f.rel,
+                format!("scoring.bands[{i}]"),
+                format!("min {} is above max {}", b.min, b.max),
+            ),
+            None => d.push(
+                &f.rel,
+                format!("scoring.bands[{i}].colour"),
+                format!(
+                    "found {:?}, expected one of green, yellow, orange, red",
+                    b.colour
+                ),
+            ),
+        }
+    }
+    for points in 0..=raw.scoring.start_points {
+        let n = bands
+            .iter()
+            .filter(|b| (b.min..=b.max).contains(&points))
+            .count();
+        if n != 1 {
+            d.push(
+                &f.rel,
+                "scoring.bands",
+                format!(
+                    "{points} points fall in {n} bands, expected every total from 0 to {} in exactly one",
+                    raw.scoring.start_points
+                ),
+            );
+            break;
+        }
+    }
+    let pipeline = Pipeline {
+        name: raw.name,
+        description: raw.description,
+        sources: raw.sources,
+        rule_files: raw.rules,
+        warehouse: raw.warehouse,
+        scoring: Scoring {
+            start_points: raw.scoring.start_points,
+            bands,
+        },
+        person_hash_key_env: raw
+            .person_hash_key_env
+            .unwrap_or_else(|| "QINGLIAN_PERSON_KEY".to_string()),
+    };
+    (d.items.len() == before).then_some(pipeline)
+}
+
+/// Reads a 5-field crontab or a 6/7-field seconds-first expression.
+pub(crate) fn parse_cron(expr: &str) -> Result<(cron::Schedule, CronDialect), String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let (text, dialect) = match fields.len() {
+        5 => {
+            let weekday = crontab_weekday(fields[4]);
+            (
+                format!(
+                    "0 {} {} {} {} {}",
+                    fields[0], fields[1], fields[2], fields[3], weekday
+                ),
+                CronDialect::Crontab,
+            )
+        }
+        6 | 7 => (fields.join(" "), CronDialect::WithSeconds),
+        n => {
+            return Err(format!(
+                "found {expr:?} with {n} fields, expected 5 (crontab: minute hour day month weekday) or 6-7 (seconds first)"
+            ));
+        }
+    };
+    cron::Schedule::from_str(&text)
+        .map(|s| (s, dialect))
+        .map_err(|_| {
+            let how = match dialect {
+                CronDialect::Crontab => {
+                    "a 5-field crontab expression (minute hour day month weekday)"
+                }
+                CronDialect::WithSeconds => {
+                    "a 6-field cron expression (second minute hour day month weekday)"
+                }
+            };
+            let why = cron_culprit(&text, &fields, dialect).unwrap_or_default();
+            format!("found {expr:?}, expected {how}{why}")
+        })
+}
+
+/// Names the first field that does not parse on its own, as written.
+fn cron_culprit(seconds_first: &str, written: &[&str], dialect: CronDialect) -> Option<String> {
+    const FIELDS: [(&str, &str); 7] = [
+        ("second", "0-59"),
+        ("minute", "0-59"),
+        ("hour", "0-23"),
+        ("day of month", "1-31"),
+        ("month", "1-12 or JAN-DEC"),
+        ("day of week", "1-7 or SUN-SAT"),
+        ("year", "1970-2099"),
+    ];
+    let fields: Vec<&str> = seconds_first.split_whitespace().collect();
+    // The crontab form has no seconds field: written index = index - 1.
+    let offset = usize::from(dialect == CronDialect::Crontab);
+    (offset..fields.len()).find_map(|i| {
+        let probe: Vec<&str> = (0..fields.len())
+            .map(|j| if j == i { fields[j] } else { "*" })
+            .collect();
+        cron::Schedule::from_str(&probe.join(" ")).err().map(|_| {
+            let (name, range) = FIELDS[i];
+            let range = if dialect == CronDialect::Crontab && i == 5 {
+                "0-7 or SUN-SAT"
+            } else {
+                range
+            };
+            format!(
+                ": {name} field {:?} is out of range ({range})",
+                written.get(i - offset).copied().unwrap_or_default()
+            )
+        })
+    })
+}
+
+/// Crontab counts weekdays 0–7 from Sunday; the `cron` crate counts 1–7.
+/// Names mean the same in both, so numbers become names.
+fn crontab_weekday(field: &str) -> String {
+    const NAMES: [&str; 8] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+    let mut out = String::new();
+    let mut chars = field.chars().peekable();
+    let mut after_slash = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() && !after_slash {
+            let mut n = c.to_digit(10).unwrap_or(0) as usize;
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n * 10 + d as usize;
+                chars.next();
+            }
+            match NAMES.get(n) {
+                Some(name) => out.push_str(name),
+                None => out.push_str(&n.to_string()),
+            }
+        } else {
+            after_slash = c == '/' || (after_slash && c.is_ascii_digit());
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn cron_note(file: &str, job: &Job) -> String {
+    let how = match job.cron_dialect {
+        CronDialect::Crontab => "5-field crontab (minute hour day month weekday)",
+        CronDialect::WithSeconds => "6-field cron with seconds",
+    };
+    format!(
+        "{file}: cron {:?} read as {how}, in {}",
+        job.cron, job.timezone
+    )
+}
+
+fn compile_job(f: &ConfigFile, pipelines: &BTreeSet<String>, d: &mut Diagnostics) -> Option<Job> {
+    let raw: RawJob = parse(&f.rel, "", toml::Value::Table(f.table.clone()), d)?;
+    let before = d.items.len();
+    expect_stem(f, "name", &raw.name, d);
+    if !pipelines.contains(&raw.pipeline) {
+        d.push(
+            &f.rel,
+            "pipeline",
+            format!(
+                "found {:?}, expected one of the pipelines in pipelines/: {}",
+                raw.pipeline,
+                one_of(pipelines)
+            ),
+        );
+    }
+    let cron = parse_cron(&raw.cron)
+        .map_err(|e| d.push(&f.rel, "cron", e))
+        .ok();
+    let zone = raw.timezone.as_deref().unwrap_or("Asia/Shanghai");
+    let timezone = chrono_tz::Tz::from_str(zone)
+        .map_err(|_| {
+            d.push(
+                &f.rel,
+                "timezone",
+                format!("found {zone:?}, expected an IANA time zone such as \"Asia/Shanghai\""),
+            )
+        })
+        .ok();
+    let business_date = match raw.business_date.as_deref() {
+        None | Some("previous_day") => BusinessDatePolicy::PreviousDay,
+        Some("same_day") => BusinessDatePolicy::SameDay,
+        Some(other) => {
+            d.push(
+                &f.rel,
+                "business_date",
+                format!("found {other:?}, expected previous_day or same_day"),
+            );
+            BusinessDatePolicy::PreviousDay
+        }
+    };
+    let catch_up = match raw.catch_up {
+        None => CatchUp::All { max_dates: 7 },
+        Some(c) => match c.policy.as_str() {
+            "skip" => CatchUp::Skip,
+            "latest" => CatchUp::Latest,
+            "all" => match c.max_dates.unwrap_or(7) {
+                0 => {
+                    d.push(&f.rel, "catch_up.max_dates", "found 0, expected at least 1");
+                    CatchUp::Skip
+                }
+                max_dates => CatchUp::All { max_dates },
+            },
+            other => {
+                d.push(
+                    &f.rel,
+                    "catch_up.policy",
+                    format!("found {other:?}, expected one of skip, latest, all"),
+                );
+                CatchUp::Skip
+            }
+        },
+    };
+    let (schedule, cron_dialect) = cron?;
+    let job = Job {
+        name: raw.name,
+        pipeline: raw.pipeline,
+        cron: raw.cron,
+        cron_dialect,
+        schedule,
+        timezone: timezone?,
+        business_date,
+        catch_up,
+        max_run_minutes: raw.max_run_minutes.unwrap_or(180),
+        retries: raw.retries.unwrap_or(2),
+        retry_backoff_seconds: raw.retry_backoff_seconds.unwrap_or(300),
+    };
+    (d.items.len() == before).then_some(job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crontab_weekdays_become_names() {
+        assert_eq!(crontab_weekday("1-5"), "MON-FRI");
+        assert_eq!(crontab_weekday("0,6"), "SUN,SAT");
+        assert_eq!(crontab_weekday("*/2"), "*/2");
+        assert_eq!(crontab_weekday("*"), "*");
+    }
+
+    #[test]
+    fn both_cron_dialects_parse() {
+        assert_eq!(
+            parse_cron("0 2 * * *").map(|x| x.1),
+            Ok(CronDialect::Crontab)
+        );
+        assert_eq!(
+            parse_cron("0 0 2 * * *").map(|x| x.1),
+            Ok(CronDialect::WithSeconds)
+        );
+        assert!(parse_cron("0 2 * *").is_err());
+        assert!(parse_cron("0 25 * * *").is_err());
+    }
+}

@@ -1,0 +1,601 @@
+//! The validated project: what every stage reads. Built only by
+//! [`super::Project::load`], so holding one means the configuration checked out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{Datelike, Months, NaiveDate};
+use chrono_tz::Tz;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::keys::KeyClass;
+
+/// One canonical column of a feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    /// Column name.
+    pub name: String,
+    /// Arrow type.
+    pub data_type: DataType,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+    /// The allowed values of an enum column (strings).
+    pub domain: Option<Vec<String>>,
+    /// What the column means.
+    pub description: String,
+}
+
+/// The canonical schema of one feed (`schemas/<feed>.toml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedSchema {
+    /// Feed name, also the SQL table name.
+    pub feed: String,
+    /// Schema version, published with every output computed from it.
+    pub version: u32,
+    /// What the feed is.
+    pub description: String,
+    /// The column carrying the organization key.
+    pub key: String,
+    /// The feed's own columns, after the standard ones.
+    pub columns: Vec<ColumnSpec>,
+}
+
+/// Columns every canonical table keeps, ahead of the feed's own.
+pub const STANDARD_COLUMNS: [&str; 6] = [
+    "uscc",
+    "uscc_raw",
+    "key_class",
+    "subject_name",
+    "source_record_id",
+    "fetched_at",
+];
+
+impl FeedSchema {
+    /// The standard columns, then the feed's own.
+    pub fn all_columns(&self) -> Vec<ColumnSpec> {
+        let column =
+            |name: &str, data_type: DataType, nullable: bool, description: &str| ColumnSpec {
+                name: name.to_string(),
+                data_type,
+                nullable,
+                domain: None,
+                description: description.to_string(),
+            };
+        let mut key_class = column(
+            "key_class",
+            DataType::Utf8,
+            false,
+            "class of the delivered key",
+        );
+        key_class.domain = Some(
+            KeyClass::ALL
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
+        );
+        let mut all = vec![
+            column(
+                "uscc",
+                DataType::Utf8,
+                true,
+                "valid USCC of the organization, resolved from the delivered key",
+            ),
+            column("uscc_raw", DataType::Utf8, true, "the key as delivered"),
+            key_class,
+            column(
+                "subject_name",
+                DataType::Utf8,
+                true,
+                "organization name as delivered",
+            ),
+            column(
+                "source_record_id",
+                DataType::Utf8,
+                false,
+                "identifier of the record in its feed",
+            ),
+            column(
+                "fetched_at",
+                DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("UTC"))),
+                false,
+                "when the record was fetched",
+            ),
+        ];
+        all.extend(self.columns.iter().cloned());
+        all
+    }
+
+    /// A column by name, standard ones included.
+    pub fn column(&self, name: &str) -> Option<ColumnSpec> {
+        self.all_columns().into_iter().find(|c| c.name == name)
+    }
+
+    /// The Arrow schema of the canonical table.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.all_columns()
+                .into_iter()
+                .map(|c| Field::new(c.name, c.data_type, c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+/// Text encodings of delimited files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEncoding {
+    /// UTF-8, with or without a BOM.
+    Utf8,
+    /// GB18030 (a superset of GBK and GB2312), common in government exports.
+    Gb18030,
+}
+
+/// File formats an object-store source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Delimited text with a header row.
+    Csv {
+        /// Field delimiter.
+        delimiter: u8,
+        /// Text encoding.
+        encoding: TextEncoding,
+    },
+    /// One JSON object per line.
+    Ndjson,
+    /// One JSON document; the records are the array at `pointer`.
+    Json {
+        /// JSON pointer (RFC 6901) to the record array; empty for the root.
+        pointer: String,
+    },
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// How an HTTP source pages through its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pagination {
+    /// `?page=N&size=M`, from `first_page`.
+    PageNumber {
+        /// Query parameter of the page number.
+        page_param: String,
+        /// Query parameter of the page size.
+        size_param: String,
+        /// Records per page.
+        page_size: u32,
+        /// Number of the first page (0 or 1).
+        first_page: u32,
+    },
+    /// `?offset=N&limit=M`.
+    OffsetLimit {
+        /// Query parameter of the offset.
+        offset_param: String,
+        /// Query parameter of the limit.
+        limit_param: String,
+        /// Records per page.
+        page_size: u32,
+    },
+    /// The body carries the next cursor.
+    Cursor {
+        /// Query parameter that sends the cursor back.
+        cursor_param: String,
+        /// JSON pointer to the next cursor in the body.
+        next_cursor: String,
+    },
+    /// `Link: <…>; rel="next"` headers.
+    LinkHeader,
+}
+
+/// How an HTTP source authenticates. Only the environment variable's name
+/// is configuration; its value is read at fetch time and never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// Variable holding the token.
+        token_env: String,
+    },
+    /// A custom header carrying a key.
+    ApiKey {
+        /// Header name.
+        header: String,
+        /// Variable holding the key.
+        key_env: String,
+    },
+}
+
+/// HTTP fetch settings, with defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSource {
+    /// First page URL (environment references expanded at fetch time).
+    pub url: String,
+    /// JSON pointer to the records of a page.
+    pub records: String,
+    /// Paging style.
+    pub pagination: Pagination,
+    /// Authentication.
+    pub auth: Option<Auth>,
+    /// JSON pointer to the declared total record count.
+    pub total: Option<String>,
+    /// Query parameter carrying the since-watermark.
+    pub since_param: Option<String>,
+    /// Requests per second.
+    pub requests_per_second: f64,
+    /// Requests in flight at once.
+    pub concurrency: u32,
+    /// Per-request timeout.
+    pub timeout_seconds: u64,
+    /// Retries per request after the first attempt.
+    pub max_retries: u32,
+    /// Largest response body accepted.
+    pub max_response_bytes: u64,
+    /// Largest total of bodies in one run.
+    pub max_run_bytes: u64,
+}
+
+/// Where a feed's records come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// Files behind an object-store URL, possibly a glob.
+    ObjectStore {
+        /// URL or path, environment references expanded at fetch time.
+        url: String,
+        /// How to read each file.
+        format: FileFormat,
+        /// Whether files are gzip-compressed (also inferred from `.gz`).
+        gzip: bool,
+    },
+    /// A paged JSON API.
+    Http(HttpSource),
+}
+
+/// How one canonical column is filled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnMapping {
+    /// Copy a raw field, coercing to the column type.
+    Field {
+        /// Raw field name.
+        field: String,
+        /// Multiply amounts by this (10,000 for 万元).
+        scale: i64,
+        /// Raw label → canonical value, for enum columns.
+        labels: Option<BTreeMap<String, String>>,
+        /// Replace by the keyed hash (person identity numbers).
+        hash: bool,
+    },
+    /// The same value on every row.
+    Constant(String),
+    /// A DataFusion SQL expression over the raw fields.
+    Sql(String),
+}
+
+/// Share and count limits checked before a feed is accepted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Guards {
+    /// Fewest rows accepted.
+    pub min_rows: Option<u64>,
+    /// Most rows accepted.
+    pub max_rows: Option<u64>,
+    /// The API's declared count must equal the parsed count.
+    pub declared_count: bool,
+    /// Largest share of keys removed or changed against the last good snapshot.
+    pub max_churn: Option<f64>,
+    /// Smallest share of rows with a valid USCC.
+    pub min_valid_keys: Option<f64>,
+    /// Smallest share of valid USCCs found in the registry.
+    pub min_registry_match: Option<f64>,
+}
+
+/// A feed: where it comes from, how it maps, what guards it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// Feed name (= file stem).
+    pub feed: String,
+    /// Canonical schema name.
+    pub schema: String,
+    /// What the feed is.
+    pub description: String,
+    /// Department delivering it.
+    pub department: String,
+    /// A required feed failing its guards fails the run; an optional one
+    /// is held at its last good snapshot.
+    pub required: bool,
+    /// Age after which the feed's snapshot is stale.
+    pub max_age_days: u32,
+    /// Where it comes from.
+    pub kind: SourceKind,
+    /// Raw field with the organization key.
+    pub key_field: String,
+    /// Raw field with the organization name.
+    pub name_field: Option<String>,
+    /// Raw fields identifying a record.
+    pub record_id: Vec<String>,
+    /// Canonical column → mapping.
+    pub columns: BTreeMap<String, ColumnMapping>,
+    /// Guards.
+    pub guards: Guards,
+}
+
+/// The five evaluation dimensions of the city's indicators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dimension {
+    /// 组织体系.
+    Organization,
+    /// 制度机制.
+    Institutions,
+    /// 运行管理.
+    Operations,
+    /// 清廉文化.
+    Culture,
+    /// 政社关系.
+    Government,
+}
+
+impl Dimension {
+    /// All five, in the order of the portrait.
+    pub const ALL: [Dimension; 5] = [
+        Dimension::Organization,
+        Dimension::Institutions,
+        Dimension::Operations,
+        Dimension::Culture,
+        Dimension::Government,
+    ];
+
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Organization => "organization",
+            Dimension::Institutions => "institutions",
+            Dimension::Operations => "operations",
+            Dimension::Culture => "culture",
+            Dimension::Government => "government",
+        }
+    }
+
+    /// Parses a configuration name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// Which events of a rule count on a business date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleWindow {
+    /// Events dated from 1 January of the business date's year to the date.
+    CalendarYear,
+    /// The SQL decides what is in force on the business date (listings,
+    /// undelisted debtors); no date filter is added.
+    InForce,
+    /// Events dated within the five years up to the business date.
+    FiveYears,
+}
+
+impl RuleWindow {
+    /// The configuration names.
+    pub const NAMES: &'static str = "calendar_year, in_force, five_years";
+
+    /// Parses a configuration name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "calendar_year" => Some(Self::CalendarYear),
+            "in_force" => Some(Self::InForce),
+            "five_years" => Some(Self::FiveYears),
+            _ => None,
+        }
+    }
+
+    /// The inclusive date range of counted events, `None` for [`RuleWindow::InForce`].
+    pub fn range(self, business_date: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+        match self {
+            RuleWindow::CalendarYear => {
+                NaiveDate::from_ymd_opt(business_date.year(), 1, 1).map(|s| (s, business_date))
+            }
+            RuleWindow::FiveYears => business_date
+                .checked_sub_months(Months::new(60))
+                .map(|s| (s, business_date)),
+            RuleWindow::InForce => None,
+        }
+    }
+}
+
+/// Placeholders a rule's SQL may use, replaced by literals of the business date.
+pub const RULE_PLACEHOLDERS: [&str; 4] = [
+    "{business_date}",
+    "{year_start}",
+    "{report_year}",
+    "{five_years_ago}",
+];
+
+/// A risk rule (`[[rule]]` of `pipelines/rules/<file>.toml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Stable id (`OPS-03`).
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// Rule file (stem) it came from.
+    pub file: String,
+    /// Dimension deducted from.
+    pub dimension: Dimension,
+    /// Points deducted per hit in the year (0 for red lines and flags).
+    pub points: u32,
+    /// A hit makes the code red (一票否决).
+    pub red_line: bool,
+    /// Which events count.
+    pub window: RuleWindow,
+    /// A profile flag the rule sets (`zombie_suspect`).
+    pub flag: Option<String>,
+    /// Statutory or policy basis.
+    pub basis: Option<String>,
+    /// SQL with placeholders, returning the hit columns.
+    pub sql: String,
+}
+
+/// Columns a rule's query returns, in order, with their types.
+pub const HIT_COLUMNS: [(&str, DataType); 5] = [
+    ("uscc", DataType::Utf8),
+    ("source_feed", DataType::Utf8),
+    ("source_record_id", DataType::Utf8),
+    ("event_date", DataType::Date32),
+    ("detail", DataType::Utf8),
+];
+
+/// Profile flags rules may set.
+pub const FLAGS: [&str; 2] = ["zombie_suspect", "illegal_org_name_match"];
+
+impl Rule {
+    /// The SQL with its placeholders replaced for a business date.
+    pub fn render_sql(&self, business_date: NaiveDate) -> String {
+        let date = |d: NaiveDate| format!("DATE '{}'", d.format("%Y-%m-%d"));
+        let year_start =
+            NaiveDate::from_ymd_opt(business_date.year(), 1, 1).unwrap_or(business_date);
+        let five = business_date
+            .checked_sub_months(Months::new(60))
+            .unwrap_or(business_date);
+        self.sql
+            .replace("{business_date}", &date(business_date))
+            .replace("{year_start}", &date(year_start))
+            .replace("{report_year}", &(business_date.year() - 1).to_string())
+            .replace("{five_years_ago}", &date(five))
+    }
+}
+
+/// An integrity-code colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Colour {
+    /// 绿码.
+    Green,
+    /// 黄码.
+    Yellow,
+    /// 橙码.
+    Orange,
+    /// 红码.
+    Red,
+}
+
+impl Colour {
+    /// All colours, best first.
+    pub const ALL: [Colour; 4] = [Colour::Green, Colour::Yellow, Colour::Orange, Colour::Red];
+
+    /// The configuration and output name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Colour::Green => "green",
+            Colour::Yellow => "yellow",
+            Colour::Orange => "orange",
+            Colour::Red => "red",
+        }
+    }
+
+    /// Parses a configuration name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// One colour band of points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Band {
+    /// The colour.
+    pub colour: Colour,
+    /// Lowest points in the band.
+    pub min: u32,
+    /// Highest points in the band.
+    pub max: u32,
+}
+
+/// Points and bands of a pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scoring {
+    /// Points each organization starts the natural year with.
+    pub start_points: u32,
+    /// Bands covering `0..=start_points` exactly once.
+    pub bands: Vec<Band>,
+}
+
+impl Scoring {
+    /// The colour of a points total.
+    pub fn colour_of(&self, points: u32) -> Colour {
+        self.bands
+            .iter()
+            .find(|b| (b.min..=b.max).contains(&points))
+            .map_or(Colour::Red, |b| b.colour)
+    }
+}
+
+/// A pipeline: which feeds, which rules, where results go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// Name (= file stem).
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// Feeds, in fetch order.
+    pub sources: Vec<String>,
+    /// Rule files.
+    pub rule_files: Vec<String>,
+    /// Warehouse URL or path (environment references expanded at run time).
+    pub warehouse: String,
+    /// Points and bands.
+    pub scoring: Scoring,
+    /// Environment variable with the key of person-number hashes.
+    pub person_hash_key_env: String,
+}
+
+/// Which business date a tick processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusinessDatePolicy {
+    /// The calendar day before the tick, in the job's zone.
+    PreviousDay,
+    /// The tick's own calendar day, in the job's zone.
+    SameDay,
+}
+
+/// What to do with dates missed while the scheduler was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Run nothing missed; wait for the next tick.
+    Skip,
+    /// Run only the latest missed date.
+    Latest,
+    /// Run every missed date, oldest first, at most this many.
+    All {
+        /// Most dates run.
+        max_dates: u32,
+    },
+}
+
+/// Which cron dialect an expression was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CronDialect {
+    /// 5 fields: minute hour day month weekday (0 or 7 = Sunday).
+    Crontab,
+    /// 6 or 7 fields, seconds first (and an optional year).
+    WithSeconds,
+}
+
+/// A scheduled job (`jobs/<job>.toml`).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Name (= file stem).
+    pub name: String,
+    /// The pipeline it runs.
+    pub pipeline: String,
+    /// The expression as written.
+    pub cron: String,
+    /// How it was read.
+    pub cron_dialect: CronDialect,
+    /// The parsed schedule (seconds-first form).
+    pub schedule: cron::Schedule,
+    /// Time zone of the schedule and the business date.
+    pub timezone: Tz,
+    /// Which date a tick processes.
+    pub business_date: BusinessDatePolicy,
+    /// Missed-date policy.
+    pub catch_up: CatchUp,
+    /// Longest a run may take.
+    pub max_run_minutes: u32,
+    /// Retries of a failed run.
+    pub retries: u32,
+    /// First retry delay, doubled each time.
+    pub retry_backoff_seconds: u64,
+}

@@ -1,0 +1,119 @@
+//! Rules must plan: each rule's SQL is planned by DataFusion against empty
+//! tables of the declared schemas, and its output checked against the hit
+//! columns the scoring stage reads.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use super::Project;
+use super::diag::Diagnostic;
+use super::model::HIT_COLUMNS;
+use crate::keys;
+
+/// A session with every feed registered as an empty table of its canonical
+/// schema and the key functions available, as rules see them.
+pub fn rule_context(project: &Project) -> datafusion::error::Result<SessionContext> {
+    let ctx = SessionContext::new();
+    keys::udf::register(&ctx);
+    for schema in project.schemas.values() {
+        let table = MemTable::try_new(schema.arrow_schema(), vec![vec![]])?;
+        ctx.register_table(schema.feed.as_str(), Arc::new(table))?;
+    }
+    Ok(ctx)
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// The feed tables a rule's SQL reads, `None` when it does not parse.
+fn tables_read(ctx: &SessionContext, sql: &str) -> Option<Vec<String>> {
+    let state = ctx.state();
+    let statement = state
+        .sql_to_statement(sql, &datafusion::config::Dialect::default())
+        .ok()?;
+    let refs = state.resolve_table_references(&statement).ok()?;
+    Some(refs.iter().map(|t| t.table().to_string()).collect())
+}
+
+/// Plans every rule. Rules reading a schema whose file has problems of its
+/// own are skipped: that file's problems are already reported.
+pub(super) async fn plan_rules(
+    project: &Project,
+    broken_schemas: &BTreeSet<String>,
+) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let ctx = match rule_context(project) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            problems.push(Diagnostic {
+                file: "schemas".into(),
+                path: String::new(),
+                message: format!("cannot register the schemas as tables: {e}"),
+            });
+            return problems;
+        }
+    };
+    // Any date plans the same; a fixed one keeps messages reproducible.
+    let date = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap_or_default();
+    for rule in &project.rules {
+        let index = project
+            .rules
+            .iter()
+            .filter(|r| r.file == rule.file)
+            .position(|r| r.id == rule.id)
+            .unwrap_or(0);
+        let mut report = |message: String| {
+            problems.push(Diagnostic {
+                file: format!("pipelines/rules/{}.toml", rule.file),
+                path: format!("rule[{index}] ({}).sql", rule.id),
+                message,
+            })
+        };
+        let sql = rule.render_sql(date);
+        if tables_read(&ctx, &sql)
+            .is_some_and(|tables| tables.iter().any(|t| broken_schemas.contains(t)))
+        {
+            continue;
+        }
+        let df = match ctx.sql(&sql).await {
+            Ok(df) => df,
+            Err(e) => {
+                let message = e.to_string();
+                report(format!(
+                    "does not plan against the declared schemas: {}",
+                    message.lines().next().unwrap_or_default()
+                ));
+                continue;
+            }
+        };
+        let fields = df.schema().fields();
+        let found: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+        let expected: Vec<&str> = HIT_COLUMNS.iter().map(|(n, _)| *n).collect();
+        if found != expected {
+            report(format!(
+                "returns columns ({}), expected ({})",
+                found.join(", "),
+                expected.join(", ")
+            ));
+            continue;
+        }
+        for (field, (name, want)) in fields.iter().zip(HIT_COLUMNS.iter()) {
+            let got = field.data_type();
+            let ok = if is_string(want) {
+                is_string(got)
+            } else {
+                got == want
+            };
+            if !ok {
+                report(format!("column {name} is {got}, expected {want}"));
+            }
+        }
+    }
+    problems
+}

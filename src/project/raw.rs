@@ -1,0 +1,297 @@
+//! The configuration files exactly as written: serde types that reject
+//! unknown keys. Nothing here is checked beyond its shape; `compile` turns
+//! these into the validated model.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// `schemas/<feed>.toml`: the canonical columns of one feed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchema {
+    pub(crate) feed: String,
+    pub(crate) version: u32,
+    pub(crate) description: String,
+    /// The column carrying the organization key (a USCC after validation).
+    pub(crate) key: String,
+    #[serde(default)]
+    pub(crate) columns: Vec<toml::Value>,
+}
+
+/// One `[[columns]]` entry of a schema.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawColumn {
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) data_type: String,
+    #[serde(default = "yes")]
+    pub(crate) nullable: bool,
+    #[serde(rename = "enum")]
+    pub(crate) domain: Option<Vec<String>>,
+    pub(crate) description: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `pipelines/sources/<feed>.toml`: where a feed comes from and how its
+/// records map to the canonical columns.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSourceFile {
+    pub(crate) feed: String,
+    pub(crate) schema: String,
+    pub(crate) description: String,
+    pub(crate) department: String,
+    #[serde(default = "yes")]
+    pub(crate) required: bool,
+    /// How old the last good snapshot may be before scoring marks it stale.
+    pub(crate) max_age_days: u32,
+    pub(crate) source: RawSource,
+    pub(crate) mapping: RawMapping,
+    #[serde(default)]
+    pub(crate) guards: RawGuards,
+}
+
+/// Where the records are. Tagged by `kind`; one variant per source kind.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawSource {
+    /// Files behind any object_store URL (`file://`, `s3://` …).
+    ObjectStore {
+        url: String,
+        format: String,
+        #[serde(default)]
+        encoding: Option<String>,
+        #[serde(default)]
+        compression: Option<String>,
+        /// JSON pointer to the record array of a JSON document.
+        #[serde(default)]
+        records: Option<String>,
+        #[serde(default)]
+        delimiter: Option<String>,
+    },
+    /// A paged JSON API.
+    Http {
+        url: String,
+        /// JSON pointer to the record array in each page.
+        records: String,
+        pagination: RawPagination,
+        #[serde(default)]
+        auth: Option<RawAuth>,
+        /// JSON pointer to the total record count the API declares.
+        #[serde(default)]
+        total: Option<String>,
+        #[serde(default)]
+        since_param: Option<String>,
+        #[serde(default)]
+        requests_per_second: Option<f64>,
+        #[serde(default)]
+        concurrency: Option<u32>,
+        #[serde(default)]
+        timeout_seconds: Option<u64>,
+        #[serde(default)]
+        max_retries: Option<u32>,
+        #[serde(default)]
+        max_response_bytes: Option<u64>,
+        #[serde(default)]
+        max_run_bytes: Option<u64>,
+    },
+}
+
+/// How an HTTP source pages.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawPagination {
+    /// `?page=N&size=M`.
+    PageNumber {
+        page_param: String,
+        size_param: String,
+        page_size: u32,
+        #[serde(default)]
+        first_page: Option<u32>,
+    },
+    /// `?offset=N&limit=M`.
+    OffsetLimit {
+        offset_param: String,
+        limit_param: String,
+        page_size: u32,
+    },
+    /// The next cursor sits in the body.
+    Cursor {
+        cursor_param: String,
+        next_cursor: String,
+    },
+    /// RFC 8288 `Link: <…>; rel="next"`.
+    LinkHeader {},
+}
+
+/// How an HTTP source authenticates; the secret is named, never written.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawAuth {
+    Bearer { token_env: String },
+    ApiKey { header: String, key_env: String },
+}
+
+/// How raw records become canonical rows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMapping {
+    /// Raw field with the organization key (USCC, org code, reg. no. or name).
+    pub(crate) key: String,
+    /// Raw field with the organization's name.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// Raw field(s) that identify a record within the feed.
+    pub(crate) record_id: Vec<String>,
+    /// Canonical column → how to fill it.
+    #[serde(default)]
+    pub(crate) columns: BTreeMap<String, RawColumnMapping>,
+}
+
+/// One canonical column's mapping: a raw field name, or a table.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawColumnMapping {
+    Field(String),
+    Rule(toml::Table),
+}
+
+/// The table form of a column mapping, deserialized separately so that its
+/// unknown keys are reported with their path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawColumnRule {
+    #[serde(default)]
+    pub(crate) field: Option<String>,
+    #[serde(default)]
+    pub(crate) constant: Option<toml::Value>,
+    #[serde(default)]
+    pub(crate) sql: Option<String>,
+    /// `wan_yuan` multiplies by 10,000 into yuan.
+    #[serde(default)]
+    pub(crate) unit: Option<String>,
+    /// Raw label → canonical enum value.
+    #[serde(rename = "enum", default)]
+    pub(crate) labels: Option<BTreeMap<String, String>>,
+    /// Replace the value by its keyed hash (person identity numbers).
+    #[serde(default)]
+    pub(crate) hash: bool,
+}
+
+/// Per-source guards; every one optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGuards {
+    pub(crate) min_rows: Option<u64>,
+    pub(crate) max_rows: Option<u64>,
+    #[serde(default)]
+    pub(crate) declared_count: bool,
+    /// Largest share of keys removed or changed against the last good snapshot.
+    pub(crate) max_churn: Option<f64>,
+    /// Smallest share of rows with a valid USCC.
+    pub(crate) min_valid_keys: Option<f64>,
+    /// Smallest share of valid USCCs found in the registry.
+    pub(crate) min_registry_match: Option<f64>,
+}
+
+/// `pipelines/rules/<group>.toml`: a list of rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRuleFile {
+    /// For the file's readers; the rules carry their own titles.
+    #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "documentation inside the file, accepted and not used"
+    )]
+    pub(crate) description: Option<String>,
+    #[serde(default)]
+    pub(crate) rule: Vec<toml::Value>,
+}
+
+/// One `[[rule]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) dimension: String,
+    #[serde(default)]
+    pub(crate) points: u32,
+    #[serde(default)]
+    pub(crate) red_line: bool,
+    pub(crate) window: String,
+    #[serde(default)]
+    pub(crate) flag: Option<String>,
+    /// Statutory or policy basis, shown by `explain`.
+    #[serde(default)]
+    pub(crate) basis: Option<String>,
+    pub(crate) sql: String,
+}
+
+/// `pipelines/<pipeline>.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPipeline {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) sources: Vec<String>,
+    /// Rule files (by name, without `.toml`).
+    pub(crate) rules: Vec<String>,
+    pub(crate) warehouse: String,
+    pub(crate) scoring: RawScoring,
+    #[serde(default)]
+    pub(crate) person_hash_key_env: Option<String>,
+}
+
+/// Points and colour bands.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScoring {
+    pub(crate) start_points: u32,
+    pub(crate) bands: Vec<RawBand>,
+}
+
+/// One colour band: `min..=max` points.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBand {
+    pub(crate) colour: String,
+    pub(crate) min: u32,
+    pub(crate) max: u32,
+}
+
+/// `jobs/<job>.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJob {
+    pub(crate) name: String,
+    pub(crate) pipeline: String,
+    pub(crate) cron: String,
+    #[serde(default)]
+    pub(crate) timezone: Option<String>,
+    #[serde(default)]
+    pub(crate) business_date: Option<String>,
+    #[serde(default)]
+    pub(crate) catch_up: Option<RawCatchUp>,
+    #[serde(default)]
+    pub(crate) max_run_minutes: Option<u32>,
+    #[serde(default)]
+    pub(crate) retries: Option<u32>,
+    #[serde(default)]
+    pub(crate) retry_backoff_seconds: Option<u64>,
+}
+
+/// What to do about dates missed while the scheduler was down.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCatchUp {
+    pub(crate) policy: String,
+    #[serde(default)]
+    pub(crate) max_dates: Option<u32>,
+}

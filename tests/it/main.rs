@@ -1,0 +1,7 @@
+//! Integration tests, one binary (DataFusion links once).
+
+mod cli;
+mod config;
+mod generate;
+mod keys;
+mod support;

@@ -1,0 +1,102 @@
+//! Shared helpers: the project root, the built binary, the shipped config.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub(crate) fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub(crate) fn fixtures() -> PathBuf {
+    root().join("tests/fixtures")
+}
+
+/// Runs the `qinglian` binary with arguments and optional standard input.
+pub(crate) fn qinglian(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qinglian"))
+        .args(args)
+        .env_remove("QINGLIAN_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start qinglian");
+    // Feed standard input from another thread: the child streams its
+    // output, so writing everything first would fill both pipes and hang.
+    let writer = stdin.map(|input| {
+        let input = input.to_vec();
+        let mut pipe = child.stdin.take().expect("stdin");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // The child may stop reading early (an unreadable line); that is its answer.
+            let _ = pipe.write_all(&input);
+        })
+    });
+    let output = child.wait_with_output().expect("wait for qinglian");
+    if let Some(w) = writer {
+        w.join().expect("stdin writer");
+    }
+    output
+}
+
+/// Copies the shipped configuration (schemas/, pipelines/, jobs/) into `dir`.
+pub(crate) fn copy_project(dir: &Path) {
+    for sub in ["schemas", "pipelines", "jobs"] {
+        copy_tree(&root().join(sub), &dir.join(sub));
+    }
+}
+
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A valid USCC built from 16 characters: both check characters computed
+/// independently of the library (the reference for property tests).
+pub(crate) fn reference_check(first16: &str) -> Option<String> {
+    const SET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+    let body = &first16.as_bytes()[8..16];
+    let w8 = [3u32, 7, 9, 10, 5, 8, 4, 2];
+    let mut s = 0;
+    for (c, w) in body.iter().zip(w8) {
+        let v = if c.is_ascii_digit() {
+            u32::from(c - b'0')
+        } else {
+            u32::from(c - b'A') + 10
+        };
+        s += v * w;
+    }
+    let org = match 11 - s % 11 {
+        10 => 'X',
+        11 => '0',
+        d => char::from(b'0' + d as u8),
+    };
+    let first17 = format!("{first16}{org}");
+    let mut sum = 0;
+    let mut weight = 1u32;
+    for c in first17.chars() {
+        sum += SET.find(c)? as u32 * weight;
+        weight = weight * 3 % 31;
+    }
+    let check = SET.as_bytes()[((31 - sum % 31) % 31) as usize] as char;
+    Some(format!("{first17}{check}"))
+}
+
+/// Whether an 18-character string passes both checks (reference).
+pub(crate) fn reference_valid(code: &str) -> bool {
+    code.len() == 18
+        && code[2..8].bytes().all(|b| b.is_ascii_digit())
+        && reference_check(&code[..16]).as_deref() == Some(code)
+}
