@@ -105,19 +105,29 @@ fn person_name(rng: &mut ChaCha8Rng) -> String {
     )
 }
 
-/// A synthetic 18-digit resident identity number with a valid check digit
-/// (ISO 7064 MOD 11-2), unique per (org index, slot).
-fn id_number(division: &str, birth: NaiveDate, index: u64, slot: u64) -> String {
+/// Birth date and synthetic 18-digit resident identity number (valid ISO
+/// 7064 MOD 11-2 check digit) of person `slot` (0–7) of organization
+/// `index`. Birth date and sequence number together encode (index, slot), so
+/// no two persons share a number (for up to 1.7 million organizations) and
+/// person-linked rules meet only the links the generator intends.
+fn identity(division: &str, as_of: NaiveDate, index: u64, slot: u64) -> (NaiveDate, String) {
     const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
-    let seq = (index * 8 + slot) % 1000;
+    const SPAN: u64 = 13_870; // days in 38 years of birth dates
+    let n = index * 8 + slot;
+    let base = NaiveDate::from_ymd_opt(as_of.year() - 66, 1, 1).unwrap_or(as_of);
+    let birth = base.checked_add_days(Days::new(n % SPAN)).unwrap_or(base);
+    let seq = (n / SPAN) % 1000;
     let body = format!("{}{}{:03}", division, birth.format("%Y%m%d"), seq);
     let sum: u32 = body
         .bytes()
         .zip(W)
         .map(|(b, w)| u32::from(b - b'0') * w)
         .sum();
-    format!("{body}{}", char::from(CHECK[(sum % 11) as usize]))
+    (
+        birth,
+        format!("{body}{}", char::from(CHECK[(sum % 11) as usize])),
+    )
 }
 
 struct Person {
@@ -340,18 +350,13 @@ fn registry_and_persons(
     }
     let mut leader = None;
     for (slot, role) in roles.into_iter().enumerate() {
-        let birth_year = rng.random_range(as_of.year() - 66..as_of.year() - 28);
-        let birth = NaiveDate::from_ymd_opt(
-            birth_year,
-            rng.random_range(1..=12),
-            rng.random_range(1..=28),
-        )
-        .unwrap_or(as_of);
+        let (birth, id_number) = identity(org.division, as_of, org.index, slot as u64);
+        let birth_year = birth.year();
         let start = date_between(rng, org.registered_on, as_of);
         let mut p = Person {
             record_id: format!("RY{:09}{slot}", org.index),
             name: person_name(rng),
-            id_number: id_number(org.division, birth, org.index, slot as u64),
+            id_number,
             role,
             start,
             end: None,
@@ -415,6 +420,31 @@ fn registry_and_persons(
         if slot == 0 {
             leader = Some(p);
         }
+    }
+    // Former holders: history that person-linked rules must not count.
+    for slot in 5..5 + rng.random_range(0..=3u64) {
+        let (birth, id_number) = identity(org.division, as_of, org.index, slot);
+        let start = date_between(rng, org.registered_on, as_of);
+        let p = Person {
+            record_id: format!("RY{:09}{slot}", org.index),
+            name: person_name(rng),
+            id_number,
+            role: ["负责人", "法定代表人", "监事", "发起人"][rng.random_range(0..4)],
+            start,
+            end: Some(date_between(
+                rng,
+                start,
+                as_of.checked_sub_days(Days::new(1)).unwrap_or(as_of),
+            )),
+            public_official: false,
+            retired_cadre: false,
+            approval: None,
+            paid: true,
+            birth_year: birth.year(),
+            terms: 1,
+        };
+        let key = key_form(rng, &org.uscc);
+        write_person(ctx.w, org, &key, &p)?;
     }
     leader.ok_or_else(|| GenerateError::Io {
         path: "persons".into(),
@@ -831,6 +861,34 @@ fn court(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), G
             ctx.truth("XD-01", &org.uscc, "court", &id, "high")?;
         }
     }
+    // Enforcement cases fully performed: history that must not trigger.
+    for n in 0..rng.random_range(0..=3u32) {
+        let reg = date_between(
+            rng,
+            as_of.checked_sub_months(Months::new(60)).unwrap_or(as_of),
+            as_of,
+        );
+        let amount = rng.random_range(10_000..500_000u64);
+        let record = json!({
+            "recordType": "被执行人",
+            "caseCode": format!("（{}）浙01执{}号", reg.year(), org.index * 32 + u64::from(n)),
+            "iname": org.name,
+            "cardNum": noise_key(rng, &org.uscc),
+            "businessEntity": Value::Null,
+            "courtName": court_name,
+            "areaName": "浙江",
+            "regDate": epoch_ms(reg),
+            "duty": Value::Null,
+            "performance": Value::Null,
+            "disruptTypeName": Value::Null,
+            "publishDate": Value::Null,
+            "delistedDate": Value::Null,
+            "execMoney": yuan(amount * 100),
+            "unperformedMoney": yuan(0),
+            "caseState": "执行完毕",
+        });
+        ctx.w.court.write(&record)?;
+    }
     let enforced = org.has("XD-02");
     if enforced || rng.random_bool(0.005) {
         let reg = date_between(
@@ -871,12 +929,17 @@ fn court(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), G
             ctx.truth("XD-02", &org.uscc, "court", &id, confidence)?;
         }
     }
-    if rng.random_bool(0.02) {
-        // Lawsuits carry party names only; no rule reads them.
-        let reg = date_between(rng, year_start(as_of), as_of);
+    // Lawsuits, ten per organization on average over five years: the bulk
+    // of the court feed. They carry party names only; no rule reads them.
+    for n in 0..rng.random_range(0..=20u32) {
+        let reg = date_between(
+            rng,
+            as_of.checked_sub_months(Months::new(60)).unwrap_or(as_of),
+            as_of,
+        );
         let record = json!({
             "recordType": "涉诉",
-            "caseCode": format!("（{}）浙0106民初{}号", reg.year(), 1000 + org.index % 9000),
+            "caseCode": format!("（{}）浙01民初{}号", reg.year(), org.index * 32 + u64::from(n)),
             "iname": org.name,
             "cardNum": Value::Null,
             "businessEntity": Value::Null,
@@ -996,7 +1059,7 @@ fn credit(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), 
     for (rule, seq) in [("OPS-07", 'W'), ("OPS-08", 'S')] {
         let situation = org.has(rule);
         // Penalties of last year are noise outside the scoring year.
-        let noise = rule == "OPS-07" && rng.random_bool(0.005);
+        let noise = rng.random_bool(if rule == "OPS-07" { 0.2 } else { 0.02 });
         if !situation && !noise {
             continue;
         }
@@ -1059,19 +1122,30 @@ fn inspection(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<
         };
         seq += 1;
         let key = key_form(rng, &org.uscc);
-        let id = write_inspection(ctx, rng, org, seq, code, true, &key)?;
+        let checked = ctx.this_year(rng);
+        let id = write_inspection(ctx, rng, org, seq, code, checked, &key)?;
         ctx.truth(rule, &org.uscc, "inspection", &id, "high")?;
     }
     if rng.random_bool(0.10) {
         seq += 1;
         let key = noise_key(rng, &org.uscc);
-        write_inspection(ctx, rng, org, seq, "01", true, &key)?;
+        let checked = ctx.this_year(rng);
+        write_inspection(ctx, rng, org, seq, "01", checked, &key)?;
     }
-    if rng.random_bool(0.01) {
-        // A problem found last year is outside this year's window.
+    // Four years of history: problems found before this year are outside
+    // every window.
+    for years_ago in 1..=4 {
+        if !rng.random_bool(0.4) {
+            continue;
+        }
+        let year = ctx.as_of.year() - years_ago;
+        let from = NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(ctx.as_of);
+        let to = NaiveDate::from_ymd_opt(year, 12, 31).unwrap_or(ctx.as_of);
+        let checked = date_between(rng, from, to);
+        let code = ["01", "01", "01", "01", "01", "02", "09", "13"][rng.random_range(0..8)];
         seq += 1;
-        let key = key_form(rng, &org.uscc);
-        write_inspection(ctx, rng, org, seq, "02", false, &key)?;
+        let key = noise_key(rng, &org.uscc);
+        write_inspection(ctx, rng, org, seq, code, checked, &key)?;
     }
     Ok(())
 }
@@ -1095,14 +1169,9 @@ fn write_inspection(
     org: &OrgPlan,
     seq: u32,
     code: &str,
-    this_year: bool,
+    checked: NaiveDate,
     key: &str,
 ) -> Result<String, GenerateError> {
-    let checked = if this_year {
-        ctx.this_year(rng)
-    } else {
-        ctx.last_year(rng)
-    };
     let id = format!("SSJ{:09}{seq:02}", org.index);
     let needs_fix = matches!(code, "02" | "09");
     let record = json!({
