@@ -41,6 +41,38 @@ enum Command {
         #[command(subcommand)]
         command: UsccCommand,
     },
+    /// Run a job or pipeline for one business date.
+    Run {
+        /// A job (jobs/<name>.toml) or pipeline (pipelines/<name>.toml).
+        name: String,
+        /// Business date (YYYY-MM-DD); default: the job's policy, else yesterday in Asia/Shanghai.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Project directory.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Warehouse URL, overriding the pipeline's.
+        #[arg(long)]
+        warehouse: Option<String>,
+    },
+    /// Show the latest runs with per-feed reconciliation.
+    Status {
+        /// Project directory.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Pipeline whose warehouse to read.
+        #[arg(long, default_value = "nightly")]
+        pipeline: String,
+        /// Warehouse URL, overriding the pipeline's.
+        #[arg(long)]
+        warehouse: Option<String>,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write deterministic synthetic feeds for every department, with ground truth.
     Generate {
         /// Number of organizations.
@@ -88,6 +120,19 @@ pub fn main() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Validate { project } => validate(&project),
+        Command::Run {
+            name,
+            date,
+            project,
+            warehouse,
+        } => with_runtime(|rt| rt.block_on(run(&project, &name, date, warehouse))),
+        Command::Status {
+            project,
+            pipeline,
+            warehouse,
+            limit,
+            json,
+        } => with_runtime(|rt| rt.block_on(status(&project, &pipeline, warehouse, limit, json))),
         Command::Uscc {
             command:
                 UsccCommand::Check {
@@ -140,6 +185,159 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCode {
+    match runtime() {
+        Ok(rt) => f(&rt),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Exit code of a run that completed degraded.
+const EXIT_DEGRADED: u8 = 3;
+
+fn load_project(root: &std::path::Path) -> Result<Project, ExitCode> {
+    Project::load(root).map_err(|errors| {
+        for d in &errors.0 {
+            eprintln!("error: {d}");
+        }
+        eprintln!(
+            "configuration has {} problem(s); run `qinglian validate`",
+            errors.0.len()
+        );
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// Yesterday in a time zone: the default business date.
+fn previous_day(tz: chrono_tz::Tz) -> NaiveDate {
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    today.pred_opt().unwrap_or(today)
+}
+
+async fn run(
+    root: &std::path::Path,
+    name: &str,
+    date: Option<NaiveDate>,
+    warehouse: Option<String>,
+) -> ExitCode {
+    let project = match load_project(root) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (pipeline, tz) = match project.jobs.get(name) {
+        Some(job) => (job.pipeline.clone(), job.timezone),
+        None => (name.to_string(), chrono_tz::Asia::Shanghai),
+    };
+    let business_date = date.unwrap_or_else(|| previous_day(tz));
+    let options = crate::run::RunOptions {
+        business_date,
+        clock: std::sync::Arc::new(crate::run::SystemClock),
+        warehouse,
+        vars: Default::default(),
+    };
+    let record = match crate::run::run_pipeline(&project, &pipeline, options).await {
+        Ok(r) => r,
+        Err(e @ crate::run::RunError::Config(_)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    print_run(&record);
+    match record.status {
+        crate::ledger::RunStatus::Succeeded => ExitCode::SUCCESS,
+        crate::ledger::RunStatus::Degraded => ExitCode::from(EXIT_DEGRADED),
+        _ => ExitCode::from(EXIT_FAILED),
+    }
+}
+
+fn print_run(r: &crate::ledger::RunRecord) {
+    println!(
+        "run {} ({} {}) {:?}{}",
+        r.run_id,
+        r.pipeline,
+        r.business_date,
+        r.status,
+        r.error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  {:<16} {:>8} {:>10} {:>10} {:>11} {:>10}  note",
+        "feed", "status", "read", "landed", "quarantined", "duplicates"
+    );
+    for f in &r.feeds {
+        let status = format!("{:?}", f.status).to_lowercase();
+        let note = f.error.clone().unwrap_or_else(|| {
+            if f.missing_fields.is_empty() {
+                String::new()
+            } else {
+                format!("fields missing: {}", f.missing_fields.join(", "))
+            }
+        });
+        println!(
+            "  {:<16} {:>8} {:>10} {:>10} {:>11} {:>10}  {note}",
+            f.feed, status, f.read, f.landed, f.quarantined, f.duplicates
+        );
+    }
+}
+
+async fn status(
+    root: &std::path::Path,
+    pipeline: &str,
+    warehouse: Option<String>,
+    limit: usize,
+    json: bool,
+) -> ExitCode {
+    let project = match load_project(root) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let Some(p) = project.pipelines.get(pipeline) else {
+        eprintln!("error: no pipeline {pipeline:?} in pipelines/");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let (store, prefix, url) = match crate::run::open_warehouse(p, warehouse.as_deref()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let runs = match crate::ledger::Ledger::new(store, prefix).all_runs().await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let runs: Vec<_> = runs.into_iter().take(limit).collect();
+    if json {
+        match serde_json::to_string_pretty(&serde_json::json!({ "warehouse": url, "runs": runs })) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    if runs.is_empty() {
+        println!("no runs recorded in {url}");
+    }
+    for r in &runs {
+        print_run(r);
+    }
+    ExitCode::SUCCESS
 }
 
 fn validate(root: &std::path::Path) -> ExitCode {

@@ -24,5 +24,10 @@
 pub mod cli;
 pub mod generate;
 pub mod keys;
+pub mod land;
+pub mod ledger;
 pub mod project;
+pub mod run;
+pub mod source;
 pub mod store;
+pub mod validate;

@@ -40,12 +40,23 @@ pub enum StoreError {
     },
 }
 
-/// Opens the store of a URL and returns it with the URL's path prefix.
+/// Opens the store of a URL for reading and returns it with the URL's path
+/// prefix.
 ///
-/// A plain path or `file://` URL opens that directory (created if missing);
+/// A plain path or `file://` URL opens that directory (which must exist);
 /// `memory://` an in-memory store; `s3://bucket/prefix` an S3 store
 /// configured from the environment.
 pub fn open(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
+    open_with(url, false)
+}
+
+/// Opens the store of a URL for writing: a local directory is created
+/// when missing.
+pub fn open_for_write(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
+    open_with(url, true)
+}
+
+fn open_with(url: &str, create: bool) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
     let bad = |message: String| StoreError::Url {
         url: url.to_string(),
         message,
@@ -71,10 +82,12 @@ pub fn open(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
         ));
     }
     let dir = url.strip_prefix("file://").unwrap_or(url);
-    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-        path: dir.to_string(),
-        source,
-    })?;
+    if create {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_string(),
+            source,
+        })?;
+    }
     let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| bad(e.to_string()))?;
     Ok((Arc::new(store), Path::from("")))
 }

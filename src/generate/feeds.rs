@@ -756,7 +756,8 @@ fn police(
         let record = json!({
             "caseNo": id,
             "subjectCode": Value::Null,
-            "subjectName": leader.name,
+            "subjectName": Value::Null,
+            "subjectPersonName": leader.name,
             "subjectPersonId": leader.id_number,
             "caseType": "诈骗",
             "filedDate": cn(closed.checked_sub_months(Months::new(8)).unwrap_or(closed)),

@@ -382,7 +382,7 @@ pub(crate) async fn upload_dir(dir: &Path, url: &str) -> Result<(), GenerateErro
         url: url.to_string(),
         message,
     };
-    let (store, prefix) = crate::store::open(url).map_err(|e| upload(e.to_string()))?;
+    let (store, prefix) = crate::store::open_for_write(url).map_err(|e| upload(e.to_string()))?;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d).map_err(|source| GenerateError::Io {

@@ -41,11 +41,12 @@ pub struct FeedSchema {
 }
 
 /// Columns every canonical table keeps, ahead of the feed's own.
-pub const STANDARD_COLUMNS: [&str; 6] = [
+pub const STANDARD_COLUMNS: [&str; 7] = [
     "uscc",
     "uscc_raw",
     "key_class",
     "subject_name",
+    "subject_name_key",
     "source_record_id",
     "fetched_at",
 ];
@@ -87,6 +88,12 @@ impl FeedSchema {
                 DataType::Utf8,
                 true,
                 "organization name as delivered",
+            ),
+            column(
+                "subject_name_key",
+                DataType::Utf8,
+                true,
+                "organization name folded for matching (name_normalize)",
             ),
             column(
                 "source_record_id",

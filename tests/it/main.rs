@@ -3,5 +3,6 @@
 mod cli;
 mod config;
 mod generate;
+mod ingest;
 mod keys;
 mod support;

@@ -1,0 +1,272 @@
+//! The run ledger and feed watermarks: the warehouse's memory of what every
+//! run read, landed and quarantined, and of each feed's last good snapshot.
+//!
+//! ```text
+//! ledger/runs/dt=<business_date>/<run_id>.json   one record per run
+//! state/feeds/<feed>.json                        last good snapshot and watermark
+//! ```
+//!
+//! Every feed of every run satisfies `read = landed + quarantined +
+//! duplicates`; [`FeedRecord::reconciles`] is the check.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+/// What happened to a feed in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedStatus {
+    /// Landed and passed its guards: the feed's new snapshot.
+    Landed,
+    /// An optional feed that failed or tripped a guard: held at its last
+    /// good snapshot, the run degraded.
+    Held,
+    /// A required feed that failed or tripped a guard: the run failed.
+    Failed,
+}
+
+/// One guard's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardResult {
+    /// Guard name (`min_rows`, `max_churn` …).
+    pub name: String,
+    /// Measured value.
+    pub value: f64,
+    /// Configured limit.
+    pub limit: f64,
+    /// Whether it passed.
+    pub passed: bool,
+}
+
+/// Per-feed figures of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedRecord {
+    /// Feed name.
+    pub feed: String,
+    /// Outcome.
+    pub status: FeedStatus,
+    /// Whether the feed is required.
+    pub required: bool,
+    /// Records read from the source.
+    pub read: u64,
+    /// Canonical rows landed.
+    pub landed: u64,
+    /// Rows quarantined.
+    pub quarantined: u64,
+    /// Exact duplicate rows dropped.
+    pub duplicates: u64,
+    /// Quarantined rows by reason code.
+    pub quarantine_reasons: BTreeMap<String, u64>,
+    /// Rows whose key is a valid USCC (or an org code resolved to one).
+    pub keyed: u64,
+    /// Keyed rows whose USCC is in the registry.
+    pub in_registry: u64,
+    /// Files or pages read.
+    pub units: u64,
+    /// Raw bytes read.
+    pub bytes: u64,
+    /// Wall time of the feed, milliseconds.
+    pub duration_ms: u64,
+    /// Guards evaluated.
+    pub guards: Vec<GuardResult>,
+    /// Watermark before the run.
+    pub watermark_before: Option<String>,
+    /// Watermark after the run (unchanged unless the feed landed).
+    pub watermark_after: Option<String>,
+    /// The landed snapshot scoring reads for this feed: this run's when it
+    /// landed, the last good one otherwise.
+    pub snapshot: Option<String>,
+    /// Mapped fields no record carried.
+    pub missing_fields: Vec<String>,
+    /// Delivered fields the mapping does not read.
+    pub unmapped_fields: Vec<String>,
+    /// The error that stopped the feed, if one did.
+    pub error: Option<String>,
+}
+
+impl FeedRecord {
+    /// `read = landed + quarantined + duplicates`.
+    pub fn reconciles(&self) -> bool {
+        self.read == self.landed + self.quarantined + self.duplicates
+    }
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still going (or its process died: see `finished_at`).
+    Running,
+    /// Every feed landed.
+    Succeeded,
+    /// Completed with optional feeds held at their last snapshot.
+    Degraded,
+    /// A required feed failed; nothing downstream ran.
+    Failed,
+}
+
+/// One run's ledger record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// `<pipeline>-<yyyymmdd>-<attempt>`.
+    pub run_id: String,
+    /// Pipeline run.
+    pub pipeline: String,
+    /// The business date processed.
+    pub business_date: NaiveDate,
+    /// Attempt number for the date, from 1.
+    pub attempt: u32,
+    /// Start (UTC).
+    pub started_at: DateTime<Utc>,
+    /// End (UTC), `None` while running.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Outcome.
+    pub status: RunStatus,
+    /// Per-feed figures, in processing order.
+    pub feeds: Vec<FeedRecord>,
+    /// What failed the run, if anything.
+    pub error: Option<String>,
+}
+
+/// A feed's last good snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedState {
+    /// Feed name.
+    pub feed: String,
+    /// Run that landed it.
+    pub run_id: String,
+    /// Its business date.
+    pub business_date: NaiveDate,
+    /// Path of its canonical data, relative to the warehouse.
+    pub snapshot: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// The source watermark (ETag, timestamp) to resume from.
+    pub watermark: Option<String>,
+    /// When it landed.
+    pub landed_at: DateTime<Utc>,
+}
+
+/// Why the ledger could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The store failed.
+    #[error("warehouse: {0}")]
+    Store(#[from] object_store::Error),
+    /// A ledger file is not what it should be.
+    #[error("warehouse: {path}: {message}")]
+    Corrupt {
+        /// Path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The ledger of one warehouse.
+#[derive(Clone)]
+pub struct Ledger {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+}
+
+impl Ledger {
+    /// The ledger under a warehouse prefix.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path) -> Self {
+        Self { store, prefix }
+    }
+
+    fn run_path(&self, date: NaiveDate, run_id: &str) -> Path {
+        crate::store::join(
+            &self.prefix,
+            &format!("ledger/runs/dt={date}/{run_id}.json"),
+        )
+    }
+
+    fn state_path(&self, feed: &str) -> Path {
+        crate::store::join(&self.prefix, &format!("state/feeds/{feed}.json"))
+    }
+
+    async fn read_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &Path,
+    ) -> Result<Option<T>, LedgerError> {
+        match self.store.get(path).await {
+            Ok(got) => {
+                let bytes = got.bytes().await?;
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| LedgerError::Corrupt {
+                        path: path.to_string(),
+                        message: e.to_string(),
+                    })
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), LedgerError> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| LedgerError::Corrupt {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        self.store.put(path, PutPayload::from(bytes)).await?;
+        Ok(())
+    }
+
+    /// Writes (or rewrites) a run's record.
+    pub async fn write_run(&self, run: &RunRecord) -> Result<(), LedgerError> {
+        self.write_json(&self.run_path(run.business_date, &run.run_id), run)
+            .await
+    }
+
+    /// Every run of a business date, oldest attempt first.
+    pub async fn runs_of(&self, date: NaiveDate) -> Result<Vec<RunRecord>, LedgerError> {
+        let dir = crate::store::join(&self.prefix, &format!("ledger/runs/dt={date}"));
+        self.read_runs(&dir).await
+    }
+
+    /// Every run in the ledger, newest first.
+    pub async fn all_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
+        let dir = crate::store::join(&self.prefix, "ledger/runs");
+        let mut runs = self.read_runs(&dir).await?;
+        runs.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then(b.run_id.cmp(&a.run_id))
+        });
+        Ok(runs)
+    }
+
+    async fn read_runs(&self, dir: &Path) -> Result<Vec<RunRecord>, LedgerError> {
+        let metas: Vec<_> = self.store.list(Some(dir)).try_collect().await?;
+        let mut runs = Vec::new();
+        for m in metas {
+            if m.location.extension() == Some("json")
+                && let Some(run) = self.read_json::<RunRecord>(&m.location).await?
+            {
+                runs.push(run);
+            }
+        }
+        runs.sort_by_key(|r| r.attempt);
+        Ok(runs)
+    }
+
+    /// A feed's last good snapshot.
+    pub async fn feed_state(&self, feed: &str) -> Result<Option<FeedState>, LedgerError> {
+        self.read_json(&self.state_path(feed)).await
+    }
+
+    /// Records a feed's new good snapshot (only after it landed and passed
+    /// its guards).
+    pub async fn advance(&self, state: &FeedState) -> Result<(), LedgerError> {
+        self.write_json(&self.state_path(&state.feed), state).await
+    }
+}

@@ -1,0 +1,563 @@
+//! One run of a pipeline for one business date, stage by stage.
+//!
+//! A run is a value ([`RunContext`]: run id, business date, clock,
+//! warehouse) handed from stage to stage. Today a run fetches, lands and
+//! validates every feed (stages 1–3), evaluates each feed's guards, advances
+//! the watermarks of the feeds that landed, and records everything in the
+//! ledger; joining, scoring and publishing follow as their stages arrive.
+//!
+//! The run id is `<pipeline>-<yyyymmdd>-<attempt>`: re-running a date is a
+//! new attempt that lands beside the old one, never over it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::AsArray;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::sync::mpsc;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::land::{self, LandingPaths, RawPayloads};
+use crate::ledger::{FeedRecord, FeedState, FeedStatus, GuardResult, Ledger, RunRecord, RunStatus};
+use crate::project::{ColumnMapping, Pipeline, Project, Source, expand_env};
+use crate::source::{self, FetchOptions};
+use crate::validate::{self, Mapper};
+
+/// The wall clock, injectable so tests control time.
+pub trait Clock: Send + Sync {
+    /// The current instant.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock stopped at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration does not allow the run (exit code 2).
+    #[error("{0}")]
+    Config(String),
+    /// The warehouse could not be used (exit code 1).
+    #[error("{0}")]
+    Warehouse(String),
+}
+
+/// One run in progress.
+pub struct RunContext {
+    /// The run id.
+    pub run_id: String,
+    /// Attempt for this date, from 1.
+    pub attempt: u32,
+    /// The business date processed.
+    pub business_date: NaiveDate,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Warehouse store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Warehouse prefix in the store.
+    pub prefix: Path,
+    /// The ledger.
+    pub ledger: Ledger,
+}
+
+/// Options of a run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The business date.
+    pub business_date: NaiveDate,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Overrides the pipeline's warehouse URL.
+    pub warehouse: Option<String>,
+    /// Variables for `${NAME}` in source URLs, before the environment.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Opens the warehouse of a pipeline (or the override) for writing.
+pub fn open_warehouse(
+    pipeline: &Pipeline,
+    url: Option<&str>,
+) -> Result<(Arc<dyn ObjectStore>, Path, String), RunError> {
+    let url = match url {
+        Some(u) => u.to_string(),
+        None => expand_env(&pipeline.warehouse, |n| std::env::var(n).ok())
+            .map_err(|e| RunError::Config(format!("pipeline {}: warehouse: {e}", pipeline.name)))?,
+    };
+    let (store, prefix) =
+        crate::store::open_for_write(&url).map_err(|e| RunError::Warehouse(e.to_string()))?;
+    Ok((store, prefix, url))
+}
+
+fn hashes_persons(source: &Source) -> bool {
+    source
+        .columns
+        .values()
+        .any(|m| matches!(m, ColumnMapping::Field { hash: true, .. }))
+}
+
+/// Runs the pipeline for one business date; returns the ledger record.
+pub async fn run_pipeline(
+    project: &Project,
+    pipeline_name: &str,
+    options: RunOptions,
+) -> Result<RunRecord, RunError> {
+    let pipeline = project
+        .pipelines
+        .get(pipeline_name)
+        .ok_or_else(|| RunError::Config(format!("no pipeline {pipeline_name:?} in pipelines/")))?;
+    let mut sources: Vec<&Source> = pipeline
+        .sources
+        .iter()
+        .filter_map(|f| project.sources.get(f))
+        .collect();
+    // The registry lands first: other feeds resolve organization codes and
+    // measure registry coverage against it.
+    sources.sort_by_key(|s| s.feed != "registry");
+
+    // A feed with person numbers and no key is refused before anything is fetched.
+    let hash_key = options
+        .vars
+        .get(&pipeline.person_hash_key_env)
+        .cloned()
+        .or_else(|| std::env::var(&pipeline.person_hash_key_env).ok())
+        .filter(|k| !k.is_empty())
+        .map(String::into_bytes);
+    if hash_key.is_none()
+        && let Some(s) = sources.iter().find(|s| hashes_persons(s))
+    {
+        return Err(RunError::Config(format!(
+            "feed {} hashes person identity numbers but {} is not set; set it to the shared hash key",
+            s.feed, pipeline.person_hash_key_env
+        )));
+    }
+
+    let (store, prefix, _) = open_warehouse(pipeline, options.warehouse.as_deref())?;
+    let ledger = Ledger::new(Arc::clone(&store), prefix.clone());
+    let previous = ledger
+        .runs_of(options.business_date)
+        .await
+        .map_err(|e| RunError::Warehouse(e.to_string()))?;
+    let attempt = previous.iter().map(|r| r.attempt).max().unwrap_or(0) + 1;
+    let ctx = RunContext {
+        run_id: format!(
+            "{}-{}-{attempt:02}",
+            pipeline.name,
+            options.business_date.format("%Y%m%d")
+        ),
+        attempt,
+        business_date: options.business_date,
+        clock: Arc::clone(&options.clock),
+        store,
+        prefix,
+        ledger,
+    };
+    let mut record = RunRecord {
+        run_id: ctx.run_id.clone(),
+        pipeline: pipeline.name.clone(),
+        business_date: ctx.business_date,
+        attempt,
+        started_at: ctx.clock.now(),
+        finished_at: None,
+        status: RunStatus::Running,
+        feeds: Vec::new(),
+        error: None,
+    };
+    let write = |r: &RunRecord| {
+        let ledger = ctx.ledger.clone();
+        let r = r.clone();
+        async move {
+            ledger
+                .write_run(&r)
+                .await
+                .map_err(|e| RunError::Warehouse(e.to_string()))
+        }
+    };
+    write(&record).await?;
+    info!(run_id = %ctx.run_id, business_date = %ctx.business_date, "run started");
+
+    let mut registry = RegistryIndex::default();
+    for source in sources {
+        let Some(schema) = project.schemas.get(&source.schema) else {
+            continue;
+        };
+        let span = info_span!("feed", feed = %source.feed, run_id = %ctx.run_id);
+        let feed = ingest_feed(
+            &ctx,
+            source,
+            schema,
+            hash_key.clone(),
+            &options.vars,
+            &mut registry,
+        )
+        .instrument(span)
+        .await;
+        record.feeds.push(feed);
+        write(&record).await?;
+    }
+    let failed: Vec<&str> = record
+        .feeds
+        .iter()
+        .filter(|f| f.status == FeedStatus::Failed)
+        .map(|f| f.feed.as_str())
+        .collect();
+    record.status = if !failed.is_empty() {
+        record.error = Some(format!("required feed(s) failed: {}", failed.join(", ")));
+        RunStatus::Failed
+    } else if record.feeds.iter().any(|f| f.status == FeedStatus::Held) {
+        RunStatus::Degraded
+    } else {
+        RunStatus::Succeeded
+    };
+    record.finished_at = Some(ctx.clock.now());
+    write(&record).await?;
+    info!(run_id = %ctx.run_id, status = ?record.status, "run finished");
+    Ok(record)
+}
+
+/// What later feeds need from the registry: its codes.
+#[derive(Default)]
+struct RegistryIndex {
+    usccs: HashSet<String>,
+    org_codes: Arc<HashMap<String, String>>,
+}
+
+/// A 128-bit fingerprint of a record as delivered, for exact duplicates.
+struct Fingerprints {
+    a: RandomState,
+    b: RandomState,
+    seen: HashSet<u128>,
+}
+
+impl Fingerprints {
+    fn new() -> Self {
+        Self {
+            a: RandomState::new(),
+            b: RandomState::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// True the first time a record is seen.
+    fn first(&mut self, original: &str) -> bool {
+        let high = u128::from(self.a.hash_one(original));
+        let low = u128::from(self.b.hash_one(original));
+        self.seen.insert((high << 64) | low)
+    }
+}
+
+fn relative(prefix: &Path, path: &Path) -> String {
+    path.prefix_match(prefix)
+        .map(|parts| {
+            parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_else(|| path.to_string())
+}
+
+/// The distinct USCCs of a landed snapshot, reading only that column
+/// (streamed to a temporary file: Parquet wants random access).
+async fn previous_keys(ctx: &RunContext, state: &FeedState) -> Option<HashSet<String>> {
+    use futures::StreamExt;
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let path = crate::store::join(&ctx.prefix, &state.snapshot);
+    let mut file = tempfile::tempfile().ok()?;
+    let mut stream = ctx.store.get(&path).await.ok()?.into_stream();
+    while let Some(chunk) = stream.next().await {
+        std::io::Write::write_all(&mut file, &chunk.ok()?).ok()?;
+    }
+    tokio::task::spawn_blocking(move || {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), ["uscc"]);
+        let mut keys = HashSet::new();
+        for batch in builder.with_projection(mask).build().ok()? {
+            let batch = batch.ok()?;
+            let col = batch.column_by_name("uscc")?.as_string::<i32>();
+            keys.extend(col.iter().flatten().map(str::to_string));
+        }
+        Some(keys)
+    })
+    .await
+    .ok()?
+}
+
+#[allow(clippy::too_many_lines)]
+async fn ingest_feed(
+    ctx: &RunContext,
+    source: &Source,
+    schema: &crate::project::FeedSchema,
+    hash_key: Option<Vec<u8>>,
+    vars: &BTreeMap<String, String>,
+    registry: &mut RegistryIndex,
+) -> FeedRecord {
+    let started = Instant::now();
+    let state = ctx.ledger.feed_state(&source.feed).await.ok().flatten();
+    let mut rec = FeedRecord {
+        feed: source.feed.clone(),
+        status: FeedStatus::Failed,
+        required: source.required,
+        read: 0,
+        landed: 0,
+        quarantined: 0,
+        duplicates: 0,
+        quarantine_reasons: BTreeMap::new(),
+        keyed: 0,
+        in_registry: 0,
+        units: 0,
+        bytes: 0,
+        duration_ms: 0,
+        guards: Vec::new(),
+        watermark_before: state.as_ref().and_then(|s| s.watermark.clone()),
+        watermark_after: state.as_ref().and_then(|s| s.watermark.clone()),
+        snapshot: state.as_ref().map(|s| s.snapshot.clone()),
+        missing_fields: Vec::new(),
+        unmapped_fields: Vec::new(),
+        error: None,
+    };
+    let outcome = land_feed(ctx, source, schema, hash_key, vars, registry, &mut rec).await;
+    rec.duration_ms = started.elapsed().as_millis() as u64;
+    let landed_path = match outcome {
+        Ok(path) => path,
+        Err(e) => {
+            warn!(error = %e, "feed failed");
+            rec.error = Some(e);
+            rec.status = if source.required {
+                FeedStatus::Failed
+            } else {
+                FeedStatus::Held
+            };
+            return rec;
+        }
+    };
+    // Guards.
+    let g = &source.guards;
+    let mut guards = Vec::new();
+    let mut check = |name: &str, value: f64, limit: f64, passed: bool| {
+        guards.push(GuardResult {
+            name: name.to_string(),
+            value,
+            limit,
+            passed,
+        });
+    };
+    if let Some(min) = g.min_rows {
+        check("min_rows", rec.landed as f64, min as f64, rec.landed >= min);
+    }
+    if let Some(max) = g.max_rows {
+        check("max_rows", rec.landed as f64, max as f64, rec.landed <= max);
+    }
+    let share = |n: u64, d: u64| if d == 0 { 1.0 } else { n as f64 / d as f64 };
+    if let Some(min) = g.min_valid_keys {
+        let v = share(rec.keyed, rec.landed);
+        check("min_valid_keys", v, min, v >= min);
+    }
+    if let Some(min) = g.min_registry_match
+        && source.feed != "registry"
+    {
+        let v = share(rec.in_registry, rec.keyed);
+        check("min_registry_match", v, min, v >= min);
+    }
+    if let Some(max) = g.max_churn
+        && let Some(prev) = &state
+        && let Some(old) = previous_keys(ctx, prev).await
+    {
+        let new = landed_keys(ctx, &landed_path).await.unwrap_or_default();
+        let removed = old.iter().filter(|k| !new.contains(*k)).count() as u64;
+        let v = share(removed, old.len() as u64);
+        check("max_churn", v, max, v <= max);
+    }
+    let tripped: Vec<String> = guards
+        .iter()
+        .filter(|g| !g.passed)
+        .map(|g| g.name.clone())
+        .collect();
+    rec.guards = guards;
+    if !tripped.is_empty() {
+        rec.error = Some(format!("guard(s) tripped: {}", tripped.join(", ")));
+        rec.status = if source.required {
+            FeedStatus::Failed
+        } else {
+            FeedStatus::Held
+        };
+        warn!(guards = %tripped.join(","), "feed held at its last good snapshot");
+        return rec;
+    }
+    let snapshot = relative(&ctx.prefix, &landed_path);
+    let new_state = FeedState {
+        feed: source.feed.clone(),
+        run_id: ctx.run_id.clone(),
+        business_date: ctx.business_date,
+        snapshot: snapshot.clone(),
+        rows: rec.landed,
+        watermark: rec.watermark_after.clone(),
+        landed_at: ctx.clock.now(),
+    };
+    if let Err(e) = ctx.ledger.advance(&new_state).await {
+        rec.error = Some(format!("cannot record the new snapshot: {e}"));
+        rec.status = if source.required {
+            FeedStatus::Failed
+        } else {
+            FeedStatus::Held
+        };
+        return rec;
+    }
+    rec.snapshot = Some(snapshot);
+    rec.status = FeedStatus::Landed;
+    info!(
+        read = rec.read,
+        landed = rec.landed,
+        quarantined = rec.quarantined,
+        duplicates = rec.duplicates,
+        "feed landed"
+    );
+    rec
+}
+
+async fn landed_keys(ctx: &RunContext, path: &Path) -> Option<HashSet<String>> {
+    let state = FeedState {
+        feed: String::new(),
+        run_id: String::new(),
+        business_date: ctx.business_date,
+        snapshot: relative(&ctx.prefix, path),
+        rows: 0,
+        watermark: None,
+        landed_at: ctx.clock.now(),
+    };
+    previous_keys(ctx, &state).await
+}
+
+/// Fetches, validates and lands one feed; returns the data path.
+async fn land_feed(
+    ctx: &RunContext,
+    source: &Source,
+    schema: &crate::project::FeedSchema,
+    hash_key: Option<Vec<u8>>,
+    vars: &BTreeMap<String, String>,
+    registry: &mut RegistryIndex,
+    rec: &mut FeedRecord,
+) -> Result<Path, String> {
+    let fields = source::wanted_fields(source, &validate::source_sql_fields(source));
+    let fetched_at = ctx.clock.now().timestamp_millis();
+    let mapper = Mapper::new(
+        source,
+        schema,
+        fields.clone(),
+        hash_key,
+        fetched_at,
+        Arc::clone(&registry.org_codes),
+    )
+    .map_err(|e| e.to_string())?;
+    let paths = LandingPaths::new(&ctx.prefix, &source.feed, ctx.business_date, &ctx.run_id);
+    let mut data = land::parquet_writer(&ctx.store, &paths.data(), mapper.schema())
+        .map_err(|e| format!("cannot open {}: {e}", paths.data()))?;
+    let mut quarantine =
+        land::parquet_writer(&ctx.store, &paths.quarantine(), land::quarantine_schema())
+            .map_err(|e| format!("cannot open {}: {e}", paths.quarantine()))?;
+
+    let (tx, mut rx) = mpsc::channel(2);
+    let sink = Box::new(RawPayloads::new(Arc::clone(&ctx.store), &paths));
+    let options = FetchOptions {
+        watermark: rec.watermark_before.clone(),
+        vars: vars.clone(),
+        ..FetchOptions::default()
+    };
+    let fetch_source = source.clone();
+    let fetch =
+        tokio::spawn(async move { source::fetch(&fetch_source, fields, &options, tx, sink).await });
+
+    let is_registry = source.feed == "registry";
+    let mut fingerprints = Fingerprints::new();
+    let mut new_codes: HashMap<String, String> = HashMap::new();
+    let mut consume_error = None;
+    while let Some(batch) = rx.recv().await {
+        rec.read += batch.rows.len() as u64;
+        let mut unique = batch.clone();
+        unique.rows.retain(|r| fingerprints.first(&r.original));
+        rec.duplicates += (batch.rows.len() - unique.rows.len()) as u64;
+        let mapped = match mapper.map(&unique) {
+            Ok(m) => m,
+            Err(e) => {
+                consume_error = Some(e.to_string());
+                break;
+            }
+        };
+        rec.landed += mapped.batch.num_rows() as u64;
+        rec.quarantined += mapped.quarantined.len() as u64;
+        for q in &mapped.quarantined {
+            *rec.quarantine_reasons
+                .entry(q.reason.code().to_string())
+                .or_default() += 1;
+        }
+        let uscc = mapped.batch.column(0).as_string::<i32>();
+        for value in uscc.iter().flatten() {
+            rec.keyed += 1;
+            if is_registry {
+                registry.usccs.insert(value.to_string());
+                new_codes.insert(value[8..17].to_string(), value.to_string());
+            } else if registry.usccs.contains(value) {
+                rec.in_registry += 1;
+            }
+        }
+        if let Err(e) = data.write(&mapped.batch).await {
+            consume_error = Some(format!("cannot write {}: {e}", paths.data()));
+            break;
+        }
+        if !mapped.quarantined.is_empty() {
+            let q = land::quarantine_batch(&source.feed, &mapped.quarantined)
+                .map_err(|e| e.to_string())?;
+            if let Err(e) = quarantine.write(&q).await {
+                consume_error = Some(format!("cannot write {}: {e}", paths.quarantine()));
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let fetched = fetch.await.map_err(|e| format!("fetch task: {e}"))?;
+    if let Some(e) = consume_error {
+        return Err(e);
+    }
+    let report = fetched.map_err(|e| e.to_string())?;
+    rec.units = report.units;
+    rec.bytes = report.bytes;
+    rec.missing_fields = report.drift.missing_fields.into_iter().collect();
+    rec.unmapped_fields = report.drift.unmapped_fields.into_iter().collect();
+    if report.watermark.is_some() {
+        rec.watermark_after = report.watermark;
+    }
+    data.close()
+        .await
+        .map_err(|e| format!("cannot finish {}: {e}", paths.data()))?;
+    quarantine
+        .close()
+        .await
+        .map_err(|e| format!("cannot finish {}: {e}", paths.quarantine()))?;
+    if is_registry {
+        registry.org_codes = Arc::new(new_codes);
+    }
+    Ok(paths.data())
+}

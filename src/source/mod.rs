@@ -1,0 +1,215 @@
+//! Stage 1, FETCH: read a feed's records from where its source file says,
+//! as raw text fields, in batches of bounded size.
+//!
+//! Every source kind lives in one file here and implements the same
+//! contract ([`fetch`] dispatches on the tagged enum of the configuration):
+//! it sends [`RawBatch`]es into a bounded channel, so memory is bounded by
+//! the batch size and not by the feed, and it hands every raw payload to a
+//! [`PayloadSink`] so the landing stage can keep it, compressed, beside the
+//! canonical data. Records carry their position (file and line, page and
+//! index, …) so that every later error names the record.
+
+mod json_stream;
+pub mod object_store;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tokio::sync::mpsc;
+
+use crate::project::{Source, SourceKind};
+
+/// Rows per raw batch.
+pub const BATCH_ROWS: usize = 8192;
+
+/// One raw record: the fields the mapping reads, as text, and the record
+/// as delivered for the quarantine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRow {
+    /// Where the record is: `file:line`, `file#index`, `page N #index`.
+    pub position: String,
+    /// Values of [`RawBatch::fields`], `None` when the record lacks the field
+    /// or holds JSON null.
+    pub values: Vec<Option<String>>,
+    /// The record as delivered (a CSV row as a JSON object, a JSON record as
+    /// its text), kept for quarantine and duplicate detection.
+    pub original: String,
+    /// Why the record cannot be read field by field (not a JSON object, a
+    /// CSV row with the wrong number of fields, bytes that are not text).
+    pub malformed: Option<String>,
+}
+
+/// A batch of raw records over one list of fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawBatch {
+    /// The raw fields the mapping reads, in a fixed order.
+    pub fields: Vec<String>,
+    /// The records.
+    pub rows: Vec<RawRow>,
+}
+
+/// What a source noticed about the shape of the data (schema drift).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Drift {
+    /// Mapped fields no record (or no header) carried.
+    pub missing_fields: BTreeSet<String>,
+    /// Fields delivered that the mapping does not read (at most 50 kept).
+    pub unmapped_fields: BTreeSet<String>,
+}
+
+impl Drift {
+    pub(crate) fn note_unmapped(&mut self, field: &str) {
+        if self.unmapped_fields.len() < 50 && !self.unmapped_fields.contains(field) {
+            self.unmapped_fields.insert(field.to_string());
+        }
+    }
+}
+
+/// What a fetch delivered besides the rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FetchReport {
+    /// Files or pages read.
+    pub units: u64,
+    /// Raw bytes read (before decompression).
+    pub bytes: u64,
+    /// The count the source declared, when it declares one.
+    pub declared_count: Option<u64>,
+    /// Shape differences against the mapping.
+    pub drift: Drift,
+    /// The watermark to store if this fetch lands (an ETag, a timestamp).
+    pub watermark: Option<String>,
+    /// The source said nothing changed since the last watermark.
+    pub unchanged: bool,
+}
+
+/// Why a fetch failed. Each variant names the feed and where it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The source's location could not be opened or listed.
+    #[error("feed {feed}: cannot open {url}: {message}")]
+    Open {
+        /// Feed.
+        feed: String,
+        /// URL after environment expansion.
+        url: String,
+        /// Cause.
+        message: String,
+    },
+    /// A payload could not be read or parsed.
+    #[error("feed {feed}: {position}: {message}")]
+    Payload {
+        /// Feed.
+        feed: String,
+        /// File and line, page …
+        position: String,
+        /// Cause.
+        message: String,
+    },
+    /// A configured limit was exceeded.
+    #[error("feed {feed}: {position}: {message}")]
+    Limit {
+        /// Feed.
+        feed: String,
+        /// Where.
+        position: String,
+        /// Which limit.
+        message: String,
+    },
+    /// The consumer stopped (the run is shutting down).
+    #[error("feed {feed}: stopped")]
+    Stopped {
+        /// Feed.
+        feed: String,
+    },
+}
+
+/// A writer for one raw payload; `finish` completes the upload.
+pub trait PayloadWriter: std::io::Write + Send {
+    /// Flushes and completes the payload; errors name the cause.
+    fn finish(self: Box<Self>) -> Result<(), String>;
+}
+
+/// Opens a writer for every raw payload (a file, a page) as it is fetched.
+pub trait PayloadSink: Send {
+    /// A writer for payload `name`; `compressed` says the bytes are gzip
+    /// already (otherwise the sink compresses them).
+    fn open(&mut self, name: &str, compressed: bool) -> Result<Box<dyn PayloadWriter>, String>;
+}
+
+/// The raw fields a source's mapping reads: key, name, record id and every
+/// field mapping, plus the columns SQL mappings reference.
+pub fn wanted_fields(source: &Source, sql_columns: &BTreeSet<String>) -> Vec<String> {
+    let mut fields: Vec<String> = Vec::new();
+    let mut add = |f: &str| {
+        if !f.is_empty() && !fields.iter().any(|x| x == f) {
+            fields.push(f.to_string());
+        }
+    };
+    add(&source.key_field);
+    if let Some(n) = &source.name_field {
+        add(n);
+    }
+    for r in &source.record_id {
+        add(r);
+    }
+    for m in source.columns.values() {
+        if let crate::project::ColumnMapping::Field { field, .. } = m {
+            add(field);
+        }
+    }
+    for c in sql_columns {
+        add(c);
+    }
+    fields
+}
+
+/// Options every source honours.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// The watermark of the last good fetch.
+    pub watermark: Option<String>,
+    /// Largest single payload accepted.
+    pub max_payload_bytes: u64,
+    /// Variables for `${NAME}` in URLs, consulted before the environment.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl FetchOptions {
+    /// Looks a URL variable up: the run's variables, then the environment.
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.vars
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    }
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            watermark: None,
+            max_payload_bytes: 16 << 30,
+            vars: BTreeMap::new(),
+        }
+    }
+}
+
+/// Fetches a feed: sends its records in batches to `tx`, its payloads to
+/// `sink`, and returns what it saw.
+pub async fn fetch(
+    source: &Source,
+    fields: Vec<String>,
+    options: &FetchOptions,
+    tx: mpsc::Sender<RawBatch>,
+    sink: Box<dyn PayloadSink>,
+) -> Result<FetchReport, FetchError> {
+    match &source.kind {
+        SourceKind::ObjectStore { url, format, gzip } => {
+            object_store::fetch(source, url, format, *gzip, fields, options, tx, sink).await
+        }
+        SourceKind::Http(_) => Err(FetchError::Open {
+            feed: source.feed.clone(),
+            url: String::new(),
+            message: "http sources are not available in this build yet".into(),
+        }),
+    }
+}

@@ -1,0 +1,708 @@
+//! The `object_store` source kind: files behind any URL the object_store
+//! crate understands (`file://` or a plain path, `s3://`, `memory://`),
+//! selected by a glob, optionally gzip-compressed, in CSV (UTF-8 or
+//! GB18030, with or without a BOM), NDJSON, a JSON document with a pointer
+//! to its records, or Parquet.
+//!
+//! Files are read as streams on a blocking thread: bytes flow from the store
+//! through a tee (which hands them to the payload sink for landing) into
+//! the decoder and parser, and records leave in batches through a bounded
+//! channel. No file is ever held in memory whole.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use futures::{StreamExt, TryStreamExt};
+use globset::{Glob, GlobMatcher};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::json_stream::for_each_at_pointer;
+use super::{
+    BATCH_ROWS, Drift, FetchError, FetchOptions, FetchReport, PayloadSink, PayloadWriter, RawBatch,
+    RawRow,
+};
+use crate::project::{FileFormat, Source, TextEncoding, expand_env};
+use crate::store;
+
+/// Splits a URL at its first path segment holding a glob character.
+fn split_glob(url: &str) -> (String, Option<String>) {
+    let is_glob = |s: &str| s.contains(['*', '?', '[', '{']);
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => (&url[..i + 3], &url[i + 3..]),
+        None => ("", url),
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.iter().position(|p| is_glob(p)) {
+        Some(i) => (
+            format!("{scheme}{}", parts[..i].join("/")),
+            Some(parts[i..].join("/")),
+        ),
+        None => {
+            let (dir, file) = rest.rsplit_once('/').unwrap_or((".", rest));
+            (format!("{scheme}{dir}"), Some(file.to_string()))
+        }
+    }
+}
+
+/// Lists the files under `prefix` whose path relative to it matches `glob`.
+async fn list_matching(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    glob: &GlobMatcher,
+) -> Result<Vec<ObjectMeta>, object_store::Error> {
+    let mut files: Vec<ObjectMeta> = store
+        .list(Some(prefix))
+        .try_filter(|m| {
+            let rel = m
+                .location
+                .prefix_match(prefix)
+                .map(|parts| {
+                    parts
+                        .map(|p| p.as_ref().to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .unwrap_or_default();
+            futures::future::ready(glob.is_match(&rel))
+        })
+        .try_collect()
+        .await?;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(files)
+}
+
+/// Fetches every file the source's URL selects.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn fetch(
+    source: &Source,
+    url_template: &str,
+    format: &FileFormat,
+    gzip: bool,
+    fields: Vec<String>,
+    options: &FetchOptions,
+    tx: mpsc::Sender<RawBatch>,
+    sink: Box<dyn PayloadSink>,
+) -> Result<FetchReport, FetchError> {
+    let feed = source.feed.clone();
+    let open_err = |url: &str, message: String| FetchError::Open {
+        feed: feed.clone(),
+        url: url.to_string(),
+        message,
+    };
+    let url =
+        expand_env(url_template, |n| options.var(n)).map_err(|e| open_err(url_template, e))?;
+    let (base, pattern) = split_glob(&url);
+    let (store, prefix) = store::open(&base).map_err(|e| open_err(&url, e.to_string()))?;
+    let glob = Glob::new(pattern.as_deref().unwrap_or("*"))
+        .map_err(|e| open_err(&url, e.to_string()))?
+        .compile_matcher();
+    let files = list_matching(&store, &prefix, &glob)
+        .await
+        .map_err(|e| open_err(&url, e.to_string()))?;
+    if files.is_empty() {
+        return Err(open_err(&url, "no file matches".into()));
+    }
+    let mut report = FetchReport::default();
+    let mut sink = sink;
+    for meta in files {
+        if meta.size > options.max_payload_bytes {
+            return Err(FetchError::Limit {
+                feed: feed.clone(),
+                position: meta.location.to_string(),
+                message: format!(
+                    "file is {} bytes, above the limit of {}",
+                    meta.size, options.max_payload_bytes
+                ),
+            });
+        }
+        let name = meta.location.filename().unwrap_or("payload").to_string();
+        let compressed = gzip || name.ends_with(".gz");
+        report.units += 1;
+        report.bytes += meta.size;
+        if matches!(format, FileFormat::Parquet) {
+            let writer = sink
+                .open(&name, true)
+                .map_err(|message| payload_err(&feed, &name, message))?;
+            read_parquet(
+                &feed,
+                &store,
+                &meta,
+                &name,
+                &fields,
+                &tx,
+                writer,
+                &mut report.drift,
+            )
+            .await?;
+            continue;
+        }
+        let writer = sink
+            .open(&name, compressed)
+            .map_err(|message| payload_err(&feed, &name, message))?;
+        let ctx = FileContext {
+            feed: feed.clone(),
+            name: name.clone(),
+            fields: fields.clone(),
+            format: format.clone(),
+            compressed,
+            limit: options.max_payload_bytes,
+        };
+        let store = Arc::clone(&store);
+        let handle = tokio::runtime::Handle::current();
+        let tx = tx.clone();
+        let drift = tokio::task::spawn_blocking(move || {
+            read_file(&ctx, &store, &meta.location, handle, writer, tx)
+        })
+        .await
+        .map_err(|e| payload_err(&feed, &name, e.to_string()))??;
+        report.drift.missing_fields.extend(drift.missing_fields);
+        for f in drift.unmapped_fields {
+            report.drift.note_unmapped(&f);
+        }
+    }
+    // A field missing from one file but present in another is not missing.
+    Ok(report)
+}
+
+fn payload_err(feed: &str, position: &str, message: String) -> FetchError {
+    FetchError::Payload {
+        feed: feed.to_string(),
+        position: position.to_string(),
+        message,
+    }
+}
+
+struct FileContext {
+    feed: String,
+    name: String,
+    fields: Vec<String>,
+    format: FileFormat,
+    compressed: bool,
+    limit: u64,
+}
+
+/// Copies every byte read into the payload writer and counts them.
+struct Tee<R> {
+    inner: R,
+    copy: Box<dyn PayloadWriter>,
+    bytes: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        if self.bytes > self.limit {
+            return Err(std::io::Error::other(format!(
+                "payload exceeds the limit of {} bytes",
+                self.limit
+            )));
+        }
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Collects rows into batches and sends them.
+struct Batcher<'a> {
+    fields: &'a [String],
+    rows: Vec<RawRow>,
+    tx: mpsc::Sender<RawBatch>,
+    feed: &'a str,
+}
+
+impl Batcher<'_> {
+    fn push(&mut self, row: RawRow) -> Result<(), FetchError> {
+        self.rows.push(row);
+        if self.rows.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), FetchError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let batch = RawBatch {
+            fields: self.fields.to_vec(),
+            rows: std::mem::take(&mut self.rows),
+        };
+        self.tx
+            .blocking_send(batch)
+            .map_err(|_| FetchError::Stopped {
+                feed: self.feed.to_string(),
+            })
+    }
+}
+
+fn read_file(
+    ctx: &FileContext,
+    store: &Arc<dyn ObjectStore>,
+    location: &Path,
+    handle: tokio::runtime::Handle,
+    writer: Box<dyn PayloadWriter>,
+    tx: mpsc::Sender<RawBatch>,
+) -> Result<Drift, FetchError> {
+    let err = |message: String| payload_err(&ctx.feed, &ctx.name, message);
+    let stream = handle
+        .block_on(store.get(location))
+        .map_err(|e| err(e.to_string()))?
+        .into_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let bridge = SyncIoBridge::new_with_handle(StreamReader::new(stream), handle);
+    let mut tee = Tee {
+        inner: bridge,
+        copy: writer,
+        bytes: 0,
+        limit: ctx.limit,
+    };
+    let mut batcher = Batcher {
+        fields: &ctx.fields,
+        rows: Vec::with_capacity(BATCH_ROWS),
+        tx,
+        feed: &ctx.feed,
+    };
+    let mut drift = Drift::default();
+    {
+        let decoded: Box<dyn Read + '_> = if ctx.compressed {
+            Box::new(flate2::read::MultiGzDecoder::new(&mut tee))
+        } else {
+            Box::new(&mut tee)
+        };
+        let reader = BufReader::with_capacity(1 << 16, decoded);
+        match &ctx.format {
+            FileFormat::Csv {
+                delimiter,
+                encoding,
+            } => read_csv(ctx, reader, *delimiter, *encoding, &mut batcher, &mut drift)?,
+            FileFormat::Ndjson => read_ndjson(ctx, reader, &mut batcher, &mut drift)?,
+            FileFormat::Json { pointer } => {
+                read_json(ctx, reader, pointer, &mut batcher, &mut drift)?
+            }
+            FileFormat::Parquet => {
+                return Err(err("parquet is read through its own reader".into()));
+            }
+        }
+    }
+    batcher.flush()?;
+    // Copy whatever the parser did not need (trailing bytes) to the payload.
+    std::io::copy(&mut tee, &mut std::io::sink()).map_err(|e| err(e.to_string()))?;
+    tee.copy.finish().map_err(err)?;
+    Ok(drift)
+}
+
+/// A JSON object's field as text: strings as they are, other scalars in
+/// their JSON form, null as `None`, objects and arrays as JSON text.
+fn json_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn row_from_object(
+    fields: &[String],
+    object: &serde_json::Map<String, Value>,
+    position: String,
+    original: String,
+    drift: &mut Drift,
+) -> RawRow {
+    for key in object.keys() {
+        if !fields.iter().any(|f| f == key) {
+            drift.note_unmapped(key);
+        }
+    }
+    RawRow {
+        position,
+        values: fields
+            .iter()
+            .map(|f| object.get(f).and_then(json_text))
+            .collect(),
+        original,
+        malformed: None,
+    }
+}
+
+/// A record that cannot be read field by field: validation quarantines it.
+fn malformed_row(fields: &[String], position: String, original: String, why: String) -> RawRow {
+    RawRow {
+        position,
+        values: vec![None; fields.len()],
+        original,
+        malformed: Some(why),
+    }
+}
+
+fn read_ndjson(
+    ctx: &FileContext,
+    mut reader: impl BufRead,
+    batcher: &mut Batcher<'_>,
+    drift: &mut Drift,
+) -> Result<(), FetchError> {
+    let mut line = Vec::with_capacity(1024);
+    let mut line_no = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(|e| {
+            payload_err(
+                &ctx.feed,
+                &format!("{}:{}", ctx.name, line_no + 1),
+                e.to_string(),
+            )
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let position = format!("{}:{line_no}", ctx.name);
+        let row = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(object)) => {
+                row_from_object(&ctx.fields, &object, position, text.to_string(), drift)
+            }
+            Ok(_) => malformed_row(
+                &ctx.fields,
+                position,
+                text.to_string(),
+                "not a JSON object".into(),
+            ),
+            Err(e) => malformed_row(
+                &ctx.fields,
+                position,
+                text.to_string(),
+                format!("malformed JSON: {e}"),
+            ),
+        };
+        batcher.push(row)?;
+    }
+}
+
+fn read_json(
+    ctx: &FileContext,
+    reader: impl Read,
+    pointer: &str,
+    batcher: &mut Batcher<'_>,
+    drift: &mut Drift,
+) -> Result<(), FetchError> {
+    let mut index = 0u64;
+    let mut stopped = None;
+    let found = for_each_at_pointer(reader, pointer, &mut |value| {
+        let position = format!("{}{pointer}/{index}", ctx.name);
+        index += 1;
+        let original = value.to_string();
+        let row = match &value {
+            Value::Object(object) => {
+                row_from_object(&ctx.fields, object, position, original, drift)
+            }
+            _ => malformed_row(&ctx.fields, position, original, "not a JSON object".into()),
+        };
+        batcher.push(row).map_err(|e| {
+            let message = e.to_string();
+            stopped = Some(e);
+            message
+        })
+    });
+    if let Some(e) = stopped {
+        return Err(e);
+    }
+    match found {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(payload_err(
+            &ctx.feed,
+            &ctx.name,
+            format!("no record array at JSON pointer {pointer:?}"),
+        )),
+        Err(e) => Err(payload_err(
+            &ctx.feed,
+            &format!("{} line {} column {}", ctx.name, e.line(), e.column()),
+            format!("malformed JSON after {index} records: {e}"),
+        )),
+    }
+}
+
+fn read_csv(
+    ctx: &FileContext,
+    reader: impl Read,
+    delimiter: u8,
+    encoding: TextEncoding,
+    batcher: &mut Batcher<'_>,
+    drift: &mut Drift,
+) -> Result<(), FetchError> {
+    // GB18030 is decoded to UTF-8 first; UTF-8 passes through with its BOM
+    // removed, and invalid bytes surface per field rather than being replaced.
+    let decoded: Box<dyn Read> = match encoding {
+        TextEncoding::Gb18030 => Box::new(
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(encoding_rs::GB18030))
+                .build(reader),
+        ),
+        TextEncoding::Utf8 => Box::new(
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .bom_sniffing(true)
+                .bom_override(false)
+                .utf8_passthru(true)
+                .strip_bom(true)
+                .build(reader),
+        ),
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(decoded);
+    let headers: Vec<String> = csv
+        .byte_headers()
+        .map_err(|e| {
+            payload_err(
+                &ctx.feed,
+                &format!("{}:1", ctx.name),
+                format!("unreadable header: {e}"),
+            )
+        })?
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect();
+    let index: HashMap<&str, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    for f in &ctx.fields {
+        if !index.contains_key(f.as_str()) {
+            drift.missing_fields.insert(f.clone());
+        }
+    }
+    for h in &headers {
+        if !ctx.fields.contains(h) {
+            drift.note_unmapped(h);
+        }
+    }
+    let slots: Vec<Option<usize>> = ctx
+        .fields
+        .iter()
+        .map(|f| index.get(f.as_str()).copied())
+        .collect();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let more = match csv.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                return Err(payload_err(
+                    &ctx.feed,
+                    &format!("{}:{line}", ctx.name),
+                    format!("malformed CSV: {e}"),
+                ));
+            }
+        };
+        if !more {
+            return Ok(());
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        let position = format!("{}:{line}", ctx.name);
+        let texts: Vec<Result<&str, ()>> = record
+            .iter()
+            .map(|b| std::str::from_utf8(b).map_err(|_| ()))
+            .collect();
+        let mut original = serde_json::Map::new();
+        for (i, t) in texts.iter().enumerate() {
+            let key = headers
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("_{}", i + 1));
+            let value = match t {
+                Ok(s) => Value::String((*s).to_string()),
+                Err(()) => Value::String(String::from_utf8_lossy(&record[i]).into_owned()),
+            };
+            original.insert(key, value);
+        }
+        let original = Value::Object(original).to_string();
+        // A row with the wrong number of fields or bytes that are not text
+        // cannot be trusted field by field: validation quarantines it.
+        if record.len() != headers.len() {
+            let why = format!("{} fields, the header has {}", record.len(), headers.len());
+            batcher.push(malformed_row(&ctx.fields, position, original, why))?;
+            continue;
+        }
+        if let Some(i) = texts.iter().position(Result::is_err) {
+            let why = format!("field {:?} is not valid UTF-8", headers[i]);
+            batcher.push(malformed_row(&ctx.fields, position, original, why))?;
+            continue;
+        }
+        let values = slots
+            .iter()
+            .map(|slot| slot.and_then(|i| texts[i].ok()).map(str::to_string))
+            .collect();
+        batcher.push(RawRow {
+            position,
+            values,
+            original,
+            malformed: None,
+        })?;
+    }
+}
+
+/// Parquet needs random access: the file is streamed to a local temporary
+/// file, then (on a blocking thread) copied to the payload and read in
+/// batches from there.
+#[allow(clippy::too_many_arguments)]
+async fn read_parquet(
+    feed: &str,
+    store: &Arc<dyn ObjectStore>,
+    meta: &ObjectMeta,
+    name: &str,
+    fields: &[String],
+    tx: &mpsc::Sender<RawBatch>,
+    writer: Box<dyn PayloadWriter>,
+    drift: &mut Drift,
+) -> Result<(), FetchError> {
+    let err = |message: String| payload_err(feed, name, message);
+    let mut local = tempfile::tempfile().map_err(|e| err(e.to_string()))?;
+    let mut stream = store
+        .get(&meta.location)
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .into_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| err(e.to_string()))?;
+        std::io::Write::write_all(&mut local, &chunk).map_err(|e| err(e.to_string()))?;
+    }
+    let (feed, name, fields, tx) = (
+        feed.to_string(),
+        name.to_string(),
+        fields.to_vec(),
+        tx.clone(),
+    );
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::Seek;
+        let fail = |message: String| payload_err(&feed, &name, message);
+        let mut writer = writer;
+        local.rewind().map_err(|e| fail(e.to_string()))?;
+        std::io::copy(&mut local, &mut writer).map_err(|e| fail(e.to_string()))?;
+        writer.finish().map_err(fail)?;
+        parse_parquet(&feed, &name, &fields, local, &tx)
+    })
+    .await
+    .map_err(|e| err(e.to_string()))??;
+    drift.missing_fields.extend(seen.missing_fields);
+    for f in seen.unmapped_fields {
+        drift.note_unmapped(&f);
+    }
+    Ok(())
+}
+
+fn parse_parquet(
+    feed: &str,
+    name: &str,
+    fields: &[String],
+    file: std::fs::File,
+    tx: &mpsc::Sender<RawBatch>,
+) -> Result<Drift, FetchError> {
+    let err = |message: String| payload_err(feed, name, message);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| err(format!("not a readable Parquet file: {e}")))?;
+    let schema = builder.schema().clone();
+    let mut drift = Drift::default();
+    for f in fields {
+        if schema.field_with_name(f).is_err() {
+            drift.missing_fields.insert(f.clone());
+        }
+    }
+    for f in schema.fields() {
+        if !fields.contains(f.name()) {
+            drift.note_unmapped(f.name());
+        }
+    }
+    let reader = builder
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let mut row_no = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| err(e.to_string()))?;
+        let columns: Vec<Option<Arc<dyn Array>>> = fields
+            .iter()
+            .map(|f| {
+                batch
+                    .column_by_name(f)
+                    .map(|c| cast(c, &DataType::Utf8).map_err(|e| err(format!("field {f}: {e}"))))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        for r in 0..batch.num_rows() {
+            row_no += 1;
+            let values: Vec<Option<String>> = columns
+                .iter()
+                .map(|c| {
+                    c.as_ref().and_then(|c| {
+                        let s = c.as_string::<i32>();
+                        (!s.is_null(r)).then(|| s.value(r).to_string())
+                    })
+                })
+                .collect();
+            let original = Value::Object(
+                fields
+                    .iter()
+                    .zip(&values)
+                    .map(|(f, v)| (f.clone(), v.clone().map_or(Value::Null, Value::String)))
+                    .collect(),
+            )
+            .to_string();
+            rows.push(RawRow {
+                position: format!("{name}#row {row_no}"),
+                values,
+                original,
+                malformed: None,
+            });
+        }
+        tx.blocking_send(RawBatch {
+            fields: fields.to_vec(),
+            rows,
+        })
+        .map_err(|_| FetchError::Stopped {
+            feed: feed.to_string(),
+        })?;
+    }
+    Ok(drift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_split_at_the_first_pattern_segment() {
+        assert_eq!(
+            split_glob("demo/feeds/court/*.ndjson"),
+            ("demo/feeds/court".to_string(), Some("*.ndjson".to_string()))
+        );
+        assert_eq!(
+            split_glob("s3://bucket/feeds/2026-*/court.ndjson"),
+            (
+                "s3://bucket/feeds".to_string(),
+                Some("2026-*/court.ndjson".to_string())
+            )
+        );
+        assert_eq!(
+            split_glob("/data/registry.csv"),
+            ("/data".to_string(), Some("registry.csv".to_string()))
+        );
+    }
+}

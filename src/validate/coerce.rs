@@ -1,0 +1,200 @@
+//! Text to typed values: the date forms, amounts (万元 included), booleans
+//! and numbers that departments deliver. Each parser says what it expected.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Asia::Shanghai;
+
+/// Parses a date in any delivered form: `2017年03月24日`, `2019-11-18`,
+/// `2019-11-18 00:00:00`, `2019/11/18`, `20191118`, an RFC 3339 instant, or
+/// epoch milliseconds (the date in Beijing time).
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    let t = text.trim();
+    let expected = || {
+        format!(
+            "found {t:?}, expected a date (2017年03月24日, 2019-11-18, 2019-11-18 00:00:00 or epoch milliseconds)"
+        )
+    };
+    if t.bytes().all(|b| b.is_ascii_digit()) && !t.is_empty() {
+        if t.len() == 8 {
+            return NaiveDate::parse_from_str(t, "%Y%m%d").map_err(|_| expected());
+        }
+        if (10..=13).contains(&t.len()) {
+            let ms: i64 = t.parse().map_err(|_| expected())?;
+            return Shanghai
+                .timestamp_millis_opt(ms)
+                .single()
+                .map(|d| d.date_naive())
+                .ok_or_else(expected);
+        }
+        return Err(expected());
+    }
+    if let Some(rest) = t.strip_suffix('日') {
+        return NaiveDate::parse_from_str(rest, "%Y年%m月%d").map_err(|_| expected());
+    }
+    for format in ["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d"] {
+        if let Ok(d) = NaiveDate::parse_from_str(t, format) {
+            return Ok(d);
+        }
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S",
+    ] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, format) {
+            return Ok(d.date());
+        }
+    }
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Ok(d.with_timezone(&Shanghai).date_naive());
+    }
+    Err(expected())
+}
+
+/// Parses an instant: RFC 3339, epoch milliseconds, or a local date-time
+/// (Beijing time); returns epoch milliseconds.
+pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Ok(d.timestamp_millis());
+    }
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) && (10..=13).contains(&t.len()) {
+        return t
+            .parse()
+            .map_err(|_| format!("found {t:?}, expected an instant"));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, format)
+            && let Some(local) = Shanghai.from_local_datetime(&d).single()
+        {
+            return Ok(local.timestamp_millis());
+        }
+    }
+    parse_date(t)
+        .ok()
+        .and_then(|d| {
+            Shanghai
+                .from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+                .single()
+        })
+        .map(|d| d.timestamp_millis())
+        .ok_or_else(|| format!("found {t:?}, expected an instant (RFC 3339 or epoch milliseconds)"))
+}
+
+/// Parses a decimal amount exactly into an integer of `scale` decimal
+/// places, after multiplying by `factor` (10,000 for 万元). Thousands
+/// separators are accepted; exponents and more decimals than fit are not.
+pub fn parse_decimal(text: &str, factor: i64, scale: i8) -> Result<i128, String> {
+    let t: String = text.trim().chars().filter(|c| *c != ',').collect();
+    let expected = || format!("found {:?}, expected a decimal amount", text.trim());
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(&t)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(expected());
+    }
+    // value = int.frac × factor, at `scale` places: all in integers.
+    let frac_places = frac.len() as u32;
+    let all_digits = format!("{int}{frac}");
+    let significant = all_digits.trim_start_matches('0');
+    let mantissa: i128 = if significant.is_empty() {
+        0
+    } else {
+        significant.parse().map_err(|_| expected())?
+    };
+    let scaled = mantissa
+        .checked_mul(i128::from(factor))
+        .ok_or_else(expected)?;
+    let scale = u32::try_from(scale).map_err(|_| expected())?;
+    let value = if scale >= frac_places {
+        scaled
+            .checked_mul(10i128.pow(scale - frac_places))
+            .ok_or_else(expected)?
+    } else {
+        let divisor = 10i128.pow(frac_places - scale);
+        if scaled % divisor != 0 {
+            return Err(format!(
+                "found {:?}, expected at most {scale} decimal places (in yuan)",
+                text.trim()
+            ));
+        }
+        scaled / divisor
+    };
+    Ok(if negative { -value } else { value })
+}
+
+/// Parses a yes/no: 是/否, true/false, 1/0, Y/N, yes/no.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "是" | "true" | "1" | "y" | "yes" | "t" => Ok(true),
+        "否" | "false" | "0" | "n" | "no" | "f" => Ok(false),
+        other => Err(format!(
+            "found {other:?}, expected 是/否, true/false or 1/0"
+        )),
+    }
+}
+
+/// Parses an integer; a whole number written with `.0` is accepted.
+pub fn parse_int(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    t.parse::<i64>()
+        .or_else(|_| match t.strip_suffix(".0") {
+            Some(whole) => whole.parse::<i64>(),
+            None => t.parse::<i64>(),
+        })
+        .map_err(|_| format!("found {t:?}, expected a whole number"))
+}
+
+/// Parses a floating-point number.
+pub fn parse_float(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    t.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("found {t:?}, expected a number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default()
+    }
+
+    #[test]
+    fn every_delivered_date_form() {
+        assert_eq!(parse_date("2017年03月24日"), Ok(d(2017, 3, 24)));
+        assert_eq!(parse_date("2019-11-18 00:00:00"), Ok(d(2019, 11, 18)));
+        assert_eq!(parse_date(" 2019-11-18 "), Ok(d(2019, 11, 18)));
+        // Midnight in Beijing is 16:00 UTC the day before.
+        assert_eq!(parse_date("1574006400000"), Ok(d(2019, 11, 18)));
+        assert_eq!(parse_date("20191118"), Ok(d(2019, 11, 18)));
+        assert!(parse_date("2019-13-01").is_err());
+        assert!(parse_date("yesterday").is_err());
+    }
+
+    #[test]
+    fn amounts_are_exact() {
+        assert_eq!(parse_decimal("1,234.5", 1, 2), Ok(123_450));
+        assert_eq!(parse_decimal("0.35", 10_000, 2), Ok(350_000));
+        assert_eq!(parse_decimal("5", 10_000, 2), Ok(5_000_000));
+        assert_eq!(parse_decimal("-2.00", 1, 2), Ok(-200));
+        assert!(parse_decimal("1.005", 1, 2).is_err());
+        assert!(parse_decimal("1e5", 1, 2).is_err());
+        assert!(parse_decimal("", 1, 2).is_err());
+        assert_eq!(parse_decimal("0.00", 1, 2), Ok(0));
+    }
+
+    #[test]
+    fn yes_and_no() {
+        assert_eq!(parse_bool("是"), Ok(true));
+        assert_eq!(parse_bool("否"), Ok(false));
+        assert!(parse_bool("maybe").is_err());
+    }
+}

@@ -1,0 +1,618 @@
+//! Stage 3, VALIDATE: raw records become canonical rows, or quarantined
+//! rows with a reason.
+//!
+//! A [`Mapper`] is compiled once per feed from its source mapping and
+//! canonical schema. For each raw batch it classifies the organization key
+//! with the key library (resolving organization codes through the
+//! registry), coerces every mapped field to its column type (the date
+//! forms, 万元 amounts, enum labels, yes/no), replaces person identity
+//! numbers by their keyed hash, evaluates SQL mappings, and splits the
+//! batch into canonical rows and [`Quarantined`] rows, each naming the feed,
+//! the record's position, the field and a reason code.
+
+pub mod coerce;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
+    RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::physical_plan::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::keys::{self, KeyClass};
+use crate::project::{ColumnMapping, ColumnSpec, FeedSchema, Source};
+use crate::source::{RawBatch, RawRow};
+
+/// Why a row was quarantined: stable codes for the data contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The record could not be read field by field.
+    MalformedRecord,
+    /// No organization key and no name.
+    MissingKey,
+    /// A USCC failing its checks, no other key.
+    InvalidKey,
+    /// A USCC valid only after the I/O/Z/S/V repair: a person must confirm.
+    RepairableKey,
+    /// The record-id fields are empty.
+    MissingRecordId,
+    /// A required field is absent or empty.
+    MissingValue,
+    /// A value that does not parse as its column's type.
+    BadValue,
+    /// An enum label outside the mapping and the domain.
+    BadEnum,
+    /// A person number to hash, and no hash key configured.
+    NoHashKey,
+}
+
+impl Reason {
+    /// The code stored in quarantine tables.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::MalformedRecord => "malformed_record",
+            Reason::MissingKey => "missing_key",
+            Reason::InvalidKey => "invalid_key",
+            Reason::RepairableKey => "repairable_key",
+            Reason::MissingRecordId => "missing_record_id",
+            Reason::MissingValue => "missing_value",
+            Reason::BadValue => "bad_value",
+            Reason::BadEnum => "bad_enum",
+            Reason::NoHashKey => "no_hash_key",
+        }
+    }
+}
+
+/// A rejected record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantined {
+    /// Where it was: file and line, page and index.
+    pub position: String,
+    /// The canonical column (or raw field) at fault.
+    pub field: String,
+    /// Why.
+    pub reason: Reason,
+    /// For people: found what, expected what.
+    pub message: String,
+    /// The record as delivered.
+    pub original: String,
+}
+
+/// One mapped batch: the canonical rows and the rejected ones.
+#[derive(Debug)]
+pub struct Mapped {
+    /// Canonical rows in the feed's Arrow schema.
+    pub batch: RecordBatch,
+    /// Rejected rows.
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// Why a mapper could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("feed {feed}: {message}")]
+pub struct MapperError {
+    /// Feed.
+    pub feed: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+enum Plan {
+    Null,
+    Field {
+        index: usize,
+        scale: i64,
+        labels: Option<BTreeMap<String, String>>,
+        hash: bool,
+    },
+    Constant(String),
+    Sql(Arc<dyn PhysicalExpr>),
+}
+
+/// Compiled mapping of one feed.
+pub struct Mapper {
+    feed: String,
+    schema: SchemaRef,
+    own: Vec<ColumnSpec>,
+    plans: Vec<Plan>,
+    fields: Vec<String>,
+    raw_schema: SchemaRef,
+    key: usize,
+    name: Option<usize>,
+    record_id: Vec<usize>,
+    hash_key: Option<Vec<u8>>,
+    fetched_at: i64,
+    org_codes: Arc<HashMap<String, String>>,
+}
+
+/// Raw fields a SQL mapping reads: its double-quoted identifiers.
+pub fn sql_fields(sql: &str) -> BTreeSet<String> {
+    Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::Word(w) if w.quote_style == Some('"') => Some(w.value),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every raw field a source's SQL mappings read.
+pub fn source_sql_fields(source: &Source) -> BTreeSet<String> {
+    source
+        .columns
+        .values()
+        .filter_map(|m| match m {
+            ColumnMapping::Sql(sql) => Some(sql_fields(sql)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The keyed hash of a person identity number: HMAC-SHA256 over the
+/// number (trimmed, upper case), hex.
+pub fn person_hash(key: &[u8], number: &str) -> String {
+    let normalized = number.trim().to_ascii_uppercase();
+    // HMAC takes keys of any length.
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(normalized.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Mapper {
+    /// Compiles the mapping. `fields` is the raw field order the source
+    /// delivers; `org_codes` maps organization codes to the registry's
+    /// USCCs; `hash_key` is required when the mapping hashes a field.
+    pub fn new(
+        source: &Source,
+        schema: &FeedSchema,
+        fields: Vec<String>,
+        hash_key: Option<Vec<u8>>,
+        fetched_at: i64,
+        org_codes: Arc<HashMap<String, String>>,
+    ) -> Result<Self, MapperError> {
+        let err = |message: String| MapperError {
+            feed: source.feed.clone(),
+            message,
+        };
+        let position = |f: &str| fields.iter().position(|x| x == f);
+        let raw_schema: SchemaRef = Arc::new(Schema::new(
+            fields
+                .iter()
+                .map(|f| Field::new(f, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        let ctx = SessionContext::new();
+        keys::udf::register(&ctx);
+        let df_schema =
+            DFSchema::try_from(raw_schema.as_ref().clone()).map_err(|e| err(e.to_string()))?;
+        let mut plans = Vec::new();
+        for column in &schema.columns {
+            let plan = match source.columns.get(&column.name) {
+                None => Plan::Null,
+                Some(ColumnMapping::Constant(v)) => Plan::Constant(v.clone()),
+                Some(ColumnMapping::Field {
+                    field,
+                    scale,
+                    labels,
+                    hash,
+                }) => {
+                    if *hash && hash_key.is_none() {
+                        return Err(err(format!(
+                            "column {} hashes field {field:?} but no person hash key is configured",
+                            column.name
+                        )));
+                    }
+                    Plan::Field {
+                        index: position(field)
+                            .ok_or_else(|| err(format!("field {field:?} is not fetched")))?,
+                        scale: *scale,
+                        labels: labels.clone(),
+                        hash: *hash,
+                    }
+                }
+                Some(ColumnMapping::Sql(sql)) => {
+                    let expr = ctx
+                        .parse_sql_expr(sql, &df_schema)
+                        .map_err(|e| err(format!("column {}: sql {sql:?}: {e}", column.name)))?;
+                    let physical = ctx
+                        .create_physical_expr(expr, &df_schema)
+                        .map_err(|e| err(format!("column {}: sql {sql:?}: {e}", column.name)))?;
+                    Plan::Sql(physical)
+                }
+            };
+            plans.push(plan);
+        }
+        Ok(Self {
+            feed: source.feed.clone(),
+            schema: schema.arrow_schema(),
+            own: schema.columns.clone(),
+            plans,
+            key: position(&source.key_field)
+                .ok_or_else(|| err("key field is not fetched".into()))?,
+            name: source.name_field.as_deref().and_then(position),
+            record_id: source
+                .record_id
+                .iter()
+                .filter_map(|f| position(f))
+                .collect(),
+            raw_schema,
+            fields,
+            hash_key,
+            fetched_at,
+            org_codes,
+        })
+    }
+
+    /// The canonical schema rows are mapped to.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// Maps one raw batch.
+    pub fn map(&self, batch: &RawBatch) -> Result<Mapped, MapperError> {
+        let sql_values = self.evaluate_sql(batch)?;
+        let mut columns: Vec<Vec<Cell>> =
+            vec![Vec::with_capacity(batch.rows.len()); self.schema.fields().len()];
+        let mut quarantined = Vec::new();
+        for (r, row) in batch.rows.iter().enumerate() {
+            match self.map_row(row, r, &sql_values) {
+                Ok(cells) => {
+                    for (column, cell) in columns.iter_mut().zip(cells) {
+                        column.push(cell);
+                    }
+                }
+                Err((field, reason, message)) => quarantined.push(Quarantined {
+                    position: row.position.clone(),
+                    field,
+                    reason,
+                    message: format!("feed {}: {}: {message}", self.feed, row.position),
+                    original: row.original.clone(),
+                }),
+            }
+        }
+        let arrays = self
+            .schema
+            .fields()
+            .iter()
+            .zip(columns)
+            .map(|(f, cells)| build_array(f.data_type(), cells))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| MapperError {
+                feed: self.feed.clone(),
+                message,
+            })?;
+        let batch = RecordBatch::try_new(self.schema(), arrays).map_err(|e| MapperError {
+            feed: self.feed.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Mapped { batch, quarantined })
+    }
+
+    /// SQL mappings evaluated over the whole raw batch, as text per row.
+    fn evaluate_sql(
+        &self,
+        batch: &RawBatch,
+    ) -> Result<Vec<Option<Vec<Option<String>>>>, MapperError> {
+        let err = |message: String| MapperError {
+            feed: self.feed.clone(),
+            message,
+        };
+        if !self.plans.iter().any(|p| matches!(p, Plan::Sql(_))) {
+            return Ok(self.plans.iter().map(|_| None).collect());
+        }
+        let arrays: Vec<ArrayRef> = (0..self.fields.len())
+            .map(|i| {
+                Arc::new(StringArray::from(
+                    batch
+                        .rows
+                        .iter()
+                        .map(|r| r.values[i].as_deref())
+                        .collect::<Vec<_>>(),
+                )) as ArrayRef
+            })
+            .collect();
+        let raw = RecordBatch::try_new(Arc::clone(&self.raw_schema), arrays)
+            .map_err(|e| err(e.to_string()))?;
+        self.plans
+            .iter()
+            .map(|p| match p {
+                Plan::Sql(expr) => {
+                    let value = expr
+                        .evaluate(&raw)
+                        .and_then(|v| v.into_array(raw.num_rows()))
+                        .map_err(|e| err(format!("sql mapping: {e}")))?;
+                    let text = cast(&value, &DataType::Utf8).map_err(|e| err(e.to_string()))?;
+                    let text = text
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .ok_or_else(|| err("sql mapping did not produce text".into()))?;
+                    Ok(Some(text.iter().map(|v| v.map(str::to_string)).collect()))
+                }
+                _ => Ok(None),
+            })
+            .collect()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn map_row(
+        &self,
+        row: &RawRow,
+        r: usize,
+        sql_values: &[Option<Vec<Option<String>>>],
+    ) -> Result<Vec<Cell>, (String, Reason, String)> {
+        if let Some(why) = &row.malformed {
+            return Err((String::new(), Reason::MalformedRecord, why.clone()));
+        }
+        let text = |i: usize| {
+            row.values[i]
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        let key_field = &self.fields[self.key];
+        let raw_key = text(self.key);
+        let name = self.name.and_then(text);
+        let mut check = keys::classify(raw_key.unwrap_or(""));
+        let mut subject_name = name.map(str::to_string);
+        if check.class == KeyClass::Missing && subject_name.is_some() {
+            // No code, but a name: the record identifies its subject by name.
+            check.class = KeyClass::NameOnly;
+        }
+        let uscc = match check.class {
+            KeyClass::Valid => Some(check.normalized.clone()),
+            KeyClass::OrgCodeOnly => self.org_codes.get(&check.normalized).cloned(),
+            KeyClass::RegNoOnly => None,
+            KeyClass::NameOnly => {
+                subject_name.get_or_insert_with(|| check.normalized.clone());
+                None
+            }
+            KeyClass::Missing => None,
+            KeyClass::BadChecksum | KeyClass::BadOrgCodeChecksum => {
+                let why = check
+                    .reason
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                return Err((
+                    key_field.clone(),
+                    Reason::InvalidKey,
+                    format!("{key_field} {:?}: {why}", raw_key.unwrap_or("")),
+                ));
+            }
+            KeyClass::Repaired => {
+                return Err((
+                    key_field.clone(),
+                    Reason::RepairableKey,
+                    format!(
+                        "{key_field} {:?} is valid only as {} (I/O/Z/S/V read as 1/0/2/5/U); confirm before loading",
+                        raw_key.unwrap_or(""),
+                        check.normalized
+                    ),
+                ));
+            }
+        };
+        let record_id: Vec<&str> = self.record_id.iter().filter_map(|i| text(*i)).collect();
+        if record_id.is_empty() {
+            return Err((
+                self.record_id
+                    .first()
+                    .map(|i| self.fields[*i].clone())
+                    .unwrap_or_default(),
+                Reason::MissingRecordId,
+                "record id fields are empty".into(),
+            ));
+        }
+        let mut cells = Vec::with_capacity(self.schema.fields().len());
+        let mut any_hashed_person = false;
+        let mut own = Vec::with_capacity(self.own.len());
+        for ((column, plan), sql) in self.own.iter().zip(&self.plans).zip(sql_values) {
+            let value: Option<String> = match plan {
+                Plan::Null => None,
+                Plan::Constant(v) => Some(v.clone()),
+                Plan::Field { index, .. } => text(*index).map(str::to_string),
+                Plan::Sql(_) => sql
+                    .as_ref()
+                    .and_then(|v| v[r].clone())
+                    .filter(|s| !s.trim().is_empty()),
+            };
+            let field_name = match plan {
+                Plan::Field { index, .. } => self.fields[*index].clone(),
+                _ => column.name.clone(),
+            };
+            let Some(value) = value else {
+                if !column.nullable {
+                    return Err((
+                        column.name.clone(),
+                        Reason::MissingValue,
+                        format!("{field_name} is empty; {} requires a value", column.name),
+                    ));
+                }
+                own.push(Cell::Null);
+                continue;
+            };
+            let (scale, labels, hash) = match plan {
+                Plan::Field {
+                    scale,
+                    labels,
+                    hash,
+                    ..
+                } => (*scale, labels.as_ref(), *hash),
+                _ => (1, None, false),
+            };
+            if hash {
+                let key = self.hash_key.as_deref().ok_or_else(|| {
+                    (
+                        column.name.clone(),
+                        Reason::NoHashKey,
+                        "no person hash key".to_string(),
+                    )
+                })?;
+                any_hashed_person = true;
+                own.push(Cell::Str(person_hash(key, &value)));
+                continue;
+            }
+            let cell = coerce_cell(column, &value, scale, labels).map_err(|(reason, why)| {
+                (column.name.clone(), reason, format!("{field_name}: {why}"))
+            })?;
+            own.push(cell);
+        }
+        if uscc.is_none() && subject_name.is_none() && raw_key.is_none() && !any_hashed_person {
+            return Err((
+                key_field.clone(),
+                Reason::MissingKey,
+                format!("{key_field} is empty and the record names no organization or person"),
+            ));
+        }
+        let name_key = subject_name.as_deref().map(keys::normalize_name);
+        cells.push(uscc.map_or(Cell::Null, Cell::Str));
+        cells.push(raw_key.map_or(Cell::Null, |k| Cell::Str(k.to_string())));
+        cells.push(Cell::Str(check.class.as_str().to_string()));
+        cells.push(subject_name.map_or(Cell::Null, Cell::Str));
+        cells.push(name_key.map_or(Cell::Null, Cell::Str));
+        cells.push(Cell::Str(record_id.join("|")));
+        cells.push(Cell::Ts(self.fetched_at));
+        cells.extend(own);
+        Ok(cells)
+    }
+}
+
+/// One typed value on its way into an Arrow array.
+#[derive(Debug, Clone)]
+enum Cell {
+    Null,
+    Str(String),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Date(i32),
+    Ts(i64),
+    Dec(i128),
+}
+
+fn coerce_cell(
+    column: &ColumnSpec,
+    value: &str,
+    scale: i64,
+    labels: Option<&BTreeMap<String, String>>,
+) -> Result<Cell, (Reason, String)> {
+    let bad = |why: String| (Reason::BadValue, why);
+    Ok(match column.data_type {
+        DataType::Utf8 => {
+            let mapped = labels.and_then(|l| l.get(value)).cloned();
+            let v = mapped.unwrap_or_else(|| value.to_string());
+            if let Some(domain) = &column.domain
+                && !domain.contains(&v)
+            {
+                return Err((
+                    Reason::BadEnum,
+                    format!("found {value:?}, expected one of {}", domain.join(", ")),
+                ));
+            }
+            Cell::Str(v)
+        }
+        DataType::Int32 | DataType::Int64 => Cell::I64(coerce::parse_int(value).map_err(bad)?),
+        DataType::Float64 => Cell::F64(coerce::parse_float(value).map_err(bad)? * scale as f64),
+        DataType::Boolean => Cell::Bool(coerce::parse_bool(value).map_err(bad)?),
+        DataType::Date32 => {
+            let d = coerce::parse_date(value).map_err(bad)?;
+            let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+            Cell::Date((d - epoch).num_days() as i32)
+        }
+        DataType::Timestamp(..) => Cell::Ts(coerce::parse_timestamp(value).map_err(bad)?),
+        DataType::Decimal128(p, s) => {
+            let v = coerce::parse_decimal(value, scale, s).map_err(bad)?;
+            if v.unsigned_abs() >= 10u128.pow(u32::from(p)) {
+                return Err(bad(format!(
+                    "found {value:?}, expected at most {} digits before the decimal point",
+                    p - s as u8
+                )));
+            }
+            Cell::Dec(v)
+        }
+        ref other => return Err(bad(format!("unsupported column type {other}"))),
+    })
+}
+
+fn build_array(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, String> {
+    let wrong = |c: &Cell| format!("internal: {c:?} in a {data_type} column");
+    macro_rules! collect {
+        ($variant:ident, $array:ty) => {{
+            let values = cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Null => Ok(None),
+                    Cell::$variant(v) => Ok(Some(v.clone())),
+                    other => Err(wrong(other)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Arc::new(<$array>::from(values)) as ArrayRef
+        }};
+    }
+    Ok(match data_type {
+        DataType::Utf8 => collect!(Str, StringArray),
+        DataType::Int64 => collect!(I64, Int64Array),
+        DataType::Int32 => {
+            let values = cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Null => Ok(None),
+                    Cell::I64(v) => i32::try_from(*v)
+                        .map(Some)
+                        .map_err(|_| format!("{v} does not fit int32")),
+                    other => Err(wrong(other)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Arc::new(Int32Array::from(values))
+        }
+        DataType::Float64 => collect!(F64, Float64Array),
+        DataType::Boolean => collect!(Bool, BooleanArray),
+        DataType::Date32 => collect!(Date, Date32Array),
+        DataType::Timestamp(_, tz) => {
+            let values = cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Null => Ok(None),
+                    Cell::Ts(v) => Ok(Some(*v)),
+                    other => Err(wrong(other)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Arc::new(TimestampMillisecondArray::from(values).with_timezone_opt(tz.clone()))
+        }
+        DataType::Decimal128(p, s) => {
+            let values = cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Null => Ok(None),
+                    Cell::Dec(v) => Ok(Some(*v)),
+                    other => Err(wrong(other)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Arc::new(
+                Decimal128Array::from(values)
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        other => return Err(format!("unsupported column type {other}")),
+    })
+}
