@@ -312,16 +312,39 @@ fn json_text(v: &Value) -> Option<String> {
     }
 }
 
+/// Which mapped fields at least one record of a file carried: a field no
+/// record carries is schema drift (renamed or dropped upstream).
+struct Presence(Vec<bool>);
+
+impl Presence {
+    fn new(fields: &[String]) -> Self {
+        Self(vec![false; fields.len()])
+    }
+
+    fn report(self, fields: &[String], records: u64, drift: &mut Drift) {
+        if records == 0 {
+            return;
+        }
+        for (f, seen) in fields.iter().zip(self.0) {
+            if !seen {
+                drift.missing_fields.insert(f.clone());
+            }
+        }
+    }
+}
+
 fn row_from_object(
     fields: &[String],
     object: &serde_json::Map<String, Value>,
     position: String,
     original: String,
     drift: &mut Drift,
+    presence: &mut Presence,
 ) -> RawRow {
     for key in object.keys() {
-        if !fields.iter().any(|f| f == key) {
-            drift.note_unmapped(key);
+        match fields.iter().position(|f| f == key) {
+            Some(i) => presence.0[i] = true,
+            None => drift.note_unmapped(key),
         }
     }
     RawRow {
@@ -353,6 +376,8 @@ fn read_ndjson(
 ) -> Result<(), FetchError> {
     let mut line = Vec::with_capacity(1024);
     let mut line_no = 0u64;
+    let mut presence = Presence::new(&ctx.fields);
+    let mut records = 0u64;
     loop {
         line.clear();
         let n = reader.read_until(b'\n', &mut line).map_err(|e| {
@@ -363,6 +388,7 @@ fn read_ndjson(
             )
         })?;
         if n == 0 {
+            presence.report(&ctx.fields, records, drift);
             return Ok(());
         }
         line_no += 1;
@@ -372,10 +398,16 @@ fn read_ndjson(
             continue;
         }
         let position = format!("{}:{line_no}", ctx.name);
+        records += 1;
         let row = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(object)) => {
-                row_from_object(&ctx.fields, &object, position, text.to_string(), drift)
-            }
+            Ok(Value::Object(object)) => row_from_object(
+                &ctx.fields,
+                &object,
+                position,
+                text.to_string(),
+                drift,
+                &mut presence,
+            ),
             Ok(_) => malformed_row(
                 &ctx.fields,
                 position,
@@ -402,14 +434,20 @@ fn read_json(
 ) -> Result<(), FetchError> {
     let mut index = 0u64;
     let mut stopped = None;
+    let mut presence = Presence::new(&ctx.fields);
     let found = for_each_at_pointer(reader, pointer, &mut |value| {
         let position = format!("{}{pointer}/{index}", ctx.name);
         index += 1;
         let original = value.to_string();
         let row = match &value {
-            Value::Object(object) => {
-                row_from_object(&ctx.fields, object, position, original, drift)
-            }
+            Value::Object(object) => row_from_object(
+                &ctx.fields,
+                object,
+                position,
+                original,
+                drift,
+                &mut presence,
+            ),
             _ => malformed_row(&ctx.fields, position, original, "not a JSON object".into()),
         };
         batcher.push(row).map_err(|e| {
@@ -421,6 +459,7 @@ fn read_json(
     if let Some(e) = stopped {
         return Err(e);
     }
+    presence.report(&ctx.fields, index, drift);
     match found {
         Ok(true) => Ok(()),
         Ok(false) => Err(payload_err(

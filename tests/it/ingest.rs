@@ -338,3 +338,64 @@ fn a_feed_with_person_numbers_and_no_key_is_refused_before_fetching() {
     );
     assert!(!warehouse.path().join("landing").exists(), "nothing landed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_hold_optional_feeds_and_fail_required_ones() {
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 80);
+    let first = ingest(feeds.path(), warehouse.path()).await;
+    assert_eq!(first.status, RunStatus::Succeeded);
+    let snapshot = |run: &RunRecord, feed: &str| {
+        run.feeds
+            .iter()
+            .find(|f| f.feed == feed)
+            .and_then(|f| f.snapshot.clone())
+    };
+
+    // A truncated JSON document: the optional drc feed is held at its last
+    // good snapshot and the run is degraded.
+    let drc = feeds.path().join("drc/drc.json");
+    let text = std::fs::read_to_string(&drc).expect("drc");
+    std::fs::write(&drc, &text[..text.len() / 2]).expect("truncate");
+    let second = ingest(feeds.path(), warehouse.path()).await;
+    assert_eq!(second.status, RunStatus::Degraded);
+    let held = second.feeds.iter().find(|f| f.feed == "drc").expect("drc");
+    assert_eq!(held.status, FeedStatus::Held);
+    assert!(
+        held.error
+            .as_deref()
+            .is_some_and(|e| e.contains("feed drc: drc.json line")),
+        "{held:#?}"
+    );
+    assert!(held.reconciles());
+    assert_eq!(
+        snapshot(&second, "drc"),
+        snapshot(&first, "drc"),
+        "snapshot not advanced"
+    );
+    std::fs::write(&drc, &text).expect("restore");
+
+    // Half the registry gone: churn trips on a required feed, the run fails
+    // and the registry keeps its last good snapshot.
+    let registry = feeds.path().join("registry/registry.csv");
+    let bytes = std::fs::read(&registry).expect("registry");
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    let kept: Vec<&[u8]> = lines[..lines.len() / 2].to_vec();
+    std::fs::write(&registry, kept.join(&b'\n')).expect("shrink");
+    let third = ingest(feeds.path(), warehouse.path()).await;
+    assert_eq!(third.status, RunStatus::Failed);
+    let reg = third
+        .feeds
+        .iter()
+        .find(|f| f.feed == "registry")
+        .expect("registry");
+    assert_eq!(reg.status, FeedStatus::Failed);
+    let churn = reg
+        .guards
+        .iter()
+        .find(|g| g.name == "max_churn")
+        .expect("churn guard");
+    assert!(!churn.passed && churn.value > 0.4, "{churn:?}");
+    assert_eq!(snapshot(&third, "registry"), snapshot(&second, "registry"));
+}

@@ -4,5 +4,6 @@ mod cli;
 mod config;
 mod generate;
 mod ingest;
+mod ingest_cases;
 mod keys;
 mod support;

@@ -1,0 +1,148 @@
+//! Golden ingest cases: each folder under `tests/fixtures/ingest/` holds
+//! `feeds/<feed>/…` files, `FEEDS` (the feeds to run, registry first) and
+//! `expected.txt`: the run's per-feed reconciliation and every quarantined
+//! row with its position, field, reason code and message. A new case is a
+//! new folder; `QINGLIAN_BLESS=1` rewrites `expected.txt` for review.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use qinglian::project::Project;
+use qinglian::run::{FixedClock, RunOptions, run_pipeline};
+
+use crate::ingest::{KEY, date};
+use crate::support::{copy_project, fixtures};
+
+async fn quarantine_lines(warehouse: &std::path::Path, feed: &str, run_id: &str) -> Vec<String> {
+    let path = warehouse.join(format!(
+        "quarantine/{feed}/dt=2026-11-28/run={run_id}/quarantine.parquet"
+    ));
+    if !path.exists() {
+        return Vec::new();
+    }
+    let ctx = SessionContext::new();
+    let batches = ctx
+        .read_parquet(path.to_str().expect("utf-8"), ParquetReadOptions::default())
+        .await
+        .expect("read")
+        .collect()
+        .await
+        .expect("collect");
+    let mut lines = Vec::new();
+    for b in batches {
+        let col = |name: &str| {
+            let c = b.column_by_name(name).expect("column");
+            let c =
+                datafusion::arrow::compute::cast(c, &datafusion::arrow::datatypes::DataType::Utf8)
+                    .expect("cast");
+            datafusion::arrow::array::AsArray::as_string::<i32>(c.as_ref()).clone()
+        };
+        let (pos, field, reason, message) = (
+            col("position"),
+            col("field"),
+            col("reason_code"),
+            col("message"),
+        );
+        for i in 0..b.num_rows() {
+            lines.push(format!(
+                "quarantine {} | {} | {} | {}",
+                pos.value(i),
+                field.value(i),
+                reason.value(i),
+                message.value(i)
+            ));
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ingest_case_yields_its_expected_output() {
+    let dir = fixtures().join("ingest");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .expect("ingest fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 4);
+    let bless = std::env::var_os("QINGLIAN_BLESS").is_some();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let feeds = std::fs::read_to_string(case.join("FEEDS")).expect("FEEDS");
+        let project_dir = tempfile::tempdir().expect("tmp");
+        copy_project(project_dir.path());
+        let list: Vec<String> = feeds.split_whitespace().map(|f| format!("{f:?}")).collect();
+        let pipeline = std::fs::read_to_string(project_dir.path().join("pipelines/nightly.toml"))
+            .expect("nightly")
+            .replace("name = \"nightly\"", "name = \"case\"");
+        let pipeline = regex_free_replace_sources(&pipeline, &list.join(", "));
+        std::fs::write(project_dir.path().join("pipelines/case.toml"), pipeline).expect("write");
+        let project = Project::load(project_dir.path()).expect("project");
+        let warehouse = tempfile::tempdir().expect("tmp");
+        let mut vars = BTreeMap::new();
+        vars.insert(
+            "QINGLIAN_FEEDS".to_string(),
+            case.join("feeds").to_string_lossy().into_owned(),
+        );
+        vars.insert("QINGLIAN_PERSON_KEY".to_string(), KEY.to_string());
+        let run = run_pipeline(
+            &project,
+            "case",
+            RunOptions {
+                business_date: date(),
+                clock: Arc::new(FixedClock(
+                    Utc.with_ymd_and_hms(2026, 11, 28, 18, 30, 0)
+                        .single()
+                        .expect("t"),
+                )),
+                warehouse: Some(warehouse.path().to_string_lossy().into_owned()),
+                vars,
+            },
+        )
+        .await
+        .expect("run");
+        let mut out = vec![format!("run: {:?}", run.status)];
+        for f in &run.feeds {
+            assert!(f.reconciles(), "{name}: {f:#?}");
+            out.push(format!(
+                "feed {}: {:?} read={} landed={} quarantined={} duplicates={}",
+                f.feed, f.status, f.read, f.landed, f.quarantined, f.duplicates
+            ));
+            if !f.missing_fields.is_empty() || !f.unmapped_fields.is_empty() {
+                out.push(format!(
+                    "feed {}: missing_fields={:?} unmapped_fields={:?}",
+                    f.feed, f.missing_fields, f.unmapped_fields
+                ));
+            }
+            if let Some(e) = &f.error {
+                out.push(format!("feed {}: error: {e}", f.feed));
+            }
+            out.extend(quarantine_lines(warehouse.path(), &f.feed, &run.run_id).await);
+        }
+        let got = out.join("\n") + "\n";
+        let expected_path = case.join("expected.txt");
+        if bless {
+            std::fs::write(&expected_path, &got).expect("bless");
+            continue;
+        }
+        let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if got != want {
+            failures.push(format!("{name}:\n--- expected\n{want}--- got\n{got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Replaces the `sources = [ … ]` array of a pipeline file.
+fn regex_free_replace_sources(text: &str, list: &str) -> String {
+    let start = text.find("sources = [").expect("sources");
+    let end = start + text[start..].find(']').expect("end of sources");
+    format!("{}sources = [{list}{}", &text[..start], &text[end..])
+}
