@@ -73,6 +73,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve generated feeds as the departments' paged JSON APIs on 127.0.0.1.
+    SimulateFeeds {
+        /// A `qinglian generate` output directory.
+        #[arg(long, default_value = "demo/feeds")]
+        from: PathBuf,
+        /// Port (0 for any free port).
+        #[arg(long, default_value_t = 8700)]
+        port: u16,
+        /// Require `Authorization: Bearer <token>`, the token read from this variable.
+        #[arg(long)]
+        token_env: Option<String>,
+    },
     /// Write deterministic synthetic feeds for every department, with ground truth.
     Generate {
         /// Number of organizations.
@@ -120,6 +132,30 @@ pub fn main() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Validate { project } => validate(&project),
+        Command::SimulateFeeds {
+            from,
+            port,
+            token_env,
+        } => with_runtime(|rt| {
+            rt.block_on(async {
+                let token = token_env.and_then(|v| std::env::var(v).ok());
+                match crate::simulator::FeedSimulator::start(&from, port, token).await {
+                    Ok(sim) => {
+                        println!(
+                            "serving {} at {}/api/<feed> (Ctrl-C stops)",
+                            from.display(),
+                            sim.url()
+                        );
+                        sim.wait().await;
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot serve {}: {e}", from.display());
+                        ExitCode::from(EXIT_FAILED)
+                    }
+                }
+            })
+        }),
         Command::Run {
             name,
             date,

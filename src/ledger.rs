@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 pub enum FeedStatus {
     /// Landed and passed its guards: the feed's new snapshot.
     Landed,
+    /// The source said nothing changed (HTTP 304): the last snapshot stands.
+    Unchanged,
     /// An optional feed that failed or tripped a guard: held at its last
     /// good snapshot, the run degraded.
     Held,
@@ -69,6 +71,15 @@ pub struct FeedRecord {
     pub in_registry: u64,
     /// Files or pages read.
     pub units: u64,
+    /// Requests retried.
+    #[serde(default)]
+    pub retries: u64,
+    /// The count the source declared, if it declares one.
+    #[serde(default)]
+    pub declared: Option<u64>,
+    /// Observations that did not stop the feed (a repeated page …).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// Raw bytes read.
     pub bytes: u64,
     /// Wall time of the feed, milliseconds.

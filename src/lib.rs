@@ -28,6 +28,7 @@ pub mod land;
 pub mod ledger;
 pub mod project;
 pub mod run;
+pub mod simulator;
 pub mod source;
 pub mod store;
 pub mod validate;

@@ -213,6 +213,13 @@ pub async fn run_pipeline(
         )
         .instrument(span)
         .await;
+        if source.feed == "registry"
+            && feed.status != FeedStatus::Landed
+            && let Some(snapshot) = &feed.snapshot
+        {
+            // Unchanged or held: later feeds resolve against the last good registry.
+            registry = RegistryIndex::from_snapshot(&ctx, snapshot).await;
+        }
         record.feeds.push(feed);
         write(&record).await?;
     }
@@ -241,6 +248,29 @@ pub async fn run_pipeline(
 struct RegistryIndex {
     usccs: HashSet<String>,
     org_codes: Arc<HashMap<String, String>>,
+}
+
+impl RegistryIndex {
+    async fn from_snapshot(ctx: &RunContext, snapshot: &str) -> Self {
+        let state = FeedState {
+            feed: "registry".into(),
+            run_id: String::new(),
+            business_date: ctx.business_date,
+            snapshot: snapshot.to_string(),
+            rows: 0,
+            watermark: None,
+            landed_at: ctx.clock.now(),
+        };
+        let usccs = previous_keys(ctx, &state).await.unwrap_or_default();
+        let org_codes = usccs
+            .iter()
+            .map(|u| (u[8..17].to_string(), u.clone()))
+            .collect();
+        Self {
+            usccs,
+            org_codes: Arc::new(org_codes),
+        }
+    }
 }
 
 /// A 128-bit fingerprint of a record as delivered, for exact duplicates.
@@ -329,6 +359,9 @@ async fn ingest_feed(
         keyed: 0,
         in_registry: 0,
         units: 0,
+        retries: 0,
+        declared: None,
+        notes: Vec::new(),
         bytes: 0,
         duration_ms: 0,
         guards: Vec::new(),
@@ -342,7 +375,12 @@ async fn ingest_feed(
     let outcome = land_feed(ctx, source, schema, hash_key, vars, registry, &mut rec).await;
     rec.duration_ms = started.elapsed().as_millis() as u64;
     let landed_path = match outcome {
-        Ok(path) => path,
+        Ok(None) => {
+            rec.status = FeedStatus::Unchanged;
+            info!("feed unchanged since its last snapshot");
+            return rec;
+        }
+        Ok(Some(path)) => path,
         Err(e) => {
             warn!(error = %e, "feed failed");
             rec.error = Some(e);
@@ -356,6 +394,7 @@ async fn ingest_feed(
     };
     // Guards.
     let g = &source.guards;
+    let share = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
     let mut guards = Vec::new();
     let mut check = |name: &str, value: f64, limit: f64, passed: bool| {
         guards.push(GuardResult {
@@ -365,13 +404,31 @@ async fn ingest_feed(
             passed,
         });
     };
+    if g.declared_count
+        && let Some(declared) = rec.declared
+    {
+        check(
+            "declared_count",
+            rec.read as f64,
+            declared as f64,
+            rec.read == declared,
+        );
+    }
+    {
+        let v = share(rec.quarantined, rec.read);
+        check(
+            "max_quarantined",
+            v,
+            g.max_quarantined,
+            v <= g.max_quarantined,
+        );
+    }
     if let Some(min) = g.min_rows {
         check("min_rows", rec.landed as f64, min as f64, rec.landed >= min);
     }
     if let Some(max) = g.max_rows {
         check("max_rows", rec.landed as f64, max as f64, rec.landed <= max);
     }
-    let share = |n: u64, d: u64| if d == 0 { 1.0 } else { n as f64 / d as f64 };
     if let Some(min) = g.min_valid_keys {
         let v = share(rec.keyed, rec.landed);
         check("min_valid_keys", v, min, v >= min);
@@ -451,7 +508,8 @@ async fn landed_keys(ctx: &RunContext, path: &Path) -> Option<HashSet<String>> {
     previous_keys(ctx, &state).await
 }
 
-/// Fetches, validates and lands one feed; returns the data path.
+/// Fetches, validates and lands one feed; returns the data path, or `None`
+/// when the source reports nothing changed.
 async fn land_feed(
     ctx: &RunContext,
     source: &Source,
@@ -460,7 +518,7 @@ async fn land_feed(
     vars: &BTreeMap<String, String>,
     registry: &mut RegistryIndex,
     rec: &mut FeedRecord,
-) -> Result<Path, String> {
+) -> Result<Option<Path>, String> {
     let fields = source::wanted_fields(source, &validate::source_sql_fields(source));
     let fetched_at = ctx.clock.now().timestamp_millis();
     let mapper = Mapper::new(
@@ -544,6 +602,9 @@ async fn land_feed(
     let report = fetched.map_err(|e| e.to_string())?;
     rec.units = report.units;
     rec.bytes = report.bytes;
+    rec.retries = report.retries;
+    rec.declared = report.declared_count;
+    rec.notes = report.notes;
     rec.missing_fields = report.drift.missing_fields.into_iter().collect();
     rec.unmapped_fields = report.drift.unmapped_fields.into_iter().collect();
     if report.watermark.is_some() {
@@ -556,8 +617,11 @@ async fn land_feed(
         .close()
         .await
         .map_err(|e| format!("cannot finish {}: {e}", paths.quarantine()))?;
+    if report.unchanged {
+        return Ok(None);
+    }
     if is_registry {
         registry.org_codes = Arc::new(new_codes);
     }
-    Ok(paths.data())
+    Ok(Some(paths.data()))
 }

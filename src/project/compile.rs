@@ -379,6 +379,8 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
             concurrency,
             timeout_seconds,
             max_retries,
+            retry_base_ms,
+            retry_budget_seconds,
             max_response_bytes,
             max_run_bytes,
         } => {
@@ -445,7 +447,7 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
                 RawAuth::Bearer { token_env } => Auth::Bearer { token_env },
                 RawAuth::ApiKey { header, key_env } => Auth::ApiKey { header, key_env },
             });
-            Some(SourceKind::Http(HttpSource {
+            Some(SourceKind::Http(Box::new(HttpSource {
                 url,
                 records,
                 pagination,
@@ -456,9 +458,11 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
                 concurrency,
                 timeout_seconds: timeout_seconds.unwrap_or(30),
                 max_retries: max_retries.unwrap_or(5),
+                retry_base_ms: retry_base_ms.unwrap_or(500),
+                retry_budget_seconds: retry_budget_seconds.unwrap_or(300),
                 max_response_bytes: max_response_bytes.unwrap_or(64 << 20),
                 max_run_bytes: max_run_bytes.unwrap_or(8 << 30),
-            }))
+            })))
         }
     }
 }
@@ -531,6 +535,7 @@ fn compile_source(
         ("max_churn", g.max_churn),
         ("min_valid_keys", g.min_valid_keys),
         ("min_registry_match", g.min_registry_match),
+        ("max_quarantined", g.max_quarantined),
     ] {
         if let Some(v) = share.filter(|v| !(0.0..=1.0).contains(v)) {
             d.push(
@@ -568,6 +573,7 @@ fn compile_source(
             max_churn: g.max_churn,
             min_valid_keys: g.min_valid_keys,
             min_registry_match: g.min_registry_match,
+            max_quarantined: g.max_quarantined.unwrap_or(0.5),
         },
     };
     (d.items.len() == before).then_some(source)

@@ -233,6 +233,10 @@ pub struct HttpSource {
     pub timeout_seconds: u64,
     /// Retries per request after the first attempt.
     pub max_retries: u32,
+    /// First retry delay in milliseconds, doubled each retry (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest total time spent retrying one request, seconds.
+    pub retry_budget_seconds: u64,
     /// Largest response body accepted.
     pub max_response_bytes: u64,
     /// Largest total of bodies in one run.
@@ -252,7 +256,7 @@ pub enum SourceKind {
         gzip: bool,
     },
     /// A paged JSON API.
-    Http(HttpSource),
+    Http(Box<HttpSource>),
 }
 
 /// How one canonical column is filled.
@@ -290,6 +294,9 @@ pub struct Guards {
     pub min_valid_keys: Option<f64>,
     /// Smallest share of valid USCCs found in the registry.
     pub min_registry_match: Option<f64>,
+    /// Largest share of records read that may be quarantined: a feed whose
+    /// rows are mostly rejected is held rather than replacing its snapshot.
+    pub max_quarantined: f64,
 }
 
 /// A feed: where it comes from, how it maps, what guards it.

@@ -95,6 +95,12 @@ pub(crate) enum RawSource {
         timeout_seconds: Option<u64>,
         #[serde(default)]
         max_retries: Option<u32>,
+        /// First retry delay; doubled each retry, with jitter.
+        #[serde(default)]
+        retry_base_ms: Option<u64>,
+        /// Longest total time spent retrying one request.
+        #[serde(default)]
+        retry_budget_seconds: Option<u64>,
         #[serde(default)]
         max_response_bytes: Option<u64>,
         #[serde(default)]
@@ -197,6 +203,8 @@ pub(crate) struct RawGuards {
     pub(crate) min_valid_keys: Option<f64>,
     /// Smallest share of valid USCCs found in the registry.
     pub(crate) min_registry_match: Option<f64>,
+    /// Largest share of records read that may be quarantined (default 0.5).
+    pub(crate) max_quarantined: Option<f64>,
 }
 
 /// `pipelines/rules/<group>.toml`: a list of rules.

@@ -9,8 +9,10 @@
 //! canonical data. Records carry their position (file and line, page and
 //! index, …) so that every later error names the record.
 
+pub mod http;
 mod json_stream;
 pub mod object_store;
+mod records;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,6 +81,10 @@ pub struct FetchReport {
     pub watermark: Option<String>,
     /// The source said nothing changed since the last watermark.
     pub unchanged: bool,
+    /// Requests retried.
+    pub retries: u64,
+    /// Things worth an operator's eye that did not stop the fetch.
+    pub notes: Vec<String>,
 }
 
 /// Why a fetch failed. Each variant names the feed and where it failed.
@@ -206,10 +212,6 @@ pub async fn fetch(
         SourceKind::ObjectStore { url, format, gzip } => {
             object_store::fetch(source, url, format, *gzip, fields, options, tx, sink).await
         }
-        SourceKind::Http(_) => Err(FetchError::Open {
-            feed: source.feed.clone(),
-            url: String::new(),
-            message: "http sources are not available in this build yet".into(),
-        }),
+        SourceKind::Http(http) => http::fetch(source, http, fields, options, tx, sink).await,
     }
 }

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::json_stream::for_each_at_pointer;
+use super::records::{Presence, malformed_row, row_from_object};
 use super::{
     BATCH_ROWS, Drift, FetchError, FetchOptions, FetchReport, PayloadSink, PayloadWriter, RawBatch,
     RawRow,
@@ -300,72 +301,6 @@ fn read_file(
     std::io::copy(&mut tee, &mut std::io::sink()).map_err(|e| err(e.to_string()))?;
     tee.copy.finish().map_err(err)?;
     Ok(drift)
-}
-
-/// A JSON object's field as text: strings as they are, other scalars in
-/// their JSON form, null as `None`, objects and arrays as JSON text.
-fn json_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// Which mapped fields at least one record of a file carried: a field no
-/// record carries is schema drift (renamed or dropped upstream).
-struct Presence(Vec<bool>);
-
-impl Presence {
-    fn new(fields: &[String]) -> Self {
-        Self(vec![false; fields.len()])
-    }
-
-    fn report(self, fields: &[String], records: u64, drift: &mut Drift) {
-        if records == 0 {
-            return;
-        }
-        for (f, seen) in fields.iter().zip(self.0) {
-            if !seen {
-                drift.missing_fields.insert(f.clone());
-            }
-        }
-    }
-}
-
-fn row_from_object(
-    fields: &[String],
-    object: &serde_json::Map<String, Value>,
-    position: String,
-    original: String,
-    drift: &mut Drift,
-    presence: &mut Presence,
-) -> RawRow {
-    for key in object.keys() {
-        match fields.iter().position(|f| f == key) {
-            Some(i) => presence.0[i] = true,
-            None => drift.note_unmapped(key),
-        }
-    }
-    RawRow {
-        position,
-        values: fields
-            .iter()
-            .map(|f| object.get(f).and_then(json_text))
-            .collect(),
-        original,
-        malformed: None,
-    }
-}
-
-/// A record that cannot be read field by field: validation quarantines it.
-fn malformed_row(fields: &[String], position: String, original: String, why: String) -> RawRow {
-    RawRow {
-        position,
-        values: vec![None; fields.len()],
-        original,
-        malformed: Some(why),
-    }
 }
 
 fn read_ndjson(

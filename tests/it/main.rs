@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod generate;
+mod http_feeds;
 mod ingest;
 mod ingest_cases;
 mod keys;

@@ -1,0 +1,608 @@
+//! The feed simulator: a real HTTP server on 127.0.0.1 that serves the
+//! generator's files as the departments' paged JSON APIs, each feed with its
+//! own paging style, and injects faults on demand. Tests start it in-process
+//! on port 0; `qinglian simulate-feeds` runs it for the demo.
+//!
+//! | feed | paging | body |
+//! |---|---|---|
+//! | registry, ratings, credit | `?page=N&size=M` from 1 | `{"code":0,"data":{"total":T,"list":[…]}}` |
+//! | persons, drc | `?offset=N&limit=M` | `{"total":T,"items":[…]}` |
+//! | annual_reports, police, inspection | `?cursor=C` | `{"data":[…],"next":"C"\|null,"total":T}` |
+//! | projects, court | `?page=N` and `Link: <…>; rel="next"` | `[…]` |
+//!
+//! Every response carries an `ETag` of the feed's content and honours
+//! `If-None-Match` with 304. With a token set, requests need
+//! `Authorization: Bearer <token>`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Paging styles the simulator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `?page=N&size=M`.
+    PageNumber,
+    /// `?offset=N&limit=M`.
+    OffsetLimit,
+    /// `?cursor=C`, next cursor in the body.
+    Cursor,
+    /// `?page=N`, next page in a `Link` header.
+    LinkHeader,
+}
+
+/// The style each feed is served with.
+pub fn style_of(feed: &str) -> Style {
+    match feed {
+        "registry" | "ratings" | "credit" => Style::PageNumber,
+        "persons" | "drc" => Style::OffsetLimit,
+        "annual_reports" | "police" | "inspection" => Style::Cursor,
+        _ => Style::LinkHeader,
+    }
+}
+
+/// Page size of link-header feeds (they take no size parameter).
+pub const LINK_PAGE_SIZE: usize = 100;
+
+/// A fault to inject into one feed's responses. Counted faults (`times`)
+/// apply to that many requests, then stop; the others stand.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// 429 with `Retry-After`.
+    RateLimited {
+        /// Requests affected.
+        times: u32,
+        /// Seconds announced in `Retry-After`.
+        retry_after_secs: u64,
+    },
+    /// 503.
+    ServerErrors {
+        /// Requests affected.
+        times: u32,
+    },
+    /// Answers only after a delay.
+    Slow {
+        /// Requests affected.
+        times: u32,
+        /// The delay.
+        delay: Duration,
+    },
+    /// An HTML error page with status 200.
+    HtmlOk {
+        /// Requests affected.
+        times: u32,
+    },
+    /// The JSON body cut in the middle.
+    TruncatedJson {
+        /// Requests affected.
+        times: u32,
+    },
+    /// The cursor (or next link) after the first page points back at itself.
+    RepeatingCursor,
+    /// Page `page` (from 1) is served again in place of the next one.
+    DuplicatePage {
+        /// The page served twice.
+        page: u32,
+    },
+    /// The last records are not served; the declared total still counts them.
+    TruncatedDump {
+        /// Records left out.
+        missing: usize,
+    },
+    /// A field renamed in every record.
+    RenameField {
+        /// Old name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// A field removed from every record.
+    DropField {
+        /// The field.
+        field: String,
+    },
+    /// A field added to every record.
+    AddField {
+        /// The field.
+        field: String,
+    },
+    /// A field's values wrapped in an object (a changed type).
+    ChangeType {
+        /// The field.
+        field: String,
+    },
+    /// A `Content-Length` of ten gigabytes (and a body that keeps coming).
+    HugeBody,
+    /// A chunked body that never ends.
+    EndlessBody,
+}
+
+/// One request as the simulator saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Feed.
+    pub feed: String,
+    /// Query string.
+    pub query: String,
+    /// Status answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Shared {
+    feeds: BTreeMap<String, Vec<Value>>,
+    faults: Mutex<HashMap<String, Vec<Fault>>>,
+    hits: Mutex<Vec<Hit>>,
+    token: Option<String>,
+}
+
+/// A running simulator.
+pub struct FeedSimulator {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FeedSimulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FeedSimulator {
+    /// Serves the feeds of a generator output directory on 127.0.0.1:`port`
+    /// (0 for any free port).
+    pub async fn start(dir: &Path, port: u16, token: Option<String>) -> std::io::Result<Self> {
+        let feeds = load_feeds(dir)?;
+        let shared = Arc::new(Shared {
+            feeds,
+            token,
+            ..Shared::default()
+        });
+        let app = Router::new()
+            .route("/api/{feed}", get(serve))
+            .with_state(Arc::clone(&shared));
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// The base URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds a fault to a feed.
+    pub fn inject(&self, feed: &str, fault: Fault) {
+        if let Ok(mut f) = self.shared.faults.lock() {
+            f.entry(feed.to_string()).or_default().push(fault);
+        }
+    }
+
+    /// Every request so far.
+    pub fn hits(&self) -> Vec<Hit> {
+        self.shared
+            .hits
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
+    /// Records served for a feed.
+    pub fn records(&self, feed: &str) -> usize {
+        self.shared.feeds.get(feed).map_or(0, Vec::len)
+    }
+
+    /// Runs until the process is interrupted.
+    pub async fn wait(self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Reads the generator's files into JSON records with their raw field names.
+fn load_feeds(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<Value>>> {
+    let mut feeds = BTreeMap::new();
+    let csv_feed = |path: &Path, gb: bool| -> std::io::Result<Vec<Value>> {
+        let bytes = std::fs::read(path)?;
+        let text = if gb {
+            encoding_rs::GB18030.decode(&bytes).0.into_owned()
+        } else {
+            String::from_utf8_lossy(&bytes)
+                .trim_start_matches('\u{feff}')
+                .to_string()
+        };
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().map_err(std::io::Error::other)?.clone();
+        reader
+            .records()
+            .map(|r| {
+                let r = r.map_err(std::io::Error::other)?;
+                Ok(Value::Object(
+                    headers
+                        .iter()
+                        .zip(r.iter())
+                        .map(|(h, v)| (h.to_string(), Value::String(v.to_string())))
+                        .collect(),
+                ))
+            })
+            .collect()
+    };
+    let lines = |text: &str| -> Vec<Value> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    feeds.insert(
+        "registry".into(),
+        csv_feed(&dir.join("registry/registry.csv"), true)?,
+    );
+    feeds.insert(
+        "persons".into(),
+        csv_feed(&dir.join("persons/persons.csv"), false)?,
+    );
+    feeds.insert(
+        "annual_reports".into(),
+        csv_feed(&dir.join("annual_reports/annual_reports.csv"), false)?,
+    );
+    feeds.insert(
+        "credit".into(),
+        csv_feed(&dir.join("credit/credit.csv"), false)?,
+    );
+    for (feed, pointer) in [("ratings", "/data"), ("drc", "/result/records")] {
+        let doc: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{feed}/{feed}.json")))?)
+                .map_err(std::io::Error::other)?;
+        let records = doc
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        feeds.insert(feed.into(), records);
+    }
+    for feed in ["projects", "police", "court"] {
+        let text = std::fs::read_to_string(dir.join(format!("{feed}/{feed}.ndjson")))?;
+        feeds.insert(feed.into(), lines(&text));
+    }
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(
+        dir.join("inspection/inspection.ndjson.gz"),
+    )?)
+    .read_to_string(&mut text)?;
+    feeds.insert("inspection".into(), lines(&text));
+    Ok(feeds)
+}
+
+fn etag(records: &[Value]) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    for r in records {
+        r.to_string().hash(&mut h);
+    }
+    format!("\"{:016x}\"", h.finish())
+}
+
+/// Takes one use of a counted fault; returns the fault if it applied.
+fn take(faults: &mut Vec<Fault>, pick: impl Fn(&Fault) -> bool) -> Option<Fault> {
+    let i = faults.iter().position(pick)?;
+    let fault = faults[i].clone();
+    let remaining = match &mut faults[i] {
+        Fault::RateLimited { times, .. }
+        | Fault::ServerErrors { times }
+        | Fault::Slow { times, .. }
+        | Fault::HtmlOk { times }
+        | Fault::TruncatedJson { times } => {
+            *times = times.saturating_sub(1);
+            *times
+        }
+        _ => 1,
+    };
+    if remaining == 0 {
+        faults.remove(i);
+    }
+    Some(fault)
+}
+
+fn transform(records: &[Value], faults: &[Fault]) -> Vec<Value> {
+    let mut out: Vec<Value> = records.to_vec();
+    for f in faults {
+        for r in out.iter_mut() {
+            let Some(o) = r.as_object_mut() else { continue };
+            match f {
+                Fault::RenameField { from, to } => {
+                    if let Some(v) = o.remove(from) {
+                        o.insert(to.clone(), v);
+                    }
+                }
+                Fault::DropField { field } => {
+                    o.remove(field);
+                }
+                Fault::AddField { field } => {
+                    o.insert(field.clone(), json!("new"));
+                }
+                Fault::ChangeType { field } => {
+                    if let Some(v) = o.get_mut(field) {
+                        *v = json!({ "value": v.clone() });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(Fault::TruncatedDump { missing }) = faults
+        .iter()
+        .find(|f| matches!(f, Fault::TruncatedDump { .. }))
+    {
+        let keep = out.len().saturating_sub(*missing);
+        out.truncate(keep);
+    }
+    out
+}
+
+async fn serve(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(feed): UrlPath<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let query = {
+        let mut q: Vec<_> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        q.sort();
+        q.join("&")
+    };
+    let response = answer(&shared, &feed, &params, &headers).await;
+    if let Ok(mut hits) = shared.hits.lock() {
+        hits.push(Hit {
+            feed,
+            query,
+            status: response.status().as_u16(),
+        });
+    }
+    response
+}
+
+async fn answer(
+    shared: &Shared,
+    feed: &str,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let Some(all) = shared.feeds.get(feed) else {
+        return (StatusCode::NOT_FOUND, "no such feed").into_response();
+    };
+    if let Some(token) = &shared.token {
+        let expected = format!("Bearer {token}");
+        if headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            != Some(expected.as_str())
+        {
+            return (StatusCode::UNAUTHORIZED, "missing or wrong token").into_response();
+        }
+    }
+    // Counted faults first: one request each.
+    let (one_shot, standing) = {
+        let Ok(mut faults) = shared.faults.lock() else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let list = faults.entry(feed.to_string()).or_default();
+        let one = take(list, |f| {
+            matches!(
+                f,
+                Fault::RateLimited { .. }
+                    | Fault::ServerErrors { .. }
+                    | Fault::Slow { .. }
+                    | Fault::HtmlOk { .. }
+                    | Fault::TruncatedJson { .. }
+            )
+        });
+        (one, list.clone())
+    };
+    match &one_shot {
+        Some(Fault::RateLimited {
+            retry_after_secs, ..
+        }) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after_secs.to_string())],
+                "slow down",
+            )
+                .into_response();
+        }
+        Some(Fault::ServerErrors { .. }) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response();
+        }
+        Some(Fault::Slow { delay, .. }) => tokio::time::sleep(*delay).await,
+        Some(Fault::HtmlOk { .. }) => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                "<html><body><h1>系统维护中</h1></body></html>",
+            )
+                .into_response();
+        }
+        _ => {}
+    }
+    if let Some(declared) = standing.iter().find_map(|f| match f {
+        Fault::HugeBody => Some(Some(10u64 << 30)),
+        Fault::EndlessBody => Some(None),
+        _ => None,
+    }) {
+        return endless(declared);
+    }
+    let records = transform(all, &standing);
+    let tag = etag(all);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(tag.as_str())
+    {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+    }
+    let total = all.len();
+    let num = |k: &str, default: usize| {
+        params
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let duplicate = standing.iter().find_map(|f| match f {
+        Fault::DuplicatePage { page } => Some(*page as usize),
+        _ => None,
+    });
+    let repeating = standing.iter().any(|f| matches!(f, Fault::RepeatingCursor));
+    // Slice the records for the requested page.
+    let (start, size) = match style_of(feed) {
+        Style::PageNumber => {
+            let size = num("size", 100).max(1);
+            let mut page = num("page", 1).max(1);
+            if duplicate.is_some_and(|d| page == d + 1) {
+                page -= 1;
+            }
+            ((page - 1) * size, size)
+        }
+        Style::OffsetLimit => {
+            let size = num("limit", 100).max(1);
+            let mut offset = num("offset", 0);
+            if duplicate.is_some_and(|d| offset == d * size) {
+                offset -= size;
+            }
+            (offset, size)
+        }
+        Style::Cursor => (
+            params
+                .get("cursor")
+                .and_then(|c| c.strip_prefix('c'))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
+            100,
+        ),
+        Style::LinkHeader => ((num("page", 1).max(1) - 1) * LINK_PAGE_SIZE, LINK_PAGE_SIZE),
+    };
+    let end = (start + size).min(records.len());
+    let slice: Vec<Value> = records
+        .get(start.min(end)..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let more = end < records.len();
+    let (body, link) = match style_of(feed) {
+        Style::PageNumber => (
+            json!({"code": 0, "data": {"total": total, "list": slice}}),
+            None,
+        ),
+        Style::OffsetLimit => (json!({"total": total, "items": slice}), None),
+        Style::Cursor => {
+            let next = if repeating && start > 0 {
+                Some(format!("c{start}"))
+            } else if more {
+                Some(format!("c{end}"))
+            } else {
+                None
+            };
+            (json!({"data": slice, "next": next, "total": total}), None)
+        }
+        Style::LinkHeader => {
+            let page = num("page", 1).max(1);
+            let next_page = if repeating && page > 1 {
+                page
+            } else {
+                page + 1
+            };
+            let link = more.then(|| format!("</api/{feed}?page={next_page}>; rel=\"next\""));
+            (Value::Array(slice), link)
+        }
+    };
+    let mut text = body.to_string();
+    if matches!(one_shot, Some(Fault::TruncatedJson { .. })) {
+        text.truncate(text.len() / 2);
+    }
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    if let Some(link) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+/// A JSON body that keeps coming, optionally declaring a length.
+fn endless(declared: Option<u64>) -> Response {
+    let chunk = bytes::Bytes::from(format!("[{}", "{\"a\":1},".repeat(4096)));
+    let stream = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+    let mut response = Response::new(axum::body::Body::from_stream(stream));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(n) = declared
+        && let Ok(v) = HeaderValue::from_str(&n.to_string())
+    {
+        response.headers_mut().insert(header::CONTENT_LENGTH, v);
+    }
+    response
+}
+
+/// The `[source]` table of an HTTP source for a feed served by a simulator
+/// at `base`: used by tests and the demo to point the shipped mappings at it.
+pub fn http_source_table(feed: &str, base: &str) -> toml::Table {
+    let mut t = toml::Table::new();
+    t.insert("kind".into(), "http".into());
+    t.insert("url".into(), format!("{base}/api/{feed}").into());
+    t.insert("retry_base_ms".into(), toml::Value::Integer(50));
+    t.insert("timeout_seconds".into(), toml::Value::Integer(2));
+    t.insert("requests_per_second".into(), toml::Value::Float(1000.0));
+    let mut p = toml::Table::new();
+    match style_of(feed) {
+        Style::PageNumber => {
+            t.insert("records".into(), "/data/list".into());
+            t.insert("total".into(), "/data/total".into());
+            p.insert("style".into(), "page_number".into());
+            p.insert("page_param".into(), "page".into());
+            p.insert("size_param".into(), "size".into());
+            p.insert("page_size".into(), toml::Value::Integer(100));
+        }
+        Style::OffsetLimit => {
+            t.insert("records".into(), "/items".into());
+            t.insert("total".into(), "/total".into());
+            p.insert("style".into(), "offset_limit".into());
+            p.insert("offset_param".into(), "offset".into());
+            p.insert("limit_param".into(), "limit".into());
+            p.insert("page_size".into(), toml::Value::Integer(100));
+        }
+        Style::Cursor => {
+            t.insert("records".into(), "/data".into());
+            t.insert("total".into(), "/total".into());
+            p.insert("style".into(), "cursor".into());
+            p.insert("cursor_param".into(), "cursor".into());
+            p.insert("next_cursor".into(), "/next".into());
+        }
+        Style::LinkHeader => {
+            t.insert("records".into(), "".into());
+            p.insert("style".into(), "link_header".into());
+        }
+    }
+    t.insert("pagination".into(), toml::Value::Table(p));
+    t
+}

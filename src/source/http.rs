@@ -1,0 +1,623 @@
+//! The `http` source kind: paged JSON APIs.
+//!
+//! One page at a time (cursor and link paging are sequential by nature):
+//! page-number, offset/limit, cursor-in-body and `Link: rel="next"` paging;
+//! bearer or API-key authentication with the secret read from a named
+//! environment variable; conditional requests (`If-None-Match`,
+//! `If-Modified-Since`; 304 means up to date) and a since-watermark
+//! parameter; retries with exponential backoff and jitter on connection
+//! errors, timeouts, 429 (honouring `Retry-After`), 5xx, HTML error pages
+//! served with 200 and truncated bodies, bounded in count and total time; a
+//! request rate limit; per-response and per-run size caps; detection of a
+//! cursor or next link that repeats and of a page identical to the one
+//! before; and the total record count when the API declares one.
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use governor::{Quota, RateLimiter};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::records::{Presence, malformed_row, row_from_object};
+use super::{BATCH_ROWS, Drift, FetchError, FetchOptions, FetchReport, PayloadSink, RawBatch};
+use crate::project::{Auth, HttpSource, Pagination, Source, expand_env};
+
+/// What went wrong with one request; `retryable` decides whether to retry.
+#[derive(Debug)]
+enum PageError {
+    /// Connection failed, timed out, or the body was cut.
+    Transport(String),
+    /// An HTTP status worth retrying (429, 408, 5xx).
+    Status {
+        code: u16,
+        retry_after: Option<Duration>,
+    },
+    /// 200 with something that is not JSON (an HTML error page).
+    NotJson(String),
+    /// 200 with JSON that does not parse (truncated).
+    BadJson(String),
+    /// A status that retrying will not fix.
+    Permanent(String),
+    /// A size cap.
+    Limit(String),
+}
+
+impl PageError {
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            PageError::Transport(_)
+                | PageError::Status { .. }
+                | PageError::NotJson(_)
+                | PageError::BadJson(_)
+        )
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PageError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PageError::Transport(m) => write!(f, "transport error: {m}"),
+            PageError::Status { code, .. } => write!(f, "HTTP status {code}"),
+            PageError::NotJson(m) => write!(f, "not JSON: {m}"),
+            PageError::BadJson(m) => write!(f, "malformed JSON: {m}"),
+            PageError::Permanent(m) | PageError::Limit(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A page that arrived whole.
+struct PageResponse {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+    json: Option<Value>,
+}
+
+/// Longest `Retry-After` honoured: a hostile server cannot park the run.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let wait = when
+        .signed_duration_since(chrono::Utc::now())
+        .to_std()
+        .ok()?;
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+async fn send_once(
+    client: &reqwest::Client,
+    url: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    max_bytes: u64,
+) -> Result<PageResponse, PageError> {
+    let mut response = client
+        .get(url)
+        .query(query)
+        .headers(headers.clone())
+        .send()
+        .await
+        .map_err(|e| PageError::Transport(e.without_url().to_string()))?;
+    let status = response.status().as_u16();
+    if status == 304 {
+        return Ok(PageResponse {
+            status,
+            headers: response.headers().clone(),
+            body: Bytes::new(),
+            json: None,
+        });
+    }
+    if status == 429 || status == 408 || (500..600).contains(&status) {
+        return Err(PageError::Status {
+            code: status,
+            retry_after: parse_retry_after(response.headers().get("retry-after")),
+        });
+    }
+    if !(200..300).contains(&status) {
+        let hint = if status == 401 || status == 403 {
+            " (check the credential the source's auth names)"
+        } else {
+            ""
+        };
+        return Err(PageError::Permanent(format!("HTTP status {status}{hint}")));
+    }
+    if let Some(len) = response.content_length()
+        && len > max_bytes
+    {
+        return Err(PageError::Limit(format!(
+            "response declares {len} bytes, above the limit of {max_bytes}"
+        )));
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let headers_out = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| PageError::Transport(e.without_url().to_string()))?
+    {
+        if body.len() as u64 + chunk.len() as u64 > max_bytes {
+            return Err(PageError::Limit(format!(
+                "response exceeds the limit of {max_bytes} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !content_type.contains("json") {
+        let start: String = String::from_utf8_lossy(&body[..body.len().min(80)])
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        return Err(PageError::NotJson(format!(
+            "content type {content_type:?} with status {status}, body starts {start:?}"
+        )));
+    }
+    let json =
+        serde_json::from_slice::<Value>(&body).map_err(|e| PageError::BadJson(e.to_string()))?;
+    Ok(PageResponse {
+        status,
+        headers: headers_out,
+        body: Bytes::from(body),
+        json: Some(json),
+    })
+}
+
+fn pointer<'a>(v: &'a Value, p: &str) -> Option<&'a Value> {
+    if p.is_empty() { Some(v) } else { v.pointer(p) }
+}
+
+fn next_link(headers: &HeaderMap, current: &str) -> Option<String> {
+    for value in headers.get_all(reqwest::header::LINK) {
+        let text = value.to_str().ok()?;
+        for part in text.split(',') {
+            let mut pieces = part.split(';');
+            let target = pieces
+                .next()?
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>');
+            if pieces.any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            }) {
+                return reqwest::Url::parse(current)
+                    .ok()?
+                    .join(target)
+                    .ok()
+                    .map(|u| u.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Fetches every page of an HTTP source.
+pub(super) async fn fetch(
+    source: &Source,
+    http: &HttpSource,
+    fields: Vec<String>,
+    options: &FetchOptions,
+    tx: mpsc::Sender<RawBatch>,
+    sink: Box<dyn PayloadSink>,
+) -> Result<FetchReport, FetchError> {
+    let feed = source.feed.clone();
+    let base = expand_env(&http.url, |n| options.var(n)).map_err(|message| FetchError::Open {
+        feed: feed.clone(),
+        url: http.url.clone(),
+        message,
+    })?;
+    let fail = |position: String, message: String| FetchError::Payload {
+        feed: feed.clone(),
+        position,
+        message,
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        reqwest::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
+    match &http.auth {
+        Some(Auth::Bearer { token_env }) => {
+            let token = options
+                .var(token_env)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    fail(
+                        base.clone(),
+                        format!("bearer token variable {token_env} is not set"),
+                    )
+                })?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                fail(
+                    base.clone(),
+                    format!("{token_env} is not a valid header value"),
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        Some(Auth::ApiKey { header, key_env }) => {
+            let key = options
+                .var(key_env)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    fail(
+                        base.clone(),
+                        format!("API key variable {key_env} is not set"),
+                    )
+                })?;
+            let name = reqwest::header::HeaderName::from_bytes(header.as_bytes())
+                .map_err(|_| fail(base.clone(), format!("{header:?} is not a header name")))?;
+            let mut value = HeaderValue::from_str(&key).map_err(|_| {
+                fail(
+                    base.clone(),
+                    format!("{key_env} is not a valid header value"),
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        None => {}
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(http.timeout_seconds))
+        .connect_timeout(Duration::from_secs(http.timeout_seconds.min(10)))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| fail(base.clone(), e.to_string()))?;
+    let period = Duration::from_secs_f64(1.0 / http.requests_per_second);
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(http.concurrency).unwrap_or(NonZeroU32::MIN));
+    let limiter = RateLimiter::direct(quota);
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(http.retry_base_ms))
+        .with_max_delay(Duration::from_secs(60))
+        .with_max_times(http.max_retries as usize)
+        .with_total_delay(Some(Duration::from_secs(http.retry_budget_seconds)))
+        .with_jitter();
+
+    let mut report = FetchReport::default();
+    let mut sink = Some(sink);
+    let mut presence = Presence::new(&fields);
+    let mut records_seen = 0u64;
+    let mut rows = Vec::with_capacity(BATCH_ROWS);
+    let mut seen_cursors: HashSet<String> = HashSet::new();
+    let mut previous_page: Option<u64> = None;
+    let mut page_no = 0u64;
+    let mut url = base.clone();
+    let mut cursor: Option<String> = None;
+    let mut offset = 0u64;
+    let mut page_index = match &http.pagination {
+        Pagination::PageNumber { first_page, .. } => u64::from(*first_page),
+        _ => 0,
+    };
+    let started = chrono::Utc::now();
+    loop {
+        page_no += 1;
+        let position = format!("page {page_no}");
+        let mut query: Vec<(String, String)> = Vec::new();
+        match &http.pagination {
+            Pagination::PageNumber {
+                page_param,
+                size_param,
+                page_size,
+                ..
+            } => {
+                query.push((page_param.clone(), page_index.to_string()));
+                query.push((size_param.clone(), page_size.to_string()));
+            }
+            Pagination::OffsetLimit {
+                offset_param,
+                limit_param,
+                page_size,
+            } => {
+                query.push((offset_param.clone(), offset.to_string()));
+                query.push((limit_param.clone(), page_size.to_string()));
+            }
+            Pagination::Cursor { cursor_param, .. } => {
+                if let Some(c) = &cursor {
+                    query.push((cursor_param.clone(), c.clone()));
+                }
+            }
+            Pagination::LinkHeader => {}
+        }
+        let mut request_headers = headers.clone();
+        // The since-watermark goes on every page, except where the API's
+        // own next links carry the query already.
+        let follows_links = matches!(http.pagination, Pagination::LinkHeader) && page_no > 1;
+        if !follows_links
+            && let (Some(param), Some(since)) = (
+                &http.since_param,
+                options
+                    .watermark
+                    .as_deref()
+                    .and_then(|w| w.strip_prefix("since:")),
+            )
+        {
+            query.push((param.clone(), since.to_string()));
+        }
+        if page_no == 1 {
+            match options.watermark.as_deref() {
+                Some(w) if w.starts_with("etag:") => {
+                    if let Ok(v) = HeaderValue::from_str(&w[5..]) {
+                        request_headers.insert(reqwest::header::IF_NONE_MATCH, v);
+                    }
+                }
+                Some(w) if w.starts_with("lm:") => {
+                    if let Ok(v) = HeaderValue::from_str(&w[3..]) {
+                        request_headers.insert(reqwest::header::IF_MODIFIED_SINCE, v);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let remaining = http.max_run_bytes.saturating_sub(report.bytes);
+        let cap = http.max_response_bytes.min(remaining.max(1));
+        let mut retries_here = 0u64;
+        let response = (|| async {
+            limiter.until_ready().await;
+            send_once(&client, &url, &query, &request_headers, cap).await
+        })
+        .retry(backoff)
+        .when(PageError::retryable)
+        .adjust(|e, d| d.map(|d| e.retry_after().unwrap_or(d)))
+        .notify(|e, d| {
+            retries_here += 1;
+            warn!(feed = %feed, page = page_no, error = %e, wait_ms = d.as_millis() as u64, "retrying");
+        })
+        .await;
+        report.retries += retries_here;
+        let page = match response {
+            Ok(p) => p,
+            Err(e @ PageError::Limit(_)) => {
+                return Err(FetchError::Limit {
+                    feed: feed.clone(),
+                    position,
+                    message: e.to_string(),
+                });
+            }
+            Err(e) => {
+                let after = if retries_here > 0 {
+                    format!(" after {retries_here} retries")
+                } else {
+                    String::new()
+                };
+                return Err(fail(position, format!("{e}{after}")));
+            }
+        };
+        if page.status == 304 && page_no == 1 {
+            report.unchanged = true;
+            report.watermark = options.watermark.clone();
+            return Ok(report);
+        }
+        report.units += 1;
+        report.bytes += page.body.len() as u64;
+        if report.bytes > http.max_run_bytes {
+            return Err(FetchError::Limit {
+                feed: feed.clone(),
+                position,
+                message: format!("the run exceeded {} bytes", http.max_run_bytes),
+            });
+        }
+        if page_no == 1 {
+            report.watermark = if http.since_param.is_some() {
+                Some(format!("since:{}", started.to_rfc3339()))
+            } else if let Some(etag) = page
+                .headers
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(format!("etag:{etag}"))
+            } else {
+                page.headers
+                    .get(reqwest::header::LAST_MODIFIED)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|lm| format!("lm:{lm}"))
+            };
+        }
+        // Keep the payload (on a blocking thread: the sink writes synchronously).
+        let name = format!("page-{page_no:06}.json");
+        let body = page.body.clone();
+        let taken = sink.take();
+        let returned = tokio::task::spawn_blocking(move || {
+            let mut sink = taken?;
+            let result = sink.open(&name, false).and_then(|mut w| {
+                std::io::Write::write_all(&mut w, &body).map_err(|e| e.to_string())?;
+                w.finish()
+            });
+            Some((sink, result))
+        })
+        .await
+        .map_err(|e| fail(position.clone(), e.to_string()))?;
+        match returned {
+            Some((s, Ok(()))) => sink = Some(s),
+            Some((_, Err(e))) => {
+                return Err(fail(position, format!("cannot keep the payload: {e}")));
+            }
+            None => return Err(fail(position, "payload sink lost".into())),
+        }
+        let json = page.json.unwrap_or(Value::Null);
+        if page_no == 1
+            && let Some(total_ptr) = &http.total
+        {
+            report.declared_count = pointer(&json, total_ptr).and_then(|v| match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            });
+        }
+        let Some(Value::Array(records)) = pointer(&json, &http.records) else {
+            return Err(fail(
+                position,
+                format!("no record array at JSON pointer {:?}", http.records),
+            ));
+        };
+        let fingerprint = {
+            use std::hash::{BuildHasher, RandomState};
+            static STATE: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+            STATE
+                .get_or_init(RandomState::new)
+                .hash_one(serde_json::to_string(records).unwrap_or_default())
+        };
+        if !records.is_empty() && previous_page == Some(fingerprint) {
+            // Paging went wrong upstream: what should have been the next
+            // page is missing, so the feed cannot be trusted this run.
+            return Err(fail(
+                position,
+                format!(
+                    "page {page_no} repeats page {}: records would be missing",
+                    page_no - 1
+                ),
+            ));
+        }
+        previous_page = Some(fingerprint);
+        let count = records.len() as u64;
+        for (i, record) in records.iter().enumerate() {
+            records_seen += 1;
+            let pos = format!("{position} #{i}");
+            let row = match record {
+                Value::Object(o) => row_from_object(
+                    &fields,
+                    o,
+                    pos,
+                    record.to_string(),
+                    &mut report.drift,
+                    &mut presence,
+                ),
+                _ => malformed_row(&fields, pos, record.to_string(), "not a JSON object".into()),
+            };
+            rows.push(row);
+            if rows.len() >= BATCH_ROWS {
+                send(&tx, &fields, &mut rows, &feed).await?;
+            }
+        }
+        debug!(feed = %feed, page = page_no, records = count, "page");
+        // Where next?
+        let done = match &http.pagination {
+            Pagination::PageNumber { page_size, .. } => {
+                page_index += 1;
+                count < u64::from(*page_size)
+                    || report.declared_count.is_some_and(|t| records_seen >= t)
+            }
+            Pagination::OffsetLimit { page_size, .. } => {
+                offset += count;
+                count < u64::from(*page_size)
+                    || report.declared_count.is_some_and(|t| records_seen >= t)
+            }
+            Pagination::Cursor { next_cursor, .. } => {
+                let next = pointer(&json, next_cursor).and_then(|v| match v {
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                });
+                match next {
+                    None => true,
+                    Some(c) => {
+                        if !seen_cursors.insert(c.clone()) {
+                            return Err(fail(
+                                position,
+                                format!("cursor {c:?} repeats: the API would loop forever"),
+                            ));
+                        }
+                        cursor = Some(c);
+                        false
+                    }
+                }
+            }
+            Pagination::LinkHeader => match next_link(&page.headers, &url) {
+                None => true,
+                Some(next) => {
+                    if !seen_cursors.insert(next.clone()) {
+                        return Err(fail(
+                            position,
+                            format!("next link {next:?} repeats: the API would loop forever"),
+                        ));
+                    }
+                    url = next;
+                    false
+                }
+            },
+        };
+        if done || count == 0 {
+            break;
+        }
+    }
+    send(&tx, &fields, &mut rows, &feed).await?;
+    let mut drift = Drift::default();
+    presence.report(&fields, records_seen, &mut drift);
+    report.drift.missing_fields.extend(drift.missing_fields);
+    Ok(report)
+}
+
+async fn send(
+    tx: &mpsc::Sender<RawBatch>,
+    fields: &[String],
+    rows: &mut Vec<super::RawRow>,
+    feed: &str,
+) -> Result<(), FetchError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    tx.send(RawBatch {
+        fields: fields.to_vec(),
+        rows: std::mem::take(rows),
+    })
+    .await
+    .map_err(|_| FetchError::Stopped {
+        feed: feed.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers_resolve_against_the_page() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::LINK,
+            HeaderValue::from_static(
+                "</api/court?page=3>; rel=\"next\", </api/court?page=1>; rel=\"first\"",
+            ),
+        );
+        assert_eq!(
+            next_link(&h, "http://127.0.0.1:8080/api/court?page=2").as_deref(),
+            Some("http://127.0.0.1:8080/api/court?page=3")
+        );
+        assert_eq!(next_link(&HeaderMap::new(), "http://x/"), None);
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let v = HeaderValue::from_static("3");
+        assert_eq!(parse_retry_after(Some(&v)), Some(Duration::from_secs(3)));
+        let v = HeaderValue::from_static("999999");
+        assert_eq!(parse_retry_after(Some(&v)), Some(MAX_RETRY_AFTER));
+    }
+}
