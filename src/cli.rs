@@ -342,13 +342,14 @@ async fn status(
         eprintln!("error: no pipeline {pipeline:?} in pipelines/");
         return ExitCode::from(EXIT_USAGE);
     };
-    let (store, prefix, url) = match crate::run::open_warehouse(p, warehouse.as_deref()) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
-    };
+    let (store, prefix, url) =
+        match crate::run::open_warehouse(p, warehouse.as_deref(), &Default::default()) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
     let runs = match crate::ledger::Ledger::new(store, prefix).all_runs().await {
         Ok(r) => r,
         Err(e) => {

@@ -99,14 +99,17 @@ pub struct RunOptions {
 pub fn open_warehouse(
     pipeline: &Pipeline,
     url: Option<&str>,
+    vars: &BTreeMap<String, String>,
 ) -> Result<(Arc<dyn ObjectStore>, Path, String), RunError> {
     let url = match url {
         Some(u) => u.to_string(),
-        None => expand_env(&pipeline.warehouse, |n| std::env::var(n).ok())
-            .map_err(|e| RunError::Config(format!("pipeline {}: warehouse: {e}", pipeline.name)))?,
+        None => expand_env(&pipeline.warehouse, |n| {
+            vars.get(n).cloned().or_else(|| std::env::var(n).ok())
+        })
+        .map_err(|e| RunError::Config(format!("pipeline {}: warehouse: {e}", pipeline.name)))?,
     };
-    let (store, prefix) =
-        crate::store::open_for_write(&url).map_err(|e| RunError::Warehouse(e.to_string()))?;
+    let (store, prefix) = crate::store::open_with(&url, true, vars)
+        .map_err(|e| RunError::Warehouse(e.to_string()))?;
     Ok((store, prefix, url))
 }
 
@@ -153,7 +156,7 @@ pub async fn run_pipeline(
         )));
     }
 
-    let (store, prefix, _) = open_warehouse(pipeline, options.warehouse.as_deref())?;
+    let (store, prefix, _) = open_warehouse(pipeline, options.warehouse.as_deref(), &options.vars)?;
     let ledger = Ledger::new(Arc::clone(&store), prefix.clone());
     let previous = ledger
         .runs_of(options.business_date)

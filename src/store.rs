@@ -6,11 +6,12 @@
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP` …),
 //! never from configuration files.
 
+use std::collections::BTreeMap;
 use std::path::Path as LocalPath;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -47,16 +48,23 @@ pub enum StoreError {
 /// `memory://` an in-memory store; `s3://bucket/prefix` an S3 store
 /// configured from the environment.
 pub fn open(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
-    open_with(url, false)
+    open_with(url, false, &BTreeMap::new())
 }
 
 /// Opens the store of a URL for writing: a local directory is created
 /// when missing.
 pub fn open_for_write(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
-    open_with(url, true)
+    open_with(url, true, &BTreeMap::new())
 }
 
-fn open_with(url: &str, create: bool) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
+/// Opens a store; `vars` (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID` …) take
+/// precedence over the environment, so one process can reach several
+/// stores and tests need not touch the process environment.
+pub fn open_with(
+    url: &str,
+    create: bool,
+    vars: &BTreeMap<String, String>,
+) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
     let bad = |message: String| StoreError::Url {
         url: url.to_string(),
         message,
@@ -70,10 +78,13 @@ fn open_with(url: &str, create: bool) -> Result<(Arc<dyn ObjectStore>, Path), St
         if bucket.is_empty() {
             return Err(bad("no bucket name".into()));
         }
-        let store = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (k, v) in vars.iter().filter(|(k, _)| k.starts_with("AWS_")) {
+            if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                builder = builder.with_config(key, v);
+            }
+        }
+        let store = builder.build().map_err(|e| bad(e.to_string()))?;
         return Ok((Arc::new(store), Path::from(prefix)));
     }
     if url.contains("://") && !url.starts_with("file://") {

@@ -102,7 +102,8 @@ pub(super) async fn fetch(
     let url =
         expand_env(url_template, |n| options.var(n)).map_err(|e| open_err(url_template, e))?;
     let (base, pattern) = split_glob(&url);
-    let (store, prefix) = store::open(&base).map_err(|e| open_err(&url, e.to_string()))?;
+    let (store, prefix) =
+        store::open_with(&base, false, &options.vars).map_err(|e| open_err(&url, e.to_string()))?;
     let glob = Glob::new(pattern.as_deref().unwrap_or("*"))
         .map_err(|e| open_err(&url, e.to_string()))?
         .compile_matcher();

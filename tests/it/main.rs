@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod conformance;
 mod generate;
 mod http_feeds;
 mod ingest;
