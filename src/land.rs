@@ -63,7 +63,9 @@ impl LandingPaths {
     }
 }
 
-fn properties() -> WriterProperties {
+/// Writer properties with bounded row groups: what every Parquet writer of
+/// the pipeline uses, so a writer's buffer does not grow with the feed.
+pub fn bounded_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(ParquetCompression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -80,7 +82,7 @@ pub fn parquet_writer(
     schema: SchemaRef,
 ) -> Result<ParquetOut, parquet::errors::ParquetError> {
     let out = BufWriter::new(Arc::clone(store), path.clone());
-    AsyncArrowWriter::try_new(out, schema, Some(properties()))
+    AsyncArrowWriter::try_new(out, schema, Some(bounded_properties()))
 }
 
 /// The schema of quarantine files.

@@ -12,14 +12,19 @@
 //! | module | stage | owns |
 //! |---|---|---|
 //! | [`project`] | configuration | every file of `schemas/`, `pipelines/`, `jobs/` checked before anything runs; all problems reported at once |
+//! | [`source`] | 1 FETCH | records read as raw text in bounded batches, from object stores or paged HTTP APIs, with their positions |
+//! | [`land`] | 2 LAND | raw payloads and canonical Parquet written once under `landing/<feed>/dt=/run=/`, never rewritten |
+//! | [`validate`] | 3 VALIDATE | every row canonical or quarantined with feed, position, field and reason |
+//! | [`ledger`] | (state) | `read = landed + quarantined + duplicates` per feed and run; snapshots advance only when guarded |
+//! | [`run`] | one run | stages in order for one business date, guards, the run id and its attempt |
 //! | [`keys`] | (shared) | one classification of every organization key, in Rust and as SQL functions |
-//! | [`generate`] | (demo, tests, benchmarks) | deterministic synthetic feeds in the departments' own forms, with ground truth |
 //! | [`store`] | (shared) | one way to open `file://`, `memory://` and `s3://` URLs, settings from the environment |
-//! | [`cli`] | the `qinglian` binary | exit codes: 0 ok, 1 run failed, 2 usage or configuration |
+//! | [`generate`] | (demo, tests, benchmarks) | deterministic synthetic feeds in the departments' own forms, with ground truth |
+//! | [`simulator`] | (demo, tests) | the departments' paged APIs on 127.0.0.1, with faults on demand |
+//! | [`cli`] | the `qinglian` binary | exit codes: 0 ok, 1 run failed, 2 usage or configuration, 3 degraded |
 //!
-//! Stages still to come, in data-flow order: `source` (fetch), `land`,
-//! `validate`, `join`, `score`, `publish`, `run`, `scheduler`
-//! (see `DESIGN.md` of the project's shared documents).
+//! Stages still to come, in data-flow order: `join`, `score`, `publish`,
+//! and the `scheduler` (see `DESIGN.md` of the project's shared documents).
 
 pub mod cli;
 pub mod generate;

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
@@ -276,11 +277,11 @@ impl RegistryIndex {
     }
 }
 
-/// A 128-bit fingerprint of a record as delivered, for exact duplicates.
+/// A 128-bit fingerprint of a record as delivered, for exact duplicates:
+/// two independently keyed 64-bit hashes.
 struct Fingerprints {
     a: RandomState,
     b: RandomState,
-    seen: HashSet<u128>,
 }
 
 impl Fingerprints {
@@ -288,15 +289,194 @@ impl Fingerprints {
         Self {
             a: RandomState::new(),
             b: RandomState::new(),
-            seen: HashSet::new(),
         }
     }
 
-    /// True the first time a record is seen.
-    fn first(&mut self, original: &str) -> bool {
-        let high = u128::from(self.a.hash_one(original));
-        let low = u128::from(self.b.hash_one(original));
-        self.seen.insert((high << 64) | low)
+    fn of(&self, original: &str) -> (u64, u64) {
+        (self.a.hash_one(original), self.b.hash_one(original))
+    }
+}
+
+/// Canonical rows staged on local disk in arrival order, with a second
+/// file of `(fingerprint, ordinal)` pairs. Deduplication sorts only the
+/// 24-byte pairs (DataFusion's external sort, spilling under a small
+/// budget) into an ascending stream of duplicate ordinals, then streams the
+/// staged rows once, skipping those ordinals: memory stays bounded however
+/// long the feed or however many duplicates it holds.
+struct Staging {
+    _dir: tempfile::TempDir,
+    rows_path: std::path::PathBuf,
+    fps_path: std::path::PathBuf,
+    rows: parquet::arrow::AsyncArrowWriter<tokio::fs::File>,
+    fps: parquet::arrow::AsyncArrowWriter<tokio::fs::File>,
+    staged: u64,
+}
+
+/// Memory DataFusion may use for sorting fingerprints before it spills.
+const DEDUP_MEMORY: usize = 64 << 20;
+
+fn fingerprint_schema() -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    Arc::new(Schema::new(vec![
+        Field::new("hi", DataType::UInt64, false),
+        Field::new("lo", DataType::UInt64, false),
+        Field::new("ord", DataType::UInt64, false),
+    ]))
+}
+
+impl Staging {
+    async fn new(canonical: datafusion::arrow::datatypes::SchemaRef) -> Result<Self, String> {
+        let err = |e: &dyn std::fmt::Display| format!("staging: {e}");
+        let dir = tempfile::tempdir().map_err(|e| err(&e))?;
+        let rows_path = dir.path().join("rows.parquet");
+        let fps_path = dir.path().join("fingerprints.parquet");
+        let open = |path: &std::path::Path, schema| {
+            let path = path.to_path_buf();
+            async move {
+                let file = tokio::fs::File::create(&path).await.map_err(|e| err(&e))?;
+                parquet::arrow::AsyncArrowWriter::try_new(
+                    file,
+                    schema,
+                    Some(land::bounded_properties()),
+                )
+                .map_err(|e| err(&e))
+            }
+        };
+        Ok(Self {
+            rows: open(&rows_path, canonical).await?,
+            fps: open(&fps_path, fingerprint_schema()).await?,
+            _dir: dir,
+            rows_path,
+            fps_path,
+            staged: 0,
+        })
+    }
+
+    async fn write(&mut self, batch: &RecordBatch, fps: &[(u64, u64)]) -> Result<(), String> {
+        use datafusion::arrow::array::UInt64Array;
+        let start = self.staged;
+        let pairs = RecordBatch::try_new(
+            fingerprint_schema(),
+            vec![
+                Arc::new(UInt64Array::from_iter_values(fps.iter().map(|f| f.0))),
+                Arc::new(UInt64Array::from_iter_values(fps.iter().map(|f| f.1))),
+                Arc::new(UInt64Array::from_iter_values(
+                    start..start + fps.len() as u64,
+                )),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+        self.staged += batch.num_rows() as u64;
+        self.rows
+            .write(batch)
+            .await
+            .map_err(|e| format!("staging: {e}"))?;
+        self.fps
+            .write(&pairs)
+            .await
+            .map_err(|e| format!("staging: {e}"))
+    }
+
+    /// Starts the deduplicated read-back.
+    async fn distinct(self) -> Result<Distinct, String> {
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+        use parquet::arrow::ParquetRecordBatchStreamBuilder;
+        self.rows
+            .close()
+            .await
+            .map_err(|e| format!("staging: {e}"))?;
+        self.fps
+            .close()
+            .await
+            .map_err(|e| format!("staging: {e}"))?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(DEDUP_MEMORY, 1.0)
+            .build_arc()
+            .map_err(|e| e.to_string())?;
+        let mut config = SessionConfig::new().with_target_partitions(1);
+        config.options_mut().execution.sort_spill_reservation_bytes = 2 << 20;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_parquet(
+            "fps",
+            &self.fps_path.to_string_lossy(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let dups = ctx
+            .sql(
+                "SELECT ord FROM (SELECT ord, row_number() OVER (PARTITION BY hi, lo ORDER BY ord) AS n FROM fps) \
+                 WHERE n > 1 ORDER BY ord",
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .execute_stream()
+            .await
+            .map_err(|e| e.to_string())?;
+        let file = tokio::fs::File::open(&self.rows_path)
+            .await
+            .map_err(|e| format!("staging: {e}"))?;
+        let rows = ParquetRecordBatchStreamBuilder::new(file)
+            .await
+            .map_err(|e| format!("staging: {e}"))?
+            .with_batch_size(crate::source::BATCH_ROWS)
+            .build()
+            .map_err(|e| format!("staging: {e}"))?;
+        Ok(Distinct {
+            _dir: self._dir,
+            rows,
+            dups,
+            pending: std::collections::VecDeque::new(),
+            offset: 0,
+            staged: self.staged,
+        })
+    }
+}
+
+/// Staged rows read back in order without their duplicates.
+struct Distinct {
+    _dir: tempfile::TempDir,
+    rows: parquet::arrow::async_reader::ParquetRecordBatchStream<tokio::fs::File>,
+    dups: datafusion::physical_plan::SendableRecordBatchStream,
+    pending: std::collections::VecDeque<u64>,
+    offset: u64,
+    staged: u64,
+}
+
+impl Distinct {
+    /// The next batch of distinct rows, `None` at the end.
+    async fn next(&mut self) -> Option<Result<RecordBatch, String>> {
+        use datafusion::arrow::array::BooleanArray;
+        use datafusion::arrow::compute::filter_record_batch;
+        let batch = match self.rows.next().await? {
+            Ok(b) => b,
+            Err(e) => return Some(Err(format!("staging: {e}"))),
+        };
+        let end = self.offset + batch.num_rows() as u64;
+        // Pull duplicate ordinals up to the end of this batch.
+        while self.pending.back().is_none_or(|last| *last < end) {
+            match self.dups.next().await {
+                Some(Ok(b)) => {
+                    let ords = b
+                        .column(0)
+                        .as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+                    self.pending.extend(ords.values().iter().copied());
+                }
+                Some(Err(e)) => return Some(Err(format!("deduplicating: {e}"))),
+                None => break,
+            }
+        }
+        let mut keep = vec![true; batch.num_rows()];
+        while let Some(&ord) = self.pending.front() {
+            if ord >= end {
+                break;
+            }
+            keep[(ord - self.offset) as usize] = false;
+            self.pending.pop_front();
+        }
+        self.offset = end;
+        Some(filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(|e| e.to_string()))
     }
 }
 
@@ -314,7 +494,6 @@ fn relative(prefix: &Path, path: &Path) -> String {
 /// The distinct USCCs of a landed snapshot, reading only that column
 /// (streamed to a temporary file: Parquet wants random access).
 async fn previous_keys(ctx: &RunContext, state: &FeedState) -> Option<HashSet<String>> {
-    use futures::StreamExt;
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -552,40 +731,31 @@ async fn land_feed(
         tokio::spawn(async move { source::fetch(&fetch_source, fields, &options, tx, sink).await });
 
     let is_registry = source.feed == "registry";
-    let mut fingerprints = Fingerprints::new();
-    let mut new_codes: HashMap<String, String> = HashMap::new();
+    let fingerprints = Fingerprints::new();
+    let mut staging = Staging::new(mapper.schema()).await?;
     let mut consume_error = None;
     while let Some(batch) = rx.recv().await {
         rec.read += batch.rows.len() as u64;
-        let mut unique = batch.clone();
-        unique.rows.retain(|r| fingerprints.first(&r.original));
-        rec.duplicates += (batch.rows.len() - unique.rows.len()) as u64;
-        let mapped = match mapper.map(&unique) {
+        let mapped = match mapper.map(&batch) {
             Ok(m) => m,
             Err(e) => {
                 consume_error = Some(e.to_string());
                 break;
             }
         };
-        rec.landed += mapped.batch.num_rows() as u64;
         rec.quarantined += mapped.quarantined.len() as u64;
         for q in &mapped.quarantined {
             *rec.quarantine_reasons
                 .entry(q.reason.code().to_string())
                 .or_default() += 1;
         }
-        let uscc = mapped.batch.column(0).as_string::<i32>();
-        for value in uscc.iter().flatten() {
-            rec.keyed += 1;
-            if is_registry {
-                registry.usccs.insert(value.to_string());
-                new_codes.insert(value[8..17].to_string(), value.to_string());
-            } else if registry.usccs.contains(value) {
-                rec.in_registry += 1;
-            }
-        }
-        if let Err(e) = data.write(&mapped.batch).await {
-            consume_error = Some(format!("cannot write {}: {e}", paths.data()));
+        let fps: Vec<(u64, u64)> = mapped
+            .accepted
+            .iter()
+            .map(|r| fingerprints.of(&batch.rows[*r].original))
+            .collect();
+        if let Err(e) = staging.write(&mapped.batch, &fps).await {
+            consume_error = Some(e);
             break;
         }
         if !mapped.quarantined.is_empty() {
@@ -613,6 +783,28 @@ async fn land_feed(
     if report.watermark.is_some() {
         rec.watermark_after = report.watermark;
     }
+    // Exact duplicates out, canonical rows in.
+    let mut distinct = staging.distinct().await?;
+    let staged = distinct.staged;
+    let mut new_codes: HashMap<String, String> = HashMap::new();
+    while let Some(batch) = distinct.next().await {
+        let batch = batch?;
+        rec.landed += batch.num_rows() as u64;
+        let uscc = batch.column(0).as_string::<i32>();
+        for value in uscc.iter().flatten() {
+            rec.keyed += 1;
+            if is_registry {
+                registry.usccs.insert(value.to_string());
+                new_codes.insert(value[8..17].to_string(), value.to_string());
+            } else if registry.usccs.contains(value) {
+                rec.in_registry += 1;
+            }
+        }
+        data.write(&batch)
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", paths.data()))?;
+    }
+    rec.duplicates = staged - rec.landed;
     data.close()
         .await
         .map_err(|e| format!("cannot finish {}: {e}", paths.data()))?;

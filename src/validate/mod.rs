@@ -95,6 +95,8 @@ pub struct Mapped {
     pub batch: RecordBatch,
     /// Rejected rows.
     pub quarantined: Vec<Quarantined>,
+    /// For each canonical row, the index of its raw row in the batch.
+    pub accepted: Vec<usize>,
 }
 
 /// Why a mapper could not be built.
@@ -274,9 +276,11 @@ impl Mapper {
         let mut columns: Vec<Vec<Cell>> =
             vec![Vec::with_capacity(batch.rows.len()); self.schema.fields().len()];
         let mut quarantined = Vec::new();
+        let mut accepted = Vec::with_capacity(batch.rows.len());
         for (r, row) in batch.rows.iter().enumerate() {
             match self.map_row(row, r, &sql_values) {
                 Ok(cells) => {
+                    accepted.push(r);
                     for (column, cell) in columns.iter_mut().zip(cells) {
                         column.push(cell);
                     }
@@ -305,7 +309,11 @@ impl Mapper {
             feed: self.feed.clone(),
             message: e.to_string(),
         })?;
-        Ok(Mapped { batch, quarantined })
+        Ok(Mapped {
+            batch,
+            quarantined,
+            accepted,
+        })
     }
 
     /// SQL mappings evaluated over the whole raw batch, as text per row.
