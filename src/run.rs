@@ -256,16 +256,7 @@ struct RegistryIndex {
 
 impl RegistryIndex {
     async fn from_snapshot(ctx: &RunContext, snapshot: &str) -> Self {
-        let state = FeedState {
-            feed: "registry".into(),
-            run_id: String::new(),
-            business_date: ctx.business_date,
-            snapshot: snapshot.to_string(),
-            rows: 0,
-            watermark: None,
-            landed_at: ctx.clock.now(),
-        };
-        let usccs = previous_keys(ctx, &state).await.unwrap_or_default();
+        let usccs = snapshot_keys(ctx, snapshot).await.unwrap_or_default();
         let org_codes = usccs
             .iter()
             .map(|u| (u[8..17].to_string(), u.clone()))
@@ -297,123 +288,126 @@ impl Fingerprints {
     }
 }
 
-/// Canonical rows staged on local disk in arrival order, with a second
-/// file of `(fingerprint, ordinal)` pairs. Deduplication sorts only the
-/// 24-byte pairs (DataFusion's external sort, spilling under a small
-/// budget) into an ascending stream of duplicate ordinals, then streams the
-/// staged rows once, skipping those ordinals: memory stays bounded however
-/// long the feed or however many duplicates it holds.
+/// Canonical rows staged on local disk in arrival order, beside a file of
+/// their 128-bit record fingerprints. Deduplication partitions the
+/// fingerprints into 256 buckets on disk, finds repeats one bucket at a time
+/// (a bucket holds 1/256 of the feed), and marks them in a bitmap of one bit
+/// per row; the staged rows are then streamed once, skipping marked rows.
+/// Memory is a bit per row plus one bucket, whatever the feed's length or
+/// its number of duplicates.
 struct Staging {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     rows_path: std::path::PathBuf,
-    fps_path: std::path::PathBuf,
     rows: parquet::arrow::AsyncArrowWriter<tokio::fs::File>,
-    fps: parquet::arrow::AsyncArrowWriter<tokio::fs::File>,
+    fps: std::io::BufWriter<std::fs::File>,
     staged: u64,
 }
 
-/// Memory DataFusion may use for sorting fingerprints before it spills.
-const DEDUP_MEMORY: usize = 64 << 20;
-
-fn fingerprint_schema() -> datafusion::arrow::datatypes::SchemaRef {
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    Arc::new(Schema::new(vec![
-        Field::new("hi", DataType::UInt64, false),
-        Field::new("lo", DataType::UInt64, false),
-        Field::new("ord", DataType::UInt64, false),
-    ]))
-}
+/// Fingerprint buckets: a bucket holds 1/BUCKETS of the feed's rows.
+const BUCKETS: usize = 256;
 
 impl Staging {
     async fn new(canonical: datafusion::arrow::datatypes::SchemaRef) -> Result<Self, String> {
         let err = |e: &dyn std::fmt::Display| format!("staging: {e}");
         let dir = tempfile::tempdir().map_err(|e| err(&e))?;
         let rows_path = dir.path().join("rows.parquet");
-        let fps_path = dir.path().join("fingerprints.parquet");
-        let open = |path: &std::path::Path, schema| {
-            let path = path.to_path_buf();
-            async move {
-                let file = tokio::fs::File::create(&path).await.map_err(|e| err(&e))?;
-                parquet::arrow::AsyncArrowWriter::try_new(
-                    file,
-                    schema,
-                    Some(land::bounded_properties()),
-                )
-                .map_err(|e| err(&e))
-            }
-        };
+        let file = tokio::fs::File::create(&rows_path)
+            .await
+            .map_err(|e| err(&e))?;
+        let rows = parquet::arrow::AsyncArrowWriter::try_new(
+            file,
+            canonical,
+            Some(land::bounded_properties()),
+        )
+        .map_err(|e| err(&e))?;
+        let fps =
+            std::fs::File::create(dir.path().join("fingerprints.bin")).map_err(|e| err(&e))?;
         Ok(Self {
-            rows: open(&rows_path, canonical).await?,
-            fps: open(&fps_path, fingerprint_schema()).await?,
-            _dir: dir,
+            rows,
+            fps: std::io::BufWriter::with_capacity(1 << 16, fps),
             rows_path,
-            fps_path,
+            dir,
             staged: 0,
         })
     }
 
     async fn write(&mut self, batch: &RecordBatch, fps: &[(u64, u64)]) -> Result<(), String> {
-        use datafusion::arrow::array::UInt64Array;
-        let start = self.staged;
-        let pairs = RecordBatch::try_new(
-            fingerprint_schema(),
-            vec![
-                Arc::new(UInt64Array::from_iter_values(fps.iter().map(|f| f.0))),
-                Arc::new(UInt64Array::from_iter_values(fps.iter().map(|f| f.1))),
-                Arc::new(UInt64Array::from_iter_values(
-                    start..start + fps.len() as u64,
-                )),
-            ],
-        )
-        .map_err(|e| e.to_string())?;
+        use std::io::Write;
+        for (hi, lo) in fps {
+            self.fps
+                .write_all(&hi.to_le_bytes())
+                .and_then(|()| self.fps.write_all(&lo.to_le_bytes()))
+                .map_err(|e| format!("staging: {e}"))?;
+        }
         self.staged += batch.num_rows() as u64;
         self.rows
             .write(batch)
             .await
-            .map_err(|e| format!("staging: {e}"))?;
-        self.fps
-            .write(&pairs)
-            .await
             .map_err(|e| format!("staging: {e}"))
     }
 
+    /// Marks every row whose record appeared at an earlier row.
+    fn duplicates(dir: &std::path::Path, staged: u64) -> std::io::Result<Vec<u64>> {
+        use std::io::{BufReader, BufWriter, Read, Write};
+        let mut bitmap = vec![0u64; (staged as usize).div_ceil(64)];
+        // Pass 1: spread (fingerprint, ordinal) over the buckets, in order.
+        let mut buckets = (0..BUCKETS)
+            .map(|b| {
+                std::fs::File::create(dir.join(format!("bucket-{b}.bin")))
+                    .map(|f| BufWriter::with_capacity(8 << 10, f))
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let mut input =
+            BufReader::with_capacity(1 << 16, std::fs::File::open(dir.join("fingerprints.bin"))?);
+        let mut entry = [0u8; 16];
+        for ord in 0..staged {
+            input.read_exact(&mut entry)?;
+            let bucket = (entry[7] as usize) % BUCKETS;
+            buckets[bucket].write_all(&entry)?;
+            buckets[bucket].write_all(&ord.to_le_bytes())?;
+        }
+        for b in &mut buckets {
+            b.flush()?;
+        }
+        drop(buckets);
+        // Pass 2: one bucket at a time; later ordinals of a fingerprint are repeats.
+        let mut record = [0u8; 24];
+        for b in 0..BUCKETS {
+            let path = dir.join(format!("bucket-{b}.bin"));
+            let mut seen = std::collections::HashSet::new();
+            let mut reader = BufReader::with_capacity(1 << 16, std::fs::File::open(&path)?);
+            loop {
+                match reader.read_exact(&mut record) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(e),
+                }
+                let fp = u128::from_le_bytes(record[..16].try_into().unwrap_or([0; 16]));
+                let ord = u64::from_le_bytes(record[16..].try_into().unwrap_or([0; 8]));
+                if !seen.insert(fp) {
+                    bitmap[(ord / 64) as usize] |= 1 << (ord % 64);
+                }
+            }
+            std::fs::remove_file(&path)?;
+        }
+        Ok(bitmap)
+    }
+
     /// Starts the deduplicated read-back.
-    async fn distinct(self) -> Result<Distinct, String> {
-        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-        use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+    async fn distinct(mut self) -> Result<Distinct, String> {
         use parquet::arrow::ParquetRecordBatchStreamBuilder;
+        use std::io::Write;
+        self.fps.flush().map_err(|e| format!("staging: {e}"))?;
         self.rows
             .close()
             .await
             .map_err(|e| format!("staging: {e}"))?;
-        self.fps
-            .close()
+        let dir = self.dir.path().to_path_buf();
+        let staged = self.staged;
+        let bitmap = tokio::task::spawn_blocking(move || Self::duplicates(&dir, staged))
             .await
-            .map_err(|e| format!("staging: {e}"))?;
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(DEDUP_MEMORY, 1.0)
-            .build_arc()
-            .map_err(|e| e.to_string())?;
-        let mut config = SessionConfig::new().with_target_partitions(1);
-        config.options_mut().execution.sort_spill_reservation_bytes = 2 << 20;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        ctx.register_parquet(
-            "fps",
-            &self.fps_path.to_string_lossy(),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let dups = ctx
-            .sql(
-                "SELECT ord FROM (SELECT ord, row_number() OVER (PARTITION BY hi, lo ORDER BY ord) AS n FROM fps) \
-                 WHERE n > 1 ORDER BY ord",
-            )
-            .await
-            .map_err(|e| e.to_string())?
-            .execute_stream()
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("deduplicating: {e}"))?
+            .map_err(|e| format!("deduplicating: {e}"))?;
         let file = tokio::fs::File::open(&self.rows_path)
             .await
             .map_err(|e| format!("staging: {e}"))?;
@@ -424,12 +418,11 @@ impl Staging {
             .build()
             .map_err(|e| format!("staging: {e}"))?;
         Ok(Distinct {
-            _dir: self._dir,
+            _dir: self.dir,
             rows,
-            dups,
-            pending: std::collections::VecDeque::new(),
+            bitmap,
             offset: 0,
-            staged: self.staged,
+            staged,
         })
     }
 }
@@ -438,8 +431,7 @@ impl Staging {
 struct Distinct {
     _dir: tempfile::TempDir,
     rows: parquet::arrow::async_reader::ParquetRecordBatchStream<tokio::fs::File>,
-    dups: datafusion::physical_plan::SendableRecordBatchStream,
-    pending: std::collections::VecDeque<u64>,
+    bitmap: Vec<u64>,
     offset: u64,
     staged: u64,
 }
@@ -453,30 +445,14 @@ impl Distinct {
             Ok(b) => b,
             Err(e) => return Some(Err(format!("staging: {e}"))),
         };
-        let end = self.offset + batch.num_rows() as u64;
-        // Pull duplicate ordinals up to the end of this batch.
-        while self.pending.back().is_none_or(|last| *last < end) {
-            match self.dups.next().await {
-                Some(Ok(b)) => {
-                    let ords = b
-                        .column(0)
-                        .as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
-                    self.pending.extend(ords.values().iter().copied());
-                }
-                Some(Err(e)) => return Some(Err(format!("deduplicating: {e}"))),
-                None => break,
-            }
-        }
-        let mut keep = vec![true; batch.num_rows()];
-        while let Some(&ord) = self.pending.front() {
-            if ord >= end {
-                break;
-            }
-            keep[(ord - self.offset) as usize] = false;
-            self.pending.pop_front();
-        }
-        self.offset = end;
-        Some(filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(|e| e.to_string()))
+        let keep: BooleanArray = (0..batch.num_rows() as u64)
+            .map(|i| {
+                let ord = self.offset + i;
+                Some(self.bitmap[(ord / 64) as usize] & (1 << (ord % 64)) == 0)
+            })
+            .collect();
+        self.offset += batch.num_rows() as u64;
+        Some(filter_record_batch(&batch, &keep).map_err(|e| e.to_string()))
     }
 }
 
@@ -493,11 +469,11 @@ fn relative(prefix: &Path, path: &Path) -> String {
 
 /// The distinct USCCs of a landed snapshot, reading only that column
 /// (streamed to a temporary file: Parquet wants random access).
-async fn previous_keys(ctx: &RunContext, state: &FeedState) -> Option<HashSet<String>> {
+async fn snapshot_keys(ctx: &RunContext, snapshot: &str) -> Option<HashSet<String>> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-    let path = crate::store::join(&ctx.prefix, &state.snapshot);
+    let path = crate::store::join(&ctx.prefix, snapshot);
     let mut file = tempfile::tempfile().ok()?;
     let mut stream = ctx.store.get(&path).await.ok()?.into_stream();
     while let Some(chunk) = stream.next().await {
@@ -623,9 +599,11 @@ async fn ingest_feed(
     }
     if let Some(max) = g.max_churn
         && let Some(prev) = &state
-        && let Some(old) = previous_keys(ctx, prev).await
+        && let Some(old) = snapshot_keys(ctx, &prev.snapshot).await
     {
-        let new = landed_keys(ctx, &landed_path).await.unwrap_or_default();
+        let new = snapshot_keys(ctx, &relative(&ctx.prefix, &landed_path))
+            .await
+            .unwrap_or_default();
         let removed = old.iter().filter(|k| !new.contains(*k)).count() as u64;
         let v = share(removed, old.len() as u64);
         check("max_churn", v, max, v <= max);
@@ -675,19 +653,6 @@ async fn ingest_feed(
         "feed landed"
     );
     rec
-}
-
-async fn landed_keys(ctx: &RunContext, path: &Path) -> Option<HashSet<String>> {
-    let state = FeedState {
-        feed: String::new(),
-        run_id: String::new(),
-        business_date: ctx.business_date,
-        snapshot: relative(&ctx.prefix, path),
-        rows: 0,
-        watermark: None,
-        landed_at: ctx.clock.now(),
-    };
-    previous_keys(ctx, &state).await
 }
 
 /// Fetches, validates and lands one feed; returns the data path, or `None`
