@@ -9,7 +9,7 @@
 //! The run id is `<pipeline>-<yyyymmdd>-<attempt>`: re-running a date is a
 //! new attempt that lands beside the old one, never over it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Instant;
@@ -250,20 +250,17 @@ pub async fn run_pipeline(
 /// What later feeds need from the registry: its codes.
 #[derive(Default)]
 struct RegistryIndex {
-    usccs: HashSet<String>,
-    org_codes: Arc<HashMap<String, String>>,
+    codes: Arc<crate::keys::RegistryCodes>,
 }
 
 impl RegistryIndex {
     async fn from_snapshot(ctx: &RunContext, snapshot: &str) -> Self {
-        let usccs = snapshot_keys(ctx, snapshot).await.unwrap_or_default();
-        let org_codes = usccs
-            .iter()
-            .map(|u| (u[8..17].to_string(), u.clone()))
-            .collect();
+        let mut codes = crate::keys::RegistryCodes::default();
+        for uscc in snapshot_keys(ctx, snapshot).await.unwrap_or_default() {
+            codes.insert(&uscc);
+        }
         Self {
-            usccs,
-            org_codes: Arc::new(org_codes),
+            codes: Arc::new(codes),
         }
     }
 }
@@ -674,7 +671,7 @@ async fn land_feed(
         fields.clone(),
         hash_key,
         fetched_at,
-        Arc::clone(&registry.org_codes),
+        Arc::clone(&registry.codes),
     )
     .map_err(|e| e.to_string())?;
     let paths = LandingPaths::new(&ctx.prefix, &source.feed, ctx.business_date, &ctx.run_id);
@@ -751,7 +748,7 @@ async fn land_feed(
     // Exact duplicates out, canonical rows in.
     let mut distinct = staging.distinct().await?;
     let staged = distinct.staged;
-    let mut new_codes: HashMap<String, String> = HashMap::new();
+    let mut new_codes = crate::keys::RegistryCodes::default();
     while let Some(batch) = distinct.next().await {
         let batch = batch?;
         rec.landed += batch.num_rows() as u64;
@@ -759,9 +756,8 @@ async fn land_feed(
         for value in uscc.iter().flatten() {
             rec.keyed += 1;
             if is_registry {
-                registry.usccs.insert(value.to_string());
-                new_codes.insert(value[8..17].to_string(), value.to_string());
-            } else if registry.usccs.contains(value) {
+                new_codes.insert(value);
+            } else if registry.codes.contains(value) {
                 rec.in_registry += 1;
             }
         }
@@ -781,7 +777,7 @@ async fn land_feed(
         return Ok(None);
     }
     if is_registry {
-        registry.org_codes = Arc::new(new_codes);
+        registry.codes = Arc::new(new_codes);
     }
     Ok(Some(paths.data()))
 }

@@ -16,6 +16,7 @@ mod decode;
 mod normalize;
 mod org_code;
 mod reg_no;
+mod registry_codes;
 pub mod udf;
 mod uscc;
 
@@ -24,4 +25,5 @@ pub use decode::{Decoded, decode};
 pub use normalize::{normalize, normalize_into, normalize_name};
 pub use org_code::OrgCode;
 pub use reg_no::RegNo;
+pub use registry_codes::RegistryCodes;
 pub use uscc::{CHARSET, Uscc, UsccError, char_value, mod31_check_char};

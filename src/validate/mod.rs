@@ -12,7 +12,7 @@
 
 pub mod coerce;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -134,7 +134,7 @@ pub struct Mapper {
     record_id: Vec<usize>,
     hash_key: Option<Vec<u8>>,
     fetched_at: i64,
-    org_codes: Arc<HashMap<String, String>>,
+    org_codes: Arc<keys::RegistryCodes>,
 }
 
 /// Raw fields a SQL mapping reads: its double-quoted identifiers.
@@ -190,7 +190,7 @@ impl Mapper {
         fields: Vec<String>,
         hash_key: Option<Vec<u8>>,
         fetched_at: i64,
-        org_codes: Arc<HashMap<String, String>>,
+        org_codes: Arc<keys::RegistryCodes>,
     ) -> Result<Self, MapperError> {
         let err = |message: String| MapperError {
             feed: source.feed.clone(),
@@ -388,7 +388,7 @@ impl Mapper {
         }
         let uscc = match check.class {
             KeyClass::Valid => Some(check.normalized.clone()),
-            KeyClass::OrgCodeOnly => self.org_codes.get(&check.normalized).cloned(),
+            KeyClass::OrgCodeOnly => self.org_codes.resolve_org_code(&check.normalized),
             KeyClass::RegNoOnly => None,
             KeyClass::NameOnly => {
                 subject_name.get_or_insert_with(|| check.normalized.clone());
