@@ -205,6 +205,45 @@ async fn local_filesystem_and_s3_behave_the_same() {
     )
     .await;
 
+    // The generator writes to an object-store URL as well.
+    let out = Command::new(env!("CARGO_BIN_EXE_qinglian"))
+        .args([
+            "generate",
+            "--orgs",
+            "30",
+            "--seed",
+            "1",
+            "--out",
+            "s3://qinglian/generated",
+        ])
+        .envs(moto.vars())
+        .output()
+        .expect("generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (store, prefix) =
+        qinglian::store::open_with("s3://qinglian/generated", false, &moto.vars()).expect("store");
+    let names: Vec<String> = store
+        .list(Some(&prefix))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .expect("list");
+    for file in [
+        "registry/registry.csv",
+        "court/court.ndjson",
+        "inspection/inspection.ndjson.gz",
+        "ground_truth.csv",
+    ] {
+        assert!(
+            names.iter().any(|n| n.ends_with(file)),
+            "{file} in {names:?}"
+        );
+    }
+
     let figures = |r: &RunRecord| -> Vec<(String, u64, u64, u64, u64)> {
         r.feeds
             .iter()
