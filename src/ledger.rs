@@ -141,6 +141,9 @@ pub struct RunRecord {
     pub status: RunStatus,
     /// Per-feed figures, in processing order.
     pub feeds: Vec<FeedRecord>,
+    /// What scoring produced, when it ran.
+    #[serde(default)]
+    pub scoring: Option<crate::score::ScoreSummary>,
     /// What failed the run, if anything.
     pub error: Option<String>,
 }

@@ -33,6 +33,7 @@ pub mod land;
 pub mod ledger;
 pub mod project;
 pub mod run;
+pub mod score;
 pub mod simulator;
 pub mod source;
 pub mod store;

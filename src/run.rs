@@ -186,6 +186,7 @@ pub async fn run_pipeline(
         finished_at: None,
         status: RunStatus::Running,
         feeds: Vec::new(),
+        scoring: None,
         error: None,
     };
     let write = |r: &RunRecord| {
@@ -233,8 +234,47 @@ pub async fn run_pipeline(
         .filter(|f| f.status == FeedStatus::Failed)
         .map(|f| f.feed.as_str())
         .collect();
+    if failed.is_empty() {
+        // Stages 4-5 over each feed's latest good snapshot.
+        let mut snapshots = BTreeMap::new();
+        for feed in &pipeline.sources {
+            let state = ctx
+                .ledger
+                .feed_state(feed)
+                .await
+                .map_err(|e| RunError::Warehouse(e.to_string()))?;
+            snapshots.insert(
+                feed.clone(),
+                (
+                    state.as_ref().map(|s| s.snapshot.clone()),
+                    state.map(|s| s.business_date),
+                ),
+            );
+        }
+        let input = crate::score::ScoreInput {
+            project,
+            pipeline,
+            store: Arc::clone(&ctx.store),
+            prefix: ctx.prefix.clone(),
+            run_id: &ctx.run_id,
+            business_date: ctx.business_date,
+            snapshots,
+        };
+        match crate::score::score_run(input)
+            .instrument(info_span!("score", run_id = %ctx.run_id))
+            .await
+        {
+            Ok(summary) => record.scoring = Some(summary),
+            Err(e) => {
+                warn!(error = %e, "scoring failed; nothing is published");
+                record.error = Some(e.to_string());
+            }
+        }
+    }
     record.status = if !failed.is_empty() {
         record.error = Some(format!("required feed(s) failed: {}", failed.join(", ")));
+        RunStatus::Failed
+    } else if record.scoring.is_none() {
         RunStatus::Failed
     } else if record.feeds.iter().any(|f| f.status == FeedStatus::Held) {
         RunStatus::Degraded

@@ -43,8 +43,15 @@ pub(crate) const SITUATIONS: &[(&str, f64)] = &[
     ("XD-06", 0.001),
 ];
 
-/// Situations that exclude each other: the first drawn wins.
-const EXCLUSIVE: &[&[&str]] = &[&["INS-01", "INS-02", "INS-03", "INS-04"]];
+/// Situations that exclude each other: the first drawn wins. The spending
+/// and government-purchase rules read last year's finances, which an
+/// organization that did not submit its report has none of.
+const EXCLUSIVE: &[&[&str]] = &[
+    &["INS-01", "INS-02", "INS-03", "INS-04"],
+    &["INS-03", "INS-04", "OPS-01"],
+    &["INS-03", "INS-04", "OPS-02"],
+    &["INS-03", "INS-04", "GOV-03"],
+];
 
 /// Organization types with their share (Zhejiang, January 2024).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,8 +435,14 @@ pub(crate) fn plan(seed: u64, index: u64, orgs: u64, as_of: NaiveDate) -> OrgPla
     // Coverage: the first organizations carry one situation each, so every
     // rule has an example even in a tiny data set.
     let forced = SITUATIONS.get(index as usize).map(|s| s.0);
+    if let Some(rule) = forced {
+        plan.situations.push(rule);
+    }
     for (rule, rate) in SITUATIONS {
-        if Some(*rule) == forced || rng.random_bool(*rate) {
+        if Some(*rule) == forced {
+            continue;
+        }
+        if rng.random_bool(*rate) {
             let excluded = EXCLUSIVE.iter().any(|group| {
                 group.contains(rule) && plan.situations.iter().any(|s| group.contains(s))
             });

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod conformance;
 mod generate;
+mod ground_truth;
 mod http_feeds;
 mod ingest;
 mod ingest_cases;

@@ -1,0 +1,632 @@
+//! Stages 4–5, JOIN and SCORE: one profile per registered organization,
+//! every rule's hits with their evidence, points, colour and portrait.
+//!
+//! The landed snapshots are registered with DataFusion; every feed but the
+//! registry is resolved against the registry spine (its USCC, the org code
+//! already resolved at ingest, then a normalized name that names exactly
+//! one registered organization; `match` records which). Each rule's SQL
+//! runs with its window applied from the business date; hits whose record
+//! was matched by name alone are low-confidence: they carry no points and
+//! no red line. Scoring then walks the registry once.
+
+mod outputs;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type};
+use datafusion::datasource::MemTable;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use sha2::{Digest, Sha256};
+
+pub use outputs::{OUTPUT_DATASETS, hits_schema, profiles_schema, write_dataset};
+
+use crate::keys::{self, KeyClass};
+use crate::project::{Colour, Dimension, Pipeline, Project, Rule};
+
+/// Memory DataFusion may use for joins and rules before spilling.
+pub const SCORE_MEMORY: usize = 1 << 30;
+
+/// Why scoring failed; the run then publishes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// A rule failed or returned rows it must not.
+    #[error("rule {rule}: {message}")]
+    Rule {
+        /// Rule id.
+        rule: String,
+        /// What went wrong, naming the row where one is at fault.
+        message: String,
+    },
+    /// The engine failed outside a rule.
+    #[error("scoring: {0}")]
+    Engine(String),
+}
+
+fn engine(e: impl std::fmt::Display) -> ScoreError {
+    ScoreError::Engine(e.to_string())
+}
+
+/// A feed's snapshot as scoring sees it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// URL DataFusion reads (`qinglian://warehouse/<path>`), or `None`
+    /// when the feed has never landed.
+    pub url: Option<String>,
+    /// The snapshot's path relative to the warehouse.
+    pub path: Option<String>,
+    /// The business date it was landed for.
+    pub business_date: Option<NaiveDate>,
+}
+
+/// One rule hit with its evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Organization.
+    pub uscc: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// Feed of the evidence.
+    pub source_feed: String,
+    /// Record of the evidence.
+    pub source_record_id: String,
+    /// When it happened.
+    pub event_date: NaiveDate,
+    /// What the rule says about it.
+    pub detail: String,
+    /// `high`, or `low` when the evidence matched by name alone.
+    pub low_confidence: bool,
+}
+
+/// The content hash of a pipeline's rules and bands.
+pub fn rules_version(project: &Project, pipeline: &Pipeline) -> String {
+    let mut h = Sha256::new();
+    for rule in project.pipeline_rules(pipeline) {
+        h.update(format!("{rule:?}").as_bytes());
+    }
+    h.update(format!("{:?}", pipeline.scoring).as_bytes());
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A DataFusion session for scoring, with the key functions, a memory
+/// limit and canonical string types.
+pub fn session() -> Result<SessionContext, ScoreError> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(SCORE_MEMORY, 1.0)
+        .build_arc()
+        .map_err(engine)?;
+    let mut config = SessionConfig::new().with_target_partitions(2);
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    keys::udf::register(&ctx);
+    Ok(ctx)
+}
+
+/// Registers every feed, resolved against the registry, as its table.
+pub async fn register_feeds(
+    ctx: &SessionContext,
+    project: &Project,
+    pipeline: &Pipeline,
+    snapshots: &BTreeMap<String, Snapshot>,
+) -> Result<BTreeMap<String, u64>, ScoreError> {
+    for feed in &pipeline.sources {
+        let Some(schema) = project
+            .sources
+            .get(feed)
+            .and_then(|s| project.schemas.get(&s.schema))
+        else {
+            continue;
+        };
+        let landed = format!("{feed}_landed");
+        match snapshots.get(feed).and_then(|s| s.url.clone()) {
+            Some(url) => ctx
+                .register_parquet(
+                    &landed,
+                    &url,
+                    ParquetReadOptions::default().schema(&schema.arrow_schema()),
+                )
+                .await
+                .map_err(engine)?,
+            None => {
+                let empty =
+                    MemTable::try_new(schema.arrow_schema(), vec![vec![]]).map_err(engine)?;
+                ctx.register_table(&landed, Arc::new(empty))
+                    .map_err(engine)?;
+            }
+        }
+    }
+    ctx.sql(
+        "CREATE VIEW registry_names AS SELECT subject_name_key, min(uscc) AS uscc FROM registry_landed \
+         WHERE subject_name_key IS NOT NULL GROUP BY subject_name_key HAVING count(*) = 1",
+    )
+    .await
+    .map_err(engine)?;
+    let mut unmatched = BTreeMap::new();
+    for feed in &pipeline.sources {
+        let Some(schema) = project
+            .sources
+            .get(feed)
+            .and_then(|s| project.schemas.get(&s.schema))
+        else {
+            continue;
+        };
+        let columns: Vec<String> = schema
+            .all_columns()
+            .iter()
+            .map(|c| {
+                if c.name == "uscc" && feed != "registry" {
+                    "COALESCE(f.uscc, n.uscc) AS uscc".to_string()
+                } else {
+                    format!("f.\"{}\"", c.name)
+                }
+            })
+            .collect();
+        let sql = if feed == "registry" {
+            format!(
+                "CREATE VIEW registry AS SELECT {}, 'uscc' AS \"match\" FROM registry_landed f",
+                columns.join(", ")
+            )
+        } else {
+            format!(
+                "CREATE VIEW \"{feed}\" AS SELECT {}, \
+                 CASE WHEN f.uscc IS NOT NULL AND f.key_class = 'org_code_only' THEN 'org_code' \
+                      WHEN f.uscc IS NOT NULL THEN 'uscc' WHEN n.uscc IS NOT NULL THEN 'name' END AS \"match\" \
+                 FROM \"{feed}_landed\" f LEFT JOIN registry_names n \
+                 ON f.uscc IS NULL AND f.subject_name_key = n.subject_name_key",
+                columns.join(", ")
+            )
+        };
+        ctx.sql(&sql).await.map_err(engine)?;
+        let count = ctx
+            .sql(&format!(
+                "SELECT count(*) FROM \"{feed}\" WHERE uscc IS NULL"
+            ))
+            .await
+            .map_err(engine)?
+            .collect()
+            .await
+            .map_err(engine)?;
+        let n = count
+            .first()
+            .and_then(|b| cast(b.column(0), &DataType::UInt64).ok())
+            .map_or(0, |c| {
+                c.as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+                    .value(0)
+            });
+        unmatched.insert(feed.clone(), n);
+    }
+    // Which records matched by name alone: the evidence of low confidence.
+    let parts: Vec<String> = pipeline
+        .sources
+        .iter()
+        .map(|f| format!("SELECT '{f}' AS feed, source_record_id, \"match\" FROM \"{f}\""))
+        .collect();
+    ctx.sql(&format!(
+        "CREATE VIEW evidence AS SELECT feed, source_record_id, bool_or(\"match\" = 'name') AS by_name \
+         FROM ({}) GROUP BY feed, source_record_id",
+        parts.join(" UNION ALL ")
+    ))
+    .await
+    .map_err(engine)?;
+    Ok(unmatched)
+}
+
+/// A rule's SQL with its window applied.
+fn windowed_sql(rule: &Rule, business_date: NaiveDate) -> String {
+    let sql = rule.render_sql(business_date);
+    match rule.window.range(business_date) {
+        Some((from, to)) => format!(
+            "SELECT * FROM ({sql}) AS hits WHERE event_date BETWEEN DATE '{from}' AND DATE '{to}'"
+        ),
+        None => sql,
+    }
+}
+
+/// Runs one rule; every row must name a valid USCC and a date.
+pub async fn run_rule(
+    ctx: &SessionContext,
+    rule: &Rule,
+    business_date: NaiveDate,
+) -> Result<Vec<Hit>, ScoreError> {
+    let fail = |message: String| ScoreError::Rule {
+        rule: rule.id.clone(),
+        message,
+    };
+    let sql = format!(
+        "SELECT h.uscc, h.source_feed, h.source_record_id, h.event_date, h.detail, \
+         COALESCE(e.by_name, false) AS by_name \
+         FROM ({}) AS h LEFT JOIN evidence e ON e.feed = h.source_feed AND e.source_record_id = h.source_record_id",
+        windowed_sql(rule, business_date)
+    );
+    let batches = ctx
+        .sql(&sql)
+        .await
+        .map_err(|e| fail(format!("does not plan: {e}")))?
+        .collect()
+        .await
+        .map_err(|e| fail(format!("failed at run time: {e}")))?;
+    let mut hits = Vec::new();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    for b in &batches {
+        let text = |i: usize| cast(b.column(i), &DataType::Utf8).map_err(|e| fail(e.to_string()));
+        let (uscc, feed, record, detail) = (text(0)?, text(1)?, text(2)?, text(4)?);
+        let (uscc, feed, record, detail) = (
+            uscc.as_string::<i32>(),
+            feed.as_string::<i32>(),
+            record.as_string::<i32>(),
+            detail.as_string::<i32>(),
+        );
+        let dates = cast(b.column(3), &DataType::Date32).map_err(|e| fail(e.to_string()))?;
+        let dates = dates.as_primitive::<Date32Type>();
+        let by_name = b.column(5).as_boolean();
+        for r in 0..b.num_rows() {
+            let record_id = if record.is_null(r) {
+                ""
+            } else {
+                record.value(r)
+            };
+            let code = if uscc.is_null(r) { "" } else { uscc.value(r) };
+            if keys::classify(code).class != KeyClass::Valid || keys::normalize(code) != code {
+                return Err(fail(format!(
+                    "row for record {record_id:?} has uscc {code:?}, expected a valid USCC"
+                )));
+            }
+            if dates.is_null(r) {
+                return Err(fail(format!(
+                    "row for record {record_id:?} of {code} has no event_date"
+                )));
+            }
+            hits.push(Hit {
+                uscc: code.to_string(),
+                rule_id: rule.id.clone(),
+                source_feed: if feed.is_null(r) {
+                    String::new()
+                } else {
+                    feed.value(r).to_string()
+                },
+                source_record_id: record_id.to_string(),
+                event_date: epoch + chrono::Days::new(dates.value(r) as u64),
+                detail: if detail.is_null(r) {
+                    String::new()
+                } else {
+                    detail.value(r).to_string()
+                },
+                low_confidence: by_name.value(r),
+            });
+        }
+    }
+    Ok(hits)
+}
+
+/// Per-organization sums of its hits.
+#[derive(Debug, Default, Clone)]
+pub struct OrgScore {
+    /// Points deducted per dimension (high-confidence point rules).
+    pub deductions: [u32; 5],
+    /// A red line hit per dimension.
+    pub red: [bool; 5],
+    /// Flags set by rules.
+    pub flags: BTreeSet<String>,
+    /// Any hit of low confidence.
+    pub low_confidence: bool,
+    /// Hits counted.
+    pub hits: u32,
+}
+
+impl OrgScore {
+    /// Points left of the year's allowance.
+    pub fn points(&self, start: u32) -> u32 {
+        start.saturating_sub(self.deductions.iter().sum())
+    }
+
+    /// Whether any red line holds.
+    pub fn red_line(&self) -> bool {
+        self.red.iter().any(|r| *r)
+    }
+
+    /// Colour of the integrity code.
+    pub fn colour(&self, pipeline: &Pipeline) -> Colour {
+        if self.red_line() {
+            Colour::Red
+        } else {
+            pipeline
+                .scoring
+                .colour_of(self.points(pipeline.scoring.start_points))
+        }
+    }
+
+    /// Sub-score 0–100 of a dimension: 0 on a red line in it.
+    pub fn dimension_score(&self, d: usize, start: u32) -> f64 {
+        if self.red[d] || start == 0 {
+            0.0
+        } else {
+            100.0 * f64::from(start.saturating_sub(self.deductions[d])) / f64::from(start)
+        }
+    }
+}
+
+/// Adds every hit to its organization's score (hits are distinct by rule,
+/// organization and record).
+pub fn aggregate(project: &Project, hits: &[Hit]) -> HashMap<String, OrgScore> {
+    let rules: HashMap<&str, &Rule> = project.rules.iter().map(|r| (r.id.as_str(), r)).collect();
+    let mut scores: HashMap<String, OrgScore> = HashMap::new();
+    for hit in hits {
+        let Some(rule) = rules.get(hit.rule_id.as_str()) else {
+            continue;
+        };
+        let d = Dimension::ALL
+            .iter()
+            .position(|x| *x == rule.dimension)
+            .unwrap_or(0);
+        let s = scores.entry(hit.uscc.clone()).or_default();
+        s.hits += 1;
+        if let Some(flag) = &rule.flag {
+            s.flags.insert(flag.clone());
+        }
+        if hit.low_confidence {
+            s.low_confidence = true;
+            continue;
+        }
+        if rule.red_line {
+            s.red[d] = true;
+        } else {
+            s.deductions[d] += rule.points;
+        }
+    }
+    scores
+}
+
+/// Runs every rule of the pipeline; hits sorted and distinct.
+pub async fn run_rules(
+    ctx: &SessionContext,
+    project: &Project,
+    pipeline: &Pipeline,
+    business_date: NaiveDate,
+) -> Result<Vec<Hit>, ScoreError> {
+    let mut hits = Vec::new();
+    for rule in project.pipeline_rules(pipeline) {
+        hits.extend(run_rule(ctx, rule, business_date).await?);
+    }
+    hits.sort_by(|a, b| {
+        (
+            &a.uscc,
+            &a.rule_id,
+            &a.source_feed,
+            &a.source_record_id,
+            a.event_date,
+        )
+            .cmp(&(
+                &b.uscc,
+                &b.rule_id,
+                &b.source_feed,
+                &b.source_record_id,
+                b.event_date,
+            ))
+    });
+    hits.dedup_by(|b, a| {
+        a.uscc == b.uscc
+            && a.rule_id == b.rule_id
+            && a.source_feed == b.source_feed
+            && a.source_record_id == b.source_record_id
+    });
+    Ok(hits)
+}
+
+/// Feeds whose snapshot is older than the source allows.
+pub fn stale_feeds(
+    project: &Project,
+    pipeline: &Pipeline,
+    snapshots: &BTreeMap<String, Snapshot>,
+    business_date: NaiveDate,
+) -> Vec<String> {
+    pipeline
+        .sources
+        .iter()
+        .filter(|f| {
+            let max_age = project
+                .sources
+                .get(*f)
+                .map_or(0, |s| i64::from(s.max_age_days));
+            match snapshots.get(*f).and_then(|s| s.business_date) {
+                Some(d) => (business_date - d).num_days() > max_age,
+                None => true,
+            }
+        })
+        .cloned()
+        .collect()
+}
+
+/// Colours by count, for summaries.
+pub fn colour_counts(batches: &[RecordBatch]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for b in batches {
+        if let Some(c) = b.column_by_name("colour") {
+            let c = c.as_string::<i32>();
+            for v in c.iter() {
+                *out.entry(v.unwrap_or("none").to_string()).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dimension_scores_follow_the_model() {
+        let mut s = OrgScore::default();
+        s.deductions[2] = 6;
+        assert_eq!(s.points(12), 6);
+        assert!((s.dimension_score(2, 12) - 50.0).abs() < 1e-9);
+        assert!((s.dimension_score(0, 12) - 100.0).abs() < 1e-9);
+        s.red[1] = true;
+        assert!(s.red_line());
+        assert_eq!(s.dimension_score(1, 12), 0.0);
+        s.deductions[3] = 20;
+        assert_eq!(s.points(12), 0);
+    }
+}
+
+/// What a run records about its scoring.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScoreSummary {
+    /// Content hash of the rules and bands.
+    pub rules_version: String,
+    /// Profiles written (one per registered organization).
+    pub profiles: u64,
+    /// Hits written.
+    pub hits: u64,
+    /// Organizations per colour (`none` for deregistered ones).
+    pub colours: BTreeMap<String, u64>,
+    /// Records per feed that matched no registered organization.
+    pub unmatched: BTreeMap<String, u64>,
+    /// Feeds older than their allowed age.
+    pub stale: Vec<String>,
+    /// Paths of the datasets written, relative to the warehouse.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// Everything scoring needs from the run.
+pub struct ScoreInput<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// The pipeline.
+    pub pipeline: &'a Pipeline,
+    /// Warehouse store.
+    pub store: Arc<dyn object_store::ObjectStore>,
+    /// Warehouse prefix.
+    pub prefix: object_store::path::Path,
+    /// Run id.
+    pub run_id: &'a str,
+    /// Business date.
+    pub business_date: NaiveDate,
+    /// Each feed's snapshot path (relative to the warehouse) and its date.
+    pub snapshots: BTreeMap<String, (Option<String>, Option<NaiveDate>)>,
+}
+
+/// Joins, scores and writes `profiles` and `hits` for a run.
+pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError> {
+    use futures::StreamExt;
+    let ctx = session()?;
+    let base = url::Url::parse("qinglian://warehouse").map_err(engine)?;
+    ctx.register_object_store(&base, Arc::clone(&input.store));
+    let snapshots: BTreeMap<String, Snapshot> = input
+        .snapshots
+        .iter()
+        .map(|(feed, (path, date))| {
+            let url = path.as_ref().map(|p| {
+                format!(
+                    "qinglian://warehouse/{}",
+                    crate::store::join(&input.prefix, p)
+                )
+            });
+            (
+                feed.clone(),
+                Snapshot {
+                    url,
+                    path: path.clone(),
+                    business_date: *date,
+                },
+            )
+        })
+        .collect();
+    let unmatched = register_feeds(&ctx, input.project, input.pipeline, &snapshots).await?;
+    let hits = run_rules(&ctx, input.project, input.pipeline, input.business_date).await?;
+    let scores = aggregate(input.project, &hits);
+    let version = rules_version(input.project, input.pipeline);
+    let stale = stale_feeds(
+        input.project,
+        input.pipeline,
+        &snapshots,
+        input.business_date,
+    );
+    let snapshot_json = serde_json::to_string(
+        &snapshots
+            .iter()
+            .map(|(f, s)| (f.clone(), s.path.clone()))
+            .collect::<BTreeMap<_, _>>(),
+    )
+    .map_err(engine)?;
+
+    let mut outputs = BTreeMap::new();
+    let hits_batch = outputs::hits_batch(
+        input.project,
+        &hits,
+        &version,
+        input.run_id,
+        input.business_date,
+    )
+    .map_err(ScoreError::Engine)?;
+    let path = write_dataset(
+        &input.store,
+        &input.prefix,
+        "hits",
+        input.business_date,
+        input.run_id,
+        outputs::hits_schema(),
+        &[hits_batch],
+    )
+    .await
+    .map_err(ScoreError::Engine)?;
+    outputs.insert("hits".to_string(), path.to_string());
+
+    let profile_ctx = outputs::ProfileContext {
+        pipeline: input.pipeline,
+        scores: &scores,
+        stale: stale.join(","),
+        rules_version: &version,
+        snapshots: snapshot_json,
+        run_id: input.run_id,
+        date: input.business_date,
+    };
+    let mut registry = ctx
+        .sql("SELECT uscc, name, org_type, registrar_division, status FROM registry ORDER BY uscc")
+        .await
+        .map_err(engine)?
+        .execute_stream()
+        .await
+        .map_err(engine)?;
+    let path = crate::store::join(
+        &input.prefix,
+        &format!(
+            "published/profiles/dt={}/run={}/data.parquet",
+            input.business_date, input.run_id
+        ),
+    );
+    let mut writer = crate::land::parquet_writer(&input.store, &path, outputs::profiles_schema())
+        .map_err(engine)?;
+    let mut summary = ScoreSummary {
+        rules_version: version.clone(),
+        hits: hits.len() as u64,
+        unmatched,
+        stale: stale.clone(),
+        ..ScoreSummary::default()
+    };
+    while let Some(batch) = registry.next().await {
+        let batch = batch.map_err(engine)?;
+        let profiles = outputs::profiles_batch(&profile_ctx, &batch).map_err(ScoreError::Engine)?;
+        summary.profiles += profiles.num_rows() as u64;
+        for (colour, n) in colour_counts(std::slice::from_ref(&profiles)) {
+            *summary.colours.entry(colour).or_default() += n;
+        }
+        writer.write(&profiles).await.map_err(engine)?;
+    }
+    writer.close().await.map_err(engine)?;
+    outputs.insert("profiles".to_string(), path.to_string());
+    summary.outputs = outputs;
+    Ok(summary)
+}

@@ -1,0 +1,137 @@
+//! The model against the generator's ground truth: every injected
+//! situation triggers its rule (recall), and nothing else makes an
+//! organization anything but green (precision), rule by rule.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use qinglian::ledger::RunStatus;
+
+use crate::ingest::{generate, ingest};
+
+async fn table(path: &std::path::Path, columns: &[&str]) -> Vec<Vec<String>> {
+    let ctx = SessionContext::new();
+    let batches = ctx
+        .read_parquet(path.to_str().expect("utf-8"), ParquetReadOptions::default())
+        .await
+        .expect("read")
+        .collect()
+        .await
+        .expect("collect");
+    let mut rows = Vec::new();
+    for b in batches {
+        let cols: Vec<_> = columns
+            .iter()
+            .map(|c| cast(b.column_by_name(c).expect("column"), &DataType::Utf8).expect("cast"))
+            .collect();
+        for r in 0..b.num_rows() {
+            rows.push(
+                cols.iter()
+                    .map(|c| {
+                        let s = c.as_string::<i32>();
+                        if s.is_null(r) {
+                            String::new()
+                        } else {
+                            s.value(r).to_string()
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_injected_situation_triggers_its_rule_and_nothing_else_does() {
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 1500);
+    let run = ingest(feeds.path(), warehouse.path()).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let scoring = run.scoring.clone().expect("scoring ran");
+
+    let mut truth: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut reader = csv::Reader::from_path(feeds.path().join("ground_truth.csv")).expect("truth");
+    for r in reader.records() {
+        let r = r.expect("row");
+        truth.insert((r[0].to_string(), r[1].to_string()), r[4].to_string());
+    }
+    let hits = table(
+        &warehouse.path().join(&scoring.outputs["hits"]),
+        &["rule_id", "uscc", "confidence"],
+    )
+    .await;
+    let found: BTreeMap<(String, String), String> = hits
+        .iter()
+        .map(|h| ((h[0].clone(), h[1].clone()), h[2].clone()))
+        .collect();
+
+    let rules: BTreeSet<&String> = truth
+        .keys()
+        .map(|k| &k.0)
+        .chain(found.keys().map(|k| &k.0))
+        .collect();
+    let mut table_text = format!(
+        "{:<8} {:>6} {:>6} {:>6} {:>6} {:>9}\n",
+        "rule", "truth", "hits", "tp", "missed", "extra"
+    );
+    let mut problems = Vec::new();
+    for rule in rules {
+        let t: BTreeSet<_> = truth.keys().filter(|k| &k.0 == rule).collect();
+        let f: BTreeSet<_> = found.keys().filter(|k| &k.0 == rule).collect();
+        let tp = t.intersection(&f).count();
+        let missed: Vec<_> = t.difference(&f).collect();
+        let extra: Vec<_> = f.difference(&t).collect();
+        table_text += &format!(
+            "{:<8} {:>6} {:>6} {:>6} {:>6} {:>9}\n",
+            rule,
+            t.len(),
+            f.len(),
+            tp,
+            missed.len(),
+            extra.len()
+        );
+        if !missed.is_empty() {
+            problems.push(format!(
+                "{rule} missed {:?}",
+                missed.iter().take(3).collect::<Vec<_>>()
+            ));
+        }
+        if !extra.is_empty() {
+            problems.push(format!(
+                "{rule} extra {:?}",
+                extra.iter().take(3).collect::<Vec<_>>()
+            ));
+        }
+        for k in t.intersection(&f) {
+            if truth[*k] != found[*k] {
+                problems.push(format!(
+                    "{k:?}: confidence {} expected {}",
+                    found[*k], truth[*k]
+                ));
+            }
+        }
+    }
+    println!("{table_text}");
+
+    // No organization is non-green except through injected situations.
+    let profiles = table(
+        &warehouse.path().join(&scoring.outputs["profiles"]),
+        &["uscc", "colour"],
+    )
+    .await;
+    let injected: BTreeSet<&String> = truth.keys().map(|k| &k.1).collect();
+    for p in &profiles {
+        if !p[1].is_empty() && p[1] != "green" && !injected.contains(&p[0]) {
+            problems.push(format!(
+                "{} is {} without an injected situation",
+                p[0], p[1]
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{table_text}\n{}", problems.join("\n"));
+}
