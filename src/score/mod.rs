@@ -121,14 +121,10 @@ pub async fn register_feeds(
     pipeline: &Pipeline,
     snapshots: &BTreeMap<String, Snapshot>,
 ) -> Result<BTreeMap<String, u64>, ScoreError> {
-    for feed in &pipeline.sources {
-        let Some(schema) = project
-            .sources
-            .get(feed)
-            .and_then(|s| project.schemas.get(&s.schema))
-        else {
-            continue;
-        };
+    // Every canonical table exists for the rules: a feed the pipeline does
+    // not fetch (or that never landed) is an empty table of its schema.
+    let tables: Vec<(&String, &crate::project::FeedSchema)> = project.schemas.iter().collect();
+    for &(feed, schema) in &tables {
         let landed = format!("{feed}_landed");
         match snapshots.get(feed).and_then(|s| s.url.clone()) {
             Some(url) => ctx
@@ -154,14 +150,7 @@ pub async fn register_feeds(
     .await
     .map_err(engine)?;
     let mut unmatched = BTreeMap::new();
-    for feed in &pipeline.sources {
-        let Some(schema) = project
-            .sources
-            .get(feed)
-            .and_then(|s| project.schemas.get(&s.schema))
-        else {
-            continue;
-        };
+    for &(feed, schema) in &tables {
         let columns: Vec<String> = schema
             .all_columns()
             .iter()
@@ -205,13 +194,14 @@ pub async fn register_feeds(
                 c.as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
                     .value(0)
             });
-        unmatched.insert(feed.clone(), n);
+        if pipeline.sources.contains(feed) {
+            unmatched.insert(feed.clone(), n);
+        }
     }
     // Which records matched by name alone: the evidence of low confidence.
-    let parts: Vec<String> = pipeline
-        .sources
+    let parts: Vec<String> = tables
         .iter()
-        .map(|f| format!("SELECT '{f}' AS feed, source_record_id, \"match\" FROM \"{f}\""))
+        .map(|(f, _)| format!("SELECT '{f}' AS feed, source_record_id, \"match\" FROM \"{f}\""))
         .collect();
     ctx.sql(&format!(
         "CREATE VIEW evidence AS SELECT feed, source_record_id, bool_or(\"match\" = 'name') AS by_name \
