@@ -55,6 +55,26 @@ enum Command {
         #[arg(long)]
         warehouse: Option<String>,
     },
+    /// Explain an organization's colour: points, hits, dimensions, inputs, change.
+    Explain {
+        /// The organization's USCC (dirty forms are normalized).
+        uscc: String,
+        /// Business date (default: the latest scored run).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Project directory.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Pipeline whose warehouse to read.
+        #[arg(long, default_value = "nightly")]
+        pipeline: String,
+        /// Warehouse URL, overriding the pipeline's.
+        #[arg(long)]
+        warehouse: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the latest runs with per-feed reconciliation.
     Status {
         /// Project directory.
@@ -162,6 +182,16 @@ pub fn main() -> ExitCode {
             project,
             warehouse,
         } => with_runtime(|rt| rt.block_on(run(&project, &name, date, warehouse))),
+        Command::Explain {
+            uscc,
+            date,
+            project,
+            pipeline,
+            warehouse,
+            json,
+        } => with_runtime(|rt| {
+            rt.block_on(explain(&project, &pipeline, warehouse, &uscc, date, json))
+        }),
         Command::Status {
             project,
             pipeline,
@@ -375,6 +405,56 @@ async fn status(
         print_run(r);
     }
     ExitCode::SUCCESS
+}
+
+async fn explain(
+    root: &std::path::Path,
+    pipeline: &str,
+    warehouse: Option<String>,
+    uscc: &str,
+    date: Option<NaiveDate>,
+    json: bool,
+) -> ExitCode {
+    let project = match load_project(root) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let Some(p) = project.pipelines.get(pipeline) else {
+        eprintln!("error: no pipeline {pipeline:?} in pipelines/");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let (store, prefix, _) =
+        match crate::run::open_warehouse(p, warehouse.as_deref(), &Default::default()) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+    match crate::explain::explain(store, prefix, uscc, date).await {
+        Ok(e) if json => match serde_json::to_string_pretty(&e) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
+        Ok(e) => {
+            print!("{}", crate::explain::render(&e));
+            ExitCode::SUCCESS
+        }
+        Err(e @ crate::explain::ExplainError::Key(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }
 
 fn validate(root: &std::path::Path) -> ExitCode {

@@ -27,6 +27,7 @@
 //! and the `scheduler` (see `DESIGN.md` of the project's shared documents).
 
 pub mod cli;
+pub mod explain;
 pub mod generate;
 pub mod keys;
 pub mod land;
