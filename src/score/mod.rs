@@ -23,7 +23,9 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use sha2::{Digest, Sha256};
 
-pub use outputs::{OUTPUT_DATASETS, hits_schema, profiles_schema, write_dataset};
+pub use outputs::{
+    OUTPUT_DATASETS, changes_schema, codes_schema, hits_schema, profiles_schema, write_dataset,
+};
 
 use crate::keys::{self, KeyClass};
 use crate::project::{Colour, Dimension, Pipeline, Project, Rule};
@@ -488,6 +490,80 @@ pub struct ScoreSummary {
     pub stale: Vec<String>,
     /// Paths of the datasets written, relative to the warehouse.
     pub outputs: BTreeMap<String, String>,
+    /// Colour changes against the previous business date.
+    #[serde(default)]
+    pub changes: u64,
+}
+
+/// The previous business date's result: colours and rule ids per organization.
+struct Previous {
+    date: NaiveDate,
+    colours: HashMap<String, Option<String>>,
+    rules: HashMap<String, BTreeSet<String>>,
+}
+
+async fn previous_result(
+    ctx: &SessionContext,
+    input: &ScoreInput<'_>,
+) -> Result<Option<Previous>, ScoreError> {
+    let Some(date) = input.business_date.pred_opt() else {
+        return Ok(None);
+    };
+    let ledger = crate::ledger::Ledger::new(Arc::clone(&input.store), input.prefix.clone());
+    let runs = ledger.runs_of(date).await.map_err(engine)?;
+    let Some(scoring) = runs.into_iter().rev().find_map(|r| r.scoring) else {
+        return Ok(None);
+    };
+    let url = |p: &str| format!("qinglian://warehouse/{p}");
+    let text = |b: &RecordBatch, i: usize| cast(b.column(i), &DataType::Utf8).map_err(engine);
+    let mut colours = HashMap::new();
+    let profiles = ctx
+        .read_parquet(
+            url(&scoring.outputs["profiles"]),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(engine)?
+        .select_columns(&["uscc", "colour"])
+        .map_err(engine)?
+        .collect()
+        .await
+        .map_err(engine)?;
+    for b in &profiles {
+        let (u, c) = (text(b, 0)?, text(b, 1)?);
+        let (u, c) = (u.as_string::<i32>(), c.as_string::<i32>());
+        for r in 0..b.num_rows() {
+            colours.insert(
+                u.value(r).to_string(),
+                (!c.is_null(r)).then(|| c.value(r).to_string()),
+            );
+        }
+    }
+    let mut rules: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let hits = ctx
+        .read_parquet(url(&scoring.outputs["hits"]), ParquetReadOptions::default())
+        .await
+        .map_err(engine)?
+        .select_columns(&["uscc", "rule_id"])
+        .map_err(engine)?
+        .collect()
+        .await
+        .map_err(engine)?;
+    for b in &hits {
+        let (u, r) = (text(b, 0)?, text(b, 1)?);
+        let (u, r) = (u.as_string::<i32>(), r.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            rules
+                .entry(u.value(i).to_string())
+                .or_default()
+                .insert(r.value(i).to_string());
+        }
+    }
+    Ok(Some(Previous {
+        date,
+        colours,
+        rules,
+    }))
 }
 
 /// Everything scoring needs from the run.
@@ -599,6 +675,24 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     );
     let mut writer = crate::land::parquet_writer(&input.store, &path, outputs::profiles_schema())
         .map_err(engine)?;
+    let codes_path = crate::store::join(
+        &input.prefix,
+        &format!(
+            "published/codes/dt={}/run={}/data.parquet",
+            input.business_date, input.run_id
+        ),
+    );
+    let mut codes = crate::land::parquet_writer(&input.store, &codes_path, outputs::codes_schema())
+        .map_err(engine)?;
+    let previous = previous_result(&ctx, &input).await?;
+    let mut rules_now: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for h in &hits {
+        rules_now
+            .entry(h.uscc.as_str())
+            .or_default()
+            .insert(h.rule_id.as_str());
+    }
+    let mut changes = Vec::new();
     let mut summary = ScoreSummary {
         rules_version: version.clone(),
         hits: hits.len() as u64,
@@ -613,8 +707,72 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         for (colour, n) in colour_counts(std::slice::from_ref(&profiles)) {
             *summary.colours.entry(colour).or_default() += n;
         }
+        if let Some(prev) = &previous {
+            let uscc = profiles.column(0).as_string::<i32>();
+            let name = profiles.column(1).as_string::<i32>();
+            let colour = profiles
+                .column_by_name("colour")
+                .map(|c| c.as_string::<i32>().clone());
+            for r in 0..profiles.num_rows() {
+                let now = colour
+                    .as_ref()
+                    .and_then(|c| (!c.is_null(r)).then(|| c.value(r).to_string()));
+                let code = uscc.value(r);
+                let before = prev.colours.get(code).cloned().flatten();
+                if before != now {
+                    let empty = BTreeSet::new();
+                    let current = rules_now.get(code).unwrap_or(&empty);
+                    let old = prev.rules.get(code).cloned().unwrap_or_default();
+                    changes.push(outputs::Change {
+                        uscc: code.to_string(),
+                        name: name.value(r).to_string(),
+                        previous_colour: before,
+                        colour: now,
+                        added: current
+                            .iter()
+                            .filter(|x| !old.contains(**x))
+                            .map(|x| x.to_string())
+                            .collect(),
+                        removed: old
+                            .iter()
+                            .filter(|x| !current.contains(x.as_str()))
+                            .cloned()
+                            .collect(),
+                    });
+                }
+            }
+        }
+        codes
+            .write(
+                &outputs::codes_batch(&profiles, input.business_date)
+                    .map_err(ScoreError::Engine)?,
+            )
+            .await
+            .map_err(engine)?;
         writer.write(&profiles).await.map_err(engine)?;
     }
+    codes.close().await.map_err(engine)?;
+    outputs.insert("codes".to_string(), codes_path.to_string());
+    let changes_batch = outputs::changes_batch(
+        &changes,
+        previous.as_ref().map(|p| p.date),
+        input.run_id,
+        input.business_date,
+    )
+    .map_err(ScoreError::Engine)?;
+    let path_changes = write_dataset(
+        &input.store,
+        &input.prefix,
+        "changes",
+        input.business_date,
+        input.run_id,
+        outputs::changes_schema(),
+        &[changes_batch],
+    )
+    .await
+    .map_err(ScoreError::Engine)?;
+    outputs.insert("changes".to_string(), path_changes.to_string());
+    summary.changes = changes.len() as u64;
     writer.close().await.map_err(engine)?;
     outputs.insert("profiles".to_string(), path.to_string());
     summary.outputs = outputs;

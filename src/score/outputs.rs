@@ -18,7 +18,7 @@ use super::{Hit, OrgScore};
 use crate::project::{Dimension, Pipeline, Project};
 
 /// Datasets the scoring stage writes.
-pub const OUTPUT_DATASETS: [&str; 2] = ["profiles", "hits"];
+pub const OUTPUT_DATASETS: [&str; 4] = ["profiles", "hits", "codes", "changes"];
 
 /// Writes one dataset of a run; returns its path.
 pub async fn write_dataset(
@@ -274,4 +274,128 @@ pub(super) fn profiles_batch(
     columns.push(Arc::new(StringArray::from(vec![p.run_id; n])));
     columns.push(Arc::new(Date32Array::from(vec![days(p.date); n])));
     RecordBatch::try_new(profiles_schema(), columns).map_err(|e| e.to_string())
+}
+
+/// Columns of `codes`: what the oversight platform and the public consume
+/// (no points, no hits, nothing private).
+pub fn codes_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("uscc", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("org_type", DataType::Utf8, false),
+        Field::new("registrar_division", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("colour", DataType::Utf8, false),
+        Field::new("issued_on", DataType::Date32, false),
+        Field::new("valid_until", DataType::Date32, false),
+        Field::new("rules_version", DataType::Utf8, false),
+        Field::new("run_id", DataType::Utf8, false),
+    ]))
+}
+
+/// Codes of the profiles that have a colour (deregistered ones have none).
+/// A code is issued for the business date and valid until the next run's.
+pub(super) fn codes_batch(profiles: &RecordBatch, date: NaiveDate) -> Result<RecordBatch, String> {
+    use datafusion::arrow::compute::{filter_record_batch, is_not_null};
+    let colour = profiles
+        .column_by_name("colour")
+        .ok_or("no colour column")?;
+    let with_code = filter_record_batch(profiles, &is_not_null(colour).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let n = with_code.num_rows();
+    let col = |name: &str| -> Result<ArrayRef, String> {
+        with_code
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| format!("no {name} column"))
+    };
+    let next = date.succ_opt().unwrap_or(date);
+    RecordBatch::try_new(
+        codes_schema(),
+        vec![
+            col("uscc")?,
+            col("name")?,
+            col("org_type")?,
+            col("registrar_division")?,
+            col("status")?,
+            col("colour")?,
+            Arc::new(Date32Array::from(vec![days(date); n])),
+            Arc::new(Date32Array::from(vec![days(next); n])),
+            col("rules_version")?,
+            col("run_id")?,
+        ],
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Columns of `changes`: colour changes against the previous business
+/// date's result, with the rules that appeared and disappeared.
+pub fn changes_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("uscc", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("previous_business_date", DataType::Date32, true),
+        Field::new("previous_colour", DataType::Utf8, true),
+        Field::new("colour", DataType::Utf8, true),
+        Field::new("rules_added", DataType::Utf8, false),
+        Field::new("rules_removed", DataType::Utf8, false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("business_date", DataType::Date32, false),
+    ]))
+}
+
+/// One colour change.
+pub(super) struct Change {
+    pub(super) uscc: String,
+    pub(super) name: String,
+    pub(super) previous_colour: Option<String>,
+    pub(super) colour: Option<String>,
+    pub(super) added: Vec<String>,
+    pub(super) removed: Vec<String>,
+}
+
+/// The `changes` rows as a batch.
+pub(super) fn changes_batch(
+    changes: &[Change],
+    previous: Option<NaiveDate>,
+    run_id: &str,
+    date: NaiveDate,
+) -> Result<RecordBatch, String> {
+    let n = changes.len();
+    RecordBatch::try_new(
+        changes_schema(),
+        vec![
+            Arc::new(StringArray::from(
+                changes.iter().map(|c| c.uscc.as_str()).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                changes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            )),
+            Arc::new(Date32Array::from(vec![previous.map(days); n])),
+            Arc::new(StringArray::from(
+                changes
+                    .iter()
+                    .map(|c| c.previous_colour.clone())
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                changes.iter().map(|c| c.colour.clone()).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                changes
+                    .iter()
+                    .map(|c| c.added.join(","))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                changes
+                    .iter()
+                    .map(|c| c.removed.join(","))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(vec![run_id; n])),
+            Arc::new(Date32Array::from(vec![days(date); n])),
+        ],
+    )
+    .map_err(|e| e.to_string())
 }

@@ -80,3 +80,90 @@ async fn explain_names_every_hit_and_refuses_bad_codes_clearly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a registered organization"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_listing_changes_a_colour_and_the_change_says_why() {
+    use chrono::NaiveDate;
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 80);
+    let day1 = NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
+    let first = crate::ingest::ingest_on(feeds.path(), warehouse.path(), day1).await;
+    let s1 = first.scoring.clone().expect("scored");
+    let ctx = SessionContext::new();
+    let profiles = ctx
+        .read_parquet(
+            warehouse
+                .path()
+                .join(&s1.outputs["profiles"])
+                .to_str()
+                .expect("utf-8"),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .expect("read")
+        .collect()
+        .await
+        .expect("collect");
+    // A green organization goes on the serious violation list.
+    let mut green = None;
+    for b in &profiles {
+        let uscc = datafusion::arrow::compute::cast(
+            b.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .expect("cast");
+        let colour = datafusion::arrow::compute::cast(
+            b.column_by_name("colour").expect("colour"),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .expect("cast");
+        let (uscc, colour) = (uscc.as_string::<i32>(), colour.as_string::<i32>());
+        for r in 0..b.num_rows() {
+            if !colour.is_null(r) && colour.value(r) == "green" && green.is_none() {
+                green = Some(uscc.value(r).to_string());
+            }
+        }
+    }
+    let green = green.expect("a green organization");
+    let credit = feeds.path().join("credit/credit.csv");
+    let mut text = std::fs::read_to_string(&credit).expect("credit");
+    text += &format!(
+        "YZTEST1,严重违法失信名单,{green},某组织,被列入活动异常名录满2年,杭民失〔2026〕99号,2026-11-28 00:00:00,,,,,杭州市民政局,信用浙江\n"
+    );
+    std::fs::write(&credit, text).expect("append");
+    let second = crate::ingest::ingest(feeds.path(), warehouse.path()).await;
+    let s2 = second.scoring.clone().expect("scored");
+    assert_eq!(s2.changes, 1, "{s2:#?}");
+    let changes = ctx
+        .read_parquet(
+            warehouse
+                .path()
+                .join(&s2.outputs["changes"])
+                .to_str()
+                .expect("utf-8"),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .expect("read")
+        .collect()
+        .await
+        .expect("collect");
+    let table = datafusion::arrow::util::pretty::pretty_format_batches(&changes)
+        .expect("format")
+        .to_string();
+    assert!(
+        table.contains(&green)
+            && table.contains("| green ")
+            && table.contains("| red ")
+            && table.contains("INS-06"),
+        "{table}"
+    );
+    // Codes carry the colour and no internals.
+    let codes_schema = qinglian::score::codes_schema();
+    assert!(codes_schema.field_with_name("points").is_err());
+    assert!(warehouse.path().join(&s2.outputs["codes"]).exists());
+}

@@ -55,6 +55,14 @@ pub(crate) fn generate(dir: &Path, orgs: u64) -> BTreeMap<String, u64> {
 }
 
 pub(crate) async fn ingest(feeds: &Path, warehouse: &Path) -> RunRecord {
+    ingest_on(feeds, warehouse, date()).await
+}
+
+pub(crate) async fn ingest_on(
+    feeds: &Path,
+    warehouse: &Path,
+    business_date: NaiveDate,
+) -> RunRecord {
     let project = Project::load(&root()).expect("project");
     let mut vars = BTreeMap::new();
     vars.insert(
@@ -71,7 +79,7 @@ pub(crate) async fn ingest(feeds: &Path, warehouse: &Path) -> RunRecord {
         &project,
         "nightly",
         RunOptions {
-            business_date: date(),
+            business_date,
             clock: Arc::new(clock),
             warehouse: Some(warehouse.to_string_lossy().into_owned()),
             vars,
