@@ -145,6 +145,18 @@ pub async fn register_feeds(
             }
         }
     }
+    resolve_feeds(ctx, project, pipeline).await
+}
+
+/// Creates each feed's resolved view over its `<feed>_landed` table (the
+/// registry spine, name matching, the `match` column, the `evidence`
+/// view); returns the records per fetched feed that matched nothing.
+pub async fn resolve_feeds(
+    ctx: &SessionContext,
+    project: &Project,
+    pipeline: &Pipeline,
+) -> Result<BTreeMap<String, u64>, ScoreError> {
+    let tables: Vec<(&String, &crate::project::FeedSchema)> = project.schemas.iter().collect();
     ctx.sql(
         "CREATE VIEW registry_names AS SELECT subject_name_key, min(uscc) AS uscc FROM registry_landed \
          WHERE subject_name_key IS NOT NULL GROUP BY subject_name_key HAVING count(*) = 1",

@@ -10,4 +10,5 @@ mod http_feeds;
 mod ingest;
 mod ingest_cases;
 mod keys;
+mod rules;
 mod support;
