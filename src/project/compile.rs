@@ -916,6 +916,7 @@ fn compile_pipeline(
         scoring: Scoring {
             start_points: raw.scoring.start_points,
             bands,
+            memory_limit_mb: raw.scoring.memory_limit_mb.unwrap_or(1024),
         },
         person_hash_key_env: raw
             .person_hash_key_env

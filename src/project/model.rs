@@ -524,6 +524,8 @@ pub struct Scoring {
     pub start_points: u32,
     /// Bands covering `0..=start_points` exactly once.
     pub bands: Vec<Band>,
+    /// Memory DataFusion may use for joining and scoring before it spills, MiB.
+    pub memory_limit_mb: u64,
 }
 
 impl Scoring {

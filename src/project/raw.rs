@@ -263,6 +263,9 @@ pub(crate) struct RawPipeline {
 pub(crate) struct RawScoring {
     pub(crate) start_points: u32,
     pub(crate) bands: Vec<RawBand>,
+    /// Memory DataFusion may use for joining and scoring before it spills.
+    #[serde(default)]
+    pub(crate) memory_limit_mb: Option<u64>,
 }
 
 /// One colour band: `min..=max` points.

@@ -30,9 +30,6 @@ pub use outputs::{
 use crate::keys::{self, KeyClass};
 use crate::project::{Colour, Dimension, Pipeline, Project, Rule};
 
-/// Memory DataFusion may use for joins and rules before spilling.
-pub const SCORE_MEMORY: usize = 1 << 30;
-
 /// Why scoring failed; the run then publishes nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {
@@ -98,11 +95,16 @@ pub fn rules_version(project: &Project, pipeline: &Pipeline) -> String {
         .collect()
 }
 
+/// A scoring session with the default memory limit (1 GiB).
+pub fn session() -> Result<SessionContext, ScoreError> {
+    session_with_limit(1024)
+}
+
 /// A DataFusion session for scoring, with the key functions, a memory
 /// limit and canonical string types.
-pub fn session() -> Result<SessionContext, ScoreError> {
+pub fn session_with_limit(memory_limit_mb: u64) -> Result<SessionContext, ScoreError> {
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(SCORE_MEMORY, 1.0)
+        .with_memory_limit((memory_limit_mb as usize) << 20, 1.0)
         .build_arc()
         .map_err(engine)?;
     let mut config = SessionConfig::new().with_target_partitions(2);
@@ -599,7 +601,7 @@ pub struct ScoreInput<'a> {
 /// Joins, scores and writes `profiles` and `hits` for a run.
 pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError> {
     use futures::StreamExt;
-    let ctx = session()?;
+    let ctx = session_with_limit(input.pipeline.scoring.memory_limit_mb)?;
     let base = url::Url::parse("qinglian://warehouse").map_err(engine)?;
     ctx.register_object_store(&base, Arc::clone(&input.store));
     let snapshots: BTreeMap<String, Snapshot> = input

@@ -135,3 +135,31 @@ async fn every_injected_situation_triggers_its_rule_and_nothing_else_does() {
     }
     assert!(problems.is_empty(), "{table_text}\n{}", problems.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_inputs_and_rules_give_byte_identical_outputs() {
+    let feeds = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 120);
+    let (a, b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let first = ingest(feeds.path(), a.path()).await;
+    let second = ingest(feeds.path(), b.path()).await;
+    let (sa, sb) = (
+        first.scoring.expect("scored"),
+        second.scoring.expect("scored"),
+    );
+    assert_eq!(
+        sa.outputs.keys().collect::<Vec<_>>(),
+        ["changes", "codes", "hits", "profiles"]
+    );
+    for (name, path) in &sa.outputs {
+        let x = std::fs::read(a.path().join(path)).expect("read");
+        let y = std::fs::read(b.path().join(&sb.outputs[name])).expect("read");
+        assert!(
+            x == y,
+            "{name} differs between two runs over the same inputs"
+        );
+    }
+}
