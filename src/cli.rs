@@ -357,6 +357,31 @@ fn print_run(r: &crate::ledger::RunRecord) {
     }
 }
 
+/// The warehouse of a pipeline of the project (or the override), for the
+/// commands that read it.
+fn open_pipeline_warehouse(
+    root: &std::path::Path,
+    pipeline: &str,
+    warehouse: Option<String>,
+) -> Result<
+    (
+        std::sync::Arc<dyn object_store::ObjectStore>,
+        object_store::path::Path,
+        String,
+    ),
+    ExitCode,
+> {
+    let project = load_project(root)?;
+    let Some(p) = project.pipelines.get(pipeline) else {
+        eprintln!("error: no pipeline {pipeline:?} in pipelines/");
+        return Err(ExitCode::from(EXIT_USAGE));
+    };
+    crate::run::open_warehouse(p, warehouse.as_deref(), &Default::default()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
 async fn status(
     root: &std::path::Path,
     pipeline: &str,
@@ -364,22 +389,10 @@ async fn status(
     limit: usize,
     json: bool,
 ) -> ExitCode {
-    let project = match load_project(root) {
-        Ok(p) => p,
+    let (store, prefix, url) = match open_pipeline_warehouse(root, pipeline, warehouse) {
+        Ok(w) => w,
         Err(code) => return code,
     };
-    let Some(p) = project.pipelines.get(pipeline) else {
-        eprintln!("error: no pipeline {pipeline:?} in pipelines/");
-        return ExitCode::from(EXIT_USAGE);
-    };
-    let (store, prefix, url) =
-        match crate::run::open_warehouse(p, warehouse.as_deref(), &Default::default()) {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        };
     let runs = match crate::ledger::Ledger::new(store, prefix).all_runs().await {
         Ok(r) => r,
         Err(e) => {
@@ -415,22 +428,10 @@ async fn explain(
     date: Option<NaiveDate>,
     json: bool,
 ) -> ExitCode {
-    let project = match load_project(root) {
-        Ok(p) => p,
+    let (store, prefix, _) = match open_pipeline_warehouse(root, pipeline, warehouse) {
+        Ok(w) => w,
         Err(code) => return code,
     };
-    let Some(p) = project.pipelines.get(pipeline) else {
-        eprintln!("error: no pipeline {pipeline:?} in pipelines/");
-        return ExitCode::from(EXIT_USAGE);
-    };
-    let (store, prefix, _) =
-        match crate::run::open_warehouse(p, warehouse.as_deref(), &Default::default()) {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        };
     match crate::explain::explain(store, prefix, uscc, date).await {
         Ok(e) if json => match serde_json::to_string_pretty(&e) {
             Ok(text) => {
