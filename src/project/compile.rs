@@ -478,6 +478,17 @@ fn compile_source(
     expect_stem(f, "feed", &raw.feed, d);
     let kind = compile_source_kind(&f.rel, raw.source, d);
     let schema = schemas.get(&raw.schema);
+    if schema_names.contains(&raw.schema) && raw.schema != raw.feed {
+        // Rules read each feed's table under its name, with its schema.
+        d.push(
+            &f.rel,
+            "schema",
+            format!(
+                "found {:?}, expected {:?}: a feed's canonical table is schemas/<feed>.toml",
+                raw.schema, raw.feed
+            ),
+        );
+    }
     if !schema_names.contains(&raw.schema) {
         d.push(
             &f.rel,
