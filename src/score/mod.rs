@@ -159,12 +159,14 @@ pub async fn resolve_feeds(
     pipeline: &Pipeline,
 ) -> Result<BTreeMap<String, u64>, ScoreError> {
     let tables: Vec<(&String, &crate::project::FeedSchema)> = project.schemas.iter().collect();
-    ctx.sql(
-        "CREATE VIEW registry_names AS SELECT subject_name_key, min(uscc) AS uscc FROM registry_landed \
+    // Computed once and kept: every feed view and every rule reads them.
+    materialize(
+        ctx,
+        "registry_names",
+        "SELECT subject_name_key, min(uscc) AS uscc FROM registry_landed \
          WHERE subject_name_key IS NOT NULL GROUP BY subject_name_key HAVING count(*) = 1",
     )
-    .await
-    .map_err(engine)?;
+    .await?;
     let mut unmatched = BTreeMap::new();
     for &(feed, schema) in &tables {
         let columns: Vec<String> = schema
@@ -217,16 +219,30 @@ pub async fn resolve_feeds(
     // Which records matched by name alone: the evidence of low confidence.
     let parts: Vec<String> = tables
         .iter()
-        .map(|(f, _)| format!("SELECT '{f}' AS feed, source_record_id, \"match\" FROM \"{f}\""))
+        .map(|(f, _)| {
+            format!("SELECT '{f}' AS feed, source_record_id FROM \"{f}\" WHERE \"match\" = 'name'")
+        })
         .collect();
-    ctx.sql(&format!(
-        "CREATE VIEW evidence AS SELECT feed, source_record_id, bool_or(\"match\" = 'name') AS by_name \
-         FROM ({}) GROUP BY feed, source_record_id",
-        parts.join(" UNION ALL ")
-    ))
-    .await
-    .map_err(engine)?;
+    materialize(
+        ctx,
+        "evidence_by_name",
+        &format!(
+            "SELECT feed, source_record_id FROM ({}) GROUP BY feed, source_record_id",
+            parts.join(" UNION ALL ")
+        ),
+    )
+    .await?;
     Ok(unmatched)
+}
+
+/// Runs a query once and registers its result as an in-memory table.
+async fn materialize(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), ScoreError> {
+    let df = ctx.sql(sql).await.map_err(engine)?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(engine)?;
+    let table = MemTable::try_new(schema, vec![batches]).map_err(engine)?;
+    ctx.register_table(name, Arc::new(table)).map_err(engine)?;
+    Ok(())
 }
 
 /// A rule's SQL with its window applied.
@@ -252,8 +268,8 @@ pub async fn run_rule(
     };
     let sql = format!(
         "SELECT h.uscc, h.source_feed, h.source_record_id, h.event_date, h.detail, \
-         COALESCE(e.by_name, false) AS by_name \
-         FROM ({}) AS h LEFT JOIN evidence e ON e.feed = h.source_feed AND e.source_record_id = h.source_record_id",
+         e.feed IS NOT NULL AS by_name \
+         FROM ({}) AS h LEFT JOIN evidence_by_name e ON e.feed = h.source_feed AND e.source_record_id = h.source_record_id",
         windowed_sql(rule, business_date)
     );
     let batches = ctx
