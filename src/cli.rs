@@ -355,6 +355,23 @@ fn print_run(r: &crate::ledger::RunRecord) {
             f.feed, status, f.read, f.landed, f.quarantined, f.duplicates
         );
     }
+    if let Some(s) = &r.scoring {
+        let colours: Vec<String> = ["green", "yellow", "orange", "red", "none"]
+            .iter()
+            .filter_map(|c| s.colours.get(*c).map(|n| format!("{c} {n}")))
+            .collect();
+        println!(
+            "scored {} organizations ({}), {} hits, {} colour changes; rules {}",
+            s.profiles,
+            colours.join(", "),
+            s.hits,
+            s.changes,
+            s.rules_version
+        );
+        if let Some(p) = s.outputs.get("profiles") {
+            println!("  profiles: {p}");
+        }
+    }
 }
 
 /// The warehouse of a pipeline of the project (or the override), for the
