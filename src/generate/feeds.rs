@@ -823,6 +823,36 @@ fn card_num(rng: &mut ChaCha8Rng, org: &OrgPlan) -> String {
     }
 }
 
+/// An enforced-party (被执行人) record in the court's own keys.
+fn enforcement(
+    org: &OrgPlan,
+    case_code: &str,
+    card_num: Option<String>,
+    court_name: &str,
+    registered: NaiveDate,
+    amount: u64,
+    unperformed: u64,
+) -> Value {
+    json!({
+        "recordType": "被执行人",
+        "caseCode": case_code,
+        "iname": org.name,
+        "cardNum": card_num,
+        "businessEntity": Value::Null,
+        "courtName": court_name,
+        "areaName": "浙江",
+        "regDate": epoch_ms(registered),
+        "duty": Value::Null,
+        "performance": Value::Null,
+        "disruptTypeName": Value::Null,
+        "publishDate": Value::Null,
+        "delistedDate": Value::Null,
+        "execMoney": yuan(amount * 100),
+        "unperformedMoney": yuan(unperformed * 100),
+        "caseState": if unperformed > 0 { "执行中" } else { "执行完毕" },
+    })
+}
+
 fn court(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), GenerateError> {
     let as_of = ctx.as_of;
     let court_name = COURTS[rng.random_range(0..COURTS.len())];
@@ -836,7 +866,7 @@ fn court(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), G
         let published = reg.checked_add_days(Days::new(45)).unwrap_or(reg);
         // A delisted debtor is noise that must not trigger.
         let delisted = (!dishonest).then(|| date_between(rng, published, as_of));
-        let id = format!("（{}）浙0106执{}号", reg.year(), 1000 + org.index % 9000);
+        let id = format!("（{}）浙0106执{}号", reg.year(), org.index);
         let record = json!({
             "recordType": "失信被执行人",
             "caseCode": id,
@@ -870,24 +900,13 @@ fn court(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), G
             as_of,
         );
         let amount = rng.random_range(10_000..500_000u64);
-        let record = json!({
-            "recordType": "被执行人",
-            "caseCode": format!("（{}）浙01执{}号", reg.year(), org.index * 32 + u64::from(n)),
-            "iname": org.name,
-            "cardNum": noise_key(rng, &org.uscc),
-            "businessEntity": Value::Null,
-            "courtName": court_name,
-            "areaName": "浙江",
-            "regDate": epoch_ms(reg),
-            "duty": Value::Null,
-            "performance": Value::Null,
-            "disruptTypeName": Value::Null,
-            "publishDate": Value::Null,
-            "delistedDate": Value::Null,
-            "execMoney": yuan(amount * 100),
-            "unperformedMoney": yuan(0),
-            "caseState": "执行完毕",
-        });
+        let case = format!(
+            "（{}）浙01执{}号",
+            reg.year(),
+            org.index * 32 + u64::from(n)
+        );
+        let key = noise_key(rng, &org.uscc);
+        let record = enforcement(org, &case, Some(key), court_name, reg, amount, 0);
         ctx.w.court.write(&record)?;
     }
     let enforced = org.has("XD-02");
@@ -901,29 +920,10 @@ fn court(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), G
         let unperformed = if enforced { amount / 2 } else { 0 };
         // One in ten enforced records names the party only: low confidence.
         let name_only = enforced && rng.random_bool(0.1);
-        let id = format!(
-            "（{}）浙0106执{}号之一",
-            reg.year(),
-            1000 + org.index % 9000
-        );
-        let record = json!({
-            "recordType": "被执行人",
-            "caseCode": id,
-            "iname": org.name,
-            "cardNum": if name_only { Value::Null } else { Value::String(card_num(rng, org)) },
-            "businessEntity": Value::Null,
-            "courtName": court_name,
-            "areaName": "浙江",
-            "regDate": epoch_ms(reg),
-            "duty": Value::Null,
-            "performance": Value::Null,
-            "disruptTypeName": Value::Null,
-            "publishDate": Value::Null,
-            "delistedDate": Value::Null,
-            "execMoney": yuan(amount * 100),
-            "unperformedMoney": yuan(unperformed * 100),
-            "caseState": if enforced { "执行中" } else { "执行完毕" },
-        });
+        // Case numbers carry the organization's index: unique across the feed.
+        let id = format!("（{}）浙0106执{}号之一", reg.year(), org.index);
+        let key = (!name_only).then(|| card_num(rng, org));
+        let record = enforcement(org, &id, key, court_name, reg, amount, unperformed);
         ctx.w.court.write(&record)?;
         if enforced {
             let confidence = if name_only { "low" } else { "high" };
