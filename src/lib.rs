@@ -16,15 +16,18 @@
 //! | [`land`] | 2 LAND | raw payloads and canonical Parquet written once under `landing/<feed>/dt=/run=/`, never rewritten |
 //! | [`validate`] | 3 VALIDATE | every row canonical or quarantined with feed, position, field and reason |
 //! | [`ledger`] | (state) | `read = landed + quarantined + duplicates` per feed and run; snapshots advance only when guarded |
+//! | [`score`] | 4 JOIN, 5 SCORE | every feed resolved against the registry spine; every rule's hits with evidence and confidence; one profile per organization |
 //! | [`run`] | one run | stages in order for one business date, guards, the run id and its attempt |
+//! | [`explain`] | (operators, analysts) | why an organization has its colour, read from what a run wrote |
 //! | [`keys`] | (shared) | one classification of every organization key, in Rust and as SQL functions |
 //! | [`store`] | (shared) | one way to open `file://`, `memory://` and `s3://` URLs, settings from the environment |
 //! | [`generate`] | (demo, tests, benchmarks) | deterministic synthetic feeds in the departments' own forms, with ground truth |
 //! | [`simulator`] | (demo, tests) | the departments' paged APIs on 127.0.0.1, with faults on demand |
 //! | [`cli`] | the `qinglian` binary | exit codes: 0 ok, 1 run failed, 2 usage or configuration, 3 degraded |
 //!
-//! Stages still to come, in data-flow order: `join`, `score`, `publish`,
-//! and the `scheduler` (see `DESIGN.md` of the project's shared documents).
+//! Still to come: `publish` (manifests as the commit point, delivery to
+//! the oversight platform) and the `scheduler` (see `DESIGN.md` of the
+//! project's shared documents).
 
 pub mod cli;
 pub mod explain;
