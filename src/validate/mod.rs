@@ -11,6 +11,7 @@
 //! the record's position, the field and a reason code.
 
 pub mod coerce;
+pub(crate) mod dedup;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
