@@ -104,6 +104,12 @@ enum Command {
         /// Require `Authorization: Bearer <token>`, the token read from this variable.
         #[arg(long)]
         token_env: Option<String>,
+        /// Write a copy of the project whose sources fetch from this simulator.
+        #[arg(long)]
+        project_out: Option<PathBuf>,
+        /// The project to copy for --project-out.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
     },
     /// Write deterministic synthetic feeds for every department, with ground truth.
     Generate {
@@ -156,11 +162,25 @@ pub fn main() -> ExitCode {
             from,
             port,
             token_env,
+            project_out,
+            project,
         } => with_runtime(|rt| {
             rt.block_on(async {
                 let token = token_env.and_then(|v| std::env::var(v).ok());
                 match crate::simulator::FeedSimulator::start(&from, port, token).await {
                     Ok(sim) => {
+                        if let Some(out) = project_out {
+                            let written =
+                                crate::simulator::write_http_project(&project, &out, &sim.url());
+                            if let Err(e) = written {
+                                eprintln!("error: cannot write {}: {e}", out.display());
+                                return ExitCode::from(EXIT_FAILED);
+                            }
+                            println!(
+                                "wrote {0}: run it with `qinglian run nightly --project {0}`",
+                                out.display()
+                            );
+                        }
                         println!(
                             "serving {} at {}/api/<feed> (Ctrl-C stops)",
                             from.display(),
