@@ -62,30 +62,16 @@ enum Command {
         /// Business date (default: the latest scored run).
         #[arg(long)]
         date: Option<NaiveDate>,
-        /// Project directory.
-        #[arg(long, default_value = ".")]
-        project: PathBuf,
-        /// Pipeline whose warehouse to read.
-        #[arg(long, default_value = "nightly")]
-        pipeline: String,
-        /// Warehouse URL, overriding the pipeline's.
-        #[arg(long)]
-        warehouse: Option<String>,
+        #[command(flatten)]
+        at: WarehouseArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Show the latest runs with per-feed reconciliation.
     Status {
-        /// Project directory.
-        #[arg(long, default_value = ".")]
-        project: PathBuf,
-        /// Pipeline whose warehouse to read.
-        #[arg(long, default_value = "nightly")]
-        pipeline: String,
-        /// Warehouse URL, overriding the pipeline's.
-        #[arg(long)]
-        warehouse: Option<String>,
+        #[command(flatten)]
+        at: WarehouseArgs,
         /// How many runs to show.
         #[arg(long, default_value_t = 5)]
         limit: usize,
@@ -126,6 +112,20 @@ enum Command {
         #[arg(long)]
         out: String,
     },
+}
+
+/// Which warehouse a reading command reads: a pipeline's, or an override.
+#[derive(Debug, clap::Args)]
+struct WarehouseArgs {
+    /// Project directory.
+    #[arg(long, default_value = ".")]
+    project: PathBuf,
+    /// Pipeline whose warehouse to read.
+    #[arg(long, default_value = "nightly")]
+    pipeline: String,
+    /// Warehouse URL, overriding the pipeline's.
+    #[arg(long)]
+    warehouse: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,20 +205,12 @@ pub fn main() -> ExitCode {
         Command::Explain {
             uscc,
             date,
-            project,
-            pipeline,
-            warehouse,
+            at,
             json,
-        } => with_runtime(|rt| {
-            rt.block_on(explain(&project, &pipeline, warehouse, &uscc, date, json))
-        }),
-        Command::Status {
-            project,
-            pipeline,
-            warehouse,
-            limit,
-            json,
-        } => with_runtime(|rt| rt.block_on(status(&project, &pipeline, warehouse, limit, json))),
+        } => with_runtime(|rt| rt.block_on(explain(&at, &uscc, date, json))),
+        Command::Status { at, limit, json } => {
+            with_runtime(|rt| rt.block_on(status(&at, limit, json)))
+        }
         Command::Uscc {
             command:
                 UsccCommand::Check {
@@ -397,9 +389,7 @@ fn print_run(r: &crate::ledger::RunRecord) {
 /// The warehouse of a pipeline of the project (or the override), for the
 /// commands that read it.
 fn open_pipeline_warehouse(
-    root: &std::path::Path,
-    pipeline: &str,
-    warehouse: Option<String>,
+    at: &WarehouseArgs,
 ) -> Result<
     (
         std::sync::Arc<dyn object_store::ObjectStore>,
@@ -408,25 +398,19 @@ fn open_pipeline_warehouse(
     ),
     ExitCode,
 > {
-    let project = load_project(root)?;
-    let Some(p) = project.pipelines.get(pipeline) else {
-        eprintln!("error: no pipeline {pipeline:?} in pipelines/");
+    let project = load_project(&at.project)?;
+    let Some(p) = project.pipelines.get(&at.pipeline) else {
+        eprintln!("error: no pipeline {:?} in pipelines/", at.pipeline);
         return Err(ExitCode::from(EXIT_USAGE));
     };
-    crate::run::open_warehouse(p, warehouse.as_deref(), &Default::default()).map_err(|e| {
+    crate::run::open_warehouse(p, at.warehouse.as_deref(), &Default::default()).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_FAILED)
     })
 }
 
-async fn status(
-    root: &std::path::Path,
-    pipeline: &str,
-    warehouse: Option<String>,
-    limit: usize,
-    json: bool,
-) -> ExitCode {
-    let (store, prefix, url) = match open_pipeline_warehouse(root, pipeline, warehouse) {
+async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
+    let (store, prefix, url) = match open_pipeline_warehouse(at) {
         Ok(w) => w,
         Err(code) => return code,
     };
@@ -457,15 +441,8 @@ async fn status(
     ExitCode::SUCCESS
 }
 
-async fn explain(
-    root: &std::path::Path,
-    pipeline: &str,
-    warehouse: Option<String>,
-    uscc: &str,
-    date: Option<NaiveDate>,
-    json: bool,
-) -> ExitCode {
-    let (store, prefix, _) = match open_pipeline_warehouse(root, pipeline, warehouse) {
+async fn explain(at: &WarehouseArgs, uscc: &str, date: Option<NaiveDate>, json: bool) -> ExitCode {
+    let (store, prefix, _) = match open_pipeline_warehouse(at) {
         Ok(w) => w,
         Err(code) => return code,
     };

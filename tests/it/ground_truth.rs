@@ -4,45 +4,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use qinglian::ledger::RunStatus;
 
 use crate::ingest::{generate, ingest};
+use crate::support::{read_parquet, strings};
 
 async fn table(path: &std::path::Path, columns: &[&str]) -> Vec<Vec<String>> {
-    let ctx = SessionContext::new();
-    let batches = ctx
-        .read_parquet(path.to_str().expect("utf-8"), ParquetReadOptions::default())
-        .await
-        .expect("read")
+    let batches = read_parquet(path).await;
+    let cols: Vec<Vec<Option<String>>> = columns.iter().map(|c| strings(&batches, c)).collect();
+    let rows = cols.first().map_or(0, Vec::len);
+    (0..rows)
+        .map(|r| {
+            cols.iter()
+                .map(|c| c[r].clone().unwrap_or_default())
+                .collect()
+        })
         .collect()
-        .await
-        .expect("collect");
-    let mut rows = Vec::new();
-    for b in batches {
-        let cols: Vec<_> = columns
-            .iter()
-            .map(|c| cast(b.column_by_name(c).expect("column"), &DataType::Utf8).expect("cast"))
-            .collect();
-        for r in 0..b.num_rows() {
-            rows.push(
-                cols.iter()
-                    .map(|c| {
-                        let s = c.as_string::<i32>();
-                        if s.is_null(r) {
-                            String::new()
-                        } else {
-                            s.value(r).to_string()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,14 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Decimal128Type;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use qinglian::ledger::{FeedStatus, RunRecord, RunStatus};
 use qinglian::project::Project;
 use qinglian::run::{FixedClock, RunOptions, run_pipeline};
 
-use crate::support::{qinglian, root};
+use crate::support::{qinglian, read_parquet, root, strings};
 
 pub(crate) const KEY: &str = "test-person-hash-key";
 
@@ -96,43 +95,14 @@ pub(crate) async fn landed(warehouse: &Path, run: &RunRecord, feed: &str) -> Vec
         .find(|f| f.feed == feed)
         .and_then(|f| f.snapshot.clone())
         .expect("snapshot");
-    let ctx = SessionContext::new();
-    let path = warehouse.join(snapshot);
-    ctx.read_parquet(path.to_str().expect("utf-8"), ParquetReadOptions::default())
-        .await
-        .expect("read")
-        .collect()
-        .await
-        .expect("collect")
+    read_parquet(&warehouse.join(snapshot)).await
 }
 
 async fn quarantine(warehouse: &Path, feed: &str, run_id: &str) -> Vec<RecordBatch> {
-    let path = warehouse.join(format!(
+    read_parquet(&warehouse.join(format!(
         "quarantine/{feed}/dt=2026-11-28/run={run_id}/quarantine.parquet"
-    ));
-    let ctx = SessionContext::new();
-    ctx.read_parquet(path.to_str().expect("utf-8"), ParquetReadOptions::default())
-        .await
-        .expect("read")
-        .collect()
-        .await
-        .expect("collect")
-}
-
-fn strings(batches: &[RecordBatch], column: &str) -> Vec<Option<String>> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            let c = b.column_by_name(column).expect("column");
-            let c =
-                datafusion::arrow::compute::cast(c, &datafusion::arrow::datatypes::DataType::Utf8)
-                    .expect("cast");
-            let s = c.as_string::<i32>();
-            (0..s.len())
-                .map(|i| (!s.is_null(i)).then(|| s.value(i).to_string()))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    )))
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use qinglian::project::Project;
 use qinglian::run::{FixedClock, RunOptions, run_pipeline};
 
 use crate::ingest::{KEY, date};
-use crate::support::{copy_project, fixtures};
+use crate::support::{copy_project, fixtures, read_parquet, strings};
 
 async fn quarantine_lines(warehouse: &std::path::Path, feed: &str, run_id: &str) -> Vec<String> {
     let path = warehouse.join(format!(
@@ -22,38 +21,23 @@ async fn quarantine_lines(warehouse: &std::path::Path, feed: &str, run_id: &str)
     if !path.exists() {
         return Vec::new();
     }
-    let ctx = SessionContext::new();
-    let batches = ctx
-        .read_parquet(path.to_str().expect("utf-8"), ParquetReadOptions::default())
-        .await
-        .expect("read")
-        .collect()
-        .await
-        .expect("collect");
+    let batches = read_parquet(&path).await;
+    let (pos, field, reason, message) = (
+        strings(&batches, "position"),
+        strings(&batches, "field"),
+        strings(&batches, "reason_code"),
+        strings(&batches, "message"),
+    );
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let mut lines = Vec::new();
-    for b in batches {
-        let col = |name: &str| {
-            let c = b.column_by_name(name).expect("column");
-            let c =
-                datafusion::arrow::compute::cast(c, &datafusion::arrow::datatypes::DataType::Utf8)
-                    .expect("cast");
-            datafusion::arrow::array::AsArray::as_string::<i32>(c.as_ref()).clone()
-        };
-        let (pos, field, reason, message) = (
-            col("position"),
-            col("field"),
-            col("reason_code"),
-            col("message"),
-        );
-        for i in 0..b.num_rows() {
-            lines.push(format!(
-                "quarantine {} | {} | {} | {}",
-                pos.value(i),
-                field.value(i),
-                reason.value(i),
-                message.value(i)
-            ));
-        }
+    for i in 0..pos.len() {
+        lines.push(format!(
+            "quarantine {} | {} | {} | {}",
+            text(&pos[i]),
+            text(&field[i]),
+            text(&reason[i]),
+            text(&message[i])
+        ));
     }
     lines
 }

@@ -100,3 +100,38 @@ pub(crate) fn reference_valid(code: &str) -> bool {
         && code[2..8].bytes().all(|b| b.is_ascii_digit())
         && reference_check(&code[..16]).as_deref() == Some(code)
 }
+
+/// Every batch of a Parquet file.
+pub(crate) async fn read_parquet(path: &Path) -> Vec<datafusion::arrow::array::RecordBatch> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.read_parquet(
+        path.to_str().expect("utf-8"),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await
+    .expect("read")
+    .collect()
+    .await
+    .expect("collect")
+}
+
+/// One column of some batches as text, NULL as `None`.
+pub(crate) fn strings(
+    batches: &[datafusion::arrow::array::RecordBatch],
+    column: &str,
+) -> Vec<Option<String>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name(column).expect("column");
+            let c =
+                datafusion::arrow::compute::cast(c, &datafusion::arrow::datatypes::DataType::Utf8)
+                    .expect("cast");
+            let s = c.as_string::<i32>();
+            (0..s.len())
+                .map(|i| (!s.is_null(i)).then(|| s.value(i).to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
