@@ -317,6 +317,7 @@ async fn run(
         clock: std::sync::Arc::new(crate::run::SystemClock),
         warehouse,
         vars: Default::default(),
+        store: None,
     };
     let record = match crate::run::run_pipeline(&project, &pipeline, options).await {
         Ok(r) => r,
@@ -380,9 +381,9 @@ fn print_run(r: &crate::ledger::RunRecord) {
             s.changes,
             s.rules_version
         );
-        if let Some(p) = s.outputs.get("profiles") {
-            println!("  profiles: {p}");
-        }
+    }
+    if let Some(m) = &r.manifest {
+        println!("  published: {m}");
     }
 }
 

@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::keys::{self, KeyClass};
-use crate::ledger::{Ledger, RunRecord};
+use crate::ledger::Ledger;
+use crate::publish::Published;
 
 /// Why an explanation could not be given.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +87,7 @@ fn rows(batches: &[RecordBatch]) -> Vec<Map<String, Value>> {
 
 async fn read(
     ctx: &SessionContext,
-    url: &str,
+    url: Vec<String>,
     uscc: &str,
 ) -> Result<Vec<Map<String, Value>>, ExplainError> {
     let df = ctx
@@ -103,26 +104,32 @@ async fn read(
     Ok(rows(&batches))
 }
 
-/// The latest scored run of a date (or of any date when `None`).
-async fn scored_run(
-    ledger: &Ledger,
+/// The current published version of a date (or of the latest date when
+/// `None`), its profiles and hits verified against the manifest.
+async fn published(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
     date: Option<NaiveDate>,
-) -> Result<Option<RunRecord>, ExplainError> {
-    let runs = match date {
-        Some(d) => {
-            let mut r = ledger
-                .runs_of(d)
-                .await
-                .map_err(|e| ExplainError::Warehouse(e.to_string()))?;
-            r.reverse();
-            r
-        }
-        None => ledger
-            .all_runs()
+) -> Result<Option<Published>, ExplainError> {
+    let found = match date {
+        Some(d) => Published::latest(store, prefix, d).await,
+        None => Published::latest_before(store, prefix, NaiveDate::MAX).await,
+    }
+    .map_err(|e| ExplainError::Warehouse(e.to_string()))?;
+    if let Some(p) = &found {
+        p.verify(&["profiles", "hits"])
             .await
-            .map_err(|e| ExplainError::Warehouse(e.to_string()))?,
-    };
-    Ok(runs.into_iter().find(|r| r.scoring.is_some()))
+            .map_err(|e| ExplainError::Warehouse(e.to_string()))?;
+    }
+    Ok(found)
+}
+
+fn urls(p: &Published, dataset: &str) -> Result<Vec<String>, ExplainError> {
+    Ok(p.files(dataset)
+        .map_err(|e| ExplainError::Warehouse(e.to_string()))?
+        .iter()
+        .map(|f| format!("qinglian://warehouse/{f}"))
+        .collect())
 }
 
 /// Explains an organization's colour for a business date (default: the
@@ -149,53 +156,76 @@ pub async fn explain(
     let uscc = check.normalized.clone();
     let normalized_from = (uscc != key).then(|| key.to_string());
     let ledger = Ledger::new(Arc::clone(&store), prefix.clone());
-    let run = scored_run(&ledger, date).await?.ok_or_else(|| {
+    let current = published(&store, &prefix, date).await?.ok_or_else(|| {
         ExplainError::NotFound(match date {
-            Some(d) => format!("no scored run for {d} in the warehouse"),
-            None => "no scored run in the warehouse".into(),
+            Some(d) => format!("nothing published for {d} in the warehouse"),
+            None => "nothing published in the warehouse".into(),
         })
     })?;
-    let scoring = run.scoring.clone().unwrap_or_default();
+    let manifest = &current.manifest;
+    let run = ledger
+        .runs_of(manifest.business_date)
+        .await
+        .map_err(|e| ExplainError::Warehouse(e.to_string()))?
+        .into_iter()
+        .find(|r| r.run_id == manifest.run_id);
     let ctx = SessionContext::new();
     let base = url::Url::parse("qinglian://warehouse")
         .map_err(|e| ExplainError::Warehouse(e.to_string()))?;
     ctx.register_object_store(&base, Arc::clone(&store));
-    let url = |p: &str| format!("qinglian://warehouse/{p}");
-    let profile = read(&ctx, &url(&scoring.outputs["profiles"]), &uscc)
+    let profile = read(&ctx, urls(&current, "profiles")?, &uscc)
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| {
             ExplainError::NotFound(format!(
                 "{uscc} is not a registered organization in run {}",
-                run.run_id
+                manifest.run_id
             ))
         })?;
-    let hits = read(&ctx, &url(&scoring.outputs["hits"]), &uscc).await?;
-    let inputs = run
-        .feeds
+    let hits = read(&ctx, urls(&current, "hits")?, &uscc).await?;
+    let stale: BTreeSet<String> = profile
+        .get("stale_inputs")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let inputs = manifest
+        .inputs
         .iter()
-        .map(|f| {
+        .map(|(feed, snapshot)| {
             let mut m = Map::new();
-            m.insert("feed".into(), Value::from(f.feed.clone()));
-            m.insert(
-                "status".into(),
-                serde_json::to_value(f.status).unwrap_or(Value::Null),
-            );
-            m.insert("snapshot".into(), Value::from(f.snapshot.clone()));
-            m.insert("stale".into(), Value::Bool(scoring.stale.contains(&f.feed)));
+            m.insert("feed".into(), Value::from(feed.clone()));
+            let status = run
+                .as_ref()
+                .and_then(|r| r.feeds.iter().find(|f| &f.feed == feed))
+                .map(|f| serde_json::to_value(f.status).unwrap_or(Value::Null))
+                .unwrap_or(Value::Null);
+            m.insert("status".into(), status);
+            m.insert("snapshot".into(), Value::from(snapshot.path.clone()));
+            m.insert("stale".into(), Value::Bool(stale.contains(feed)));
             m
         })
         .collect();
-    let change = match run.business_date.pred_opt() {
-        Some(prev) => match scored_run(&ledger, Some(prev)).await? {
-            Some(before) => {
-                let s = before.scoring.clone().unwrap_or_default();
-                let old = read(&ctx, &url(&s.outputs["profiles"]), &uscc)
+    let before = Published::latest_before(&store, &prefix, manifest.business_date)
+        .await
+        .map_err(|e| ExplainError::Warehouse(e.to_string()))?;
+    if let Some(b) = &before {
+        b.verify(&["profiles", "hits"])
+            .await
+            .map_err(|e| ExplainError::Warehouse(e.to_string()))?;
+    }
+    let change = match before {
+        Some(before) => {
+            let prev = before.manifest.business_date;
+            {
+                let old = read(&ctx, urls(&before, "profiles")?, &uscc)
                     .await?
                     .into_iter()
                     .next();
-                let old_hits = read(&ctx, &url(&s.outputs["hits"]), &uscc).await?;
+                let old_hits = read(&ctx, urls(&before, "hits")?, &uscc).await?;
                 let key =
                     |h: &Map<String, Value>| format!("{}|{}", h["rule_id"], h["source_record_id"]);
                 let before_keys: BTreeSet<String> = old_hits.iter().map(key).collect();
@@ -214,14 +244,13 @@ pub async fn explain(
                 m.insert("new_hits".into(), Value::Array(new));
                 Some(m)
             }
-            None => None,
-        },
+        }
         None => None,
     };
     Ok(Explanation {
         profile,
         hits,
-        run_id: run.run_id,
+        run_id: manifest.run_id.clone(),
         inputs,
         change,
         normalized_from,

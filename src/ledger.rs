@@ -144,6 +144,10 @@ pub struct RunRecord {
     /// What scoring produced, when it ran.
     #[serde(default)]
     pub scoring: Option<crate::score::ScoreSummary>,
+    /// The manifest the run committed (relative to the warehouse), none
+    /// when it published nothing.
+    #[serde(default)]
+    pub manifest: Option<String>,
     /// What failed the run, if anything.
     pub error: Option<String>,
 }

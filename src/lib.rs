@@ -17,6 +17,7 @@
 //! | [`validate`] | 3 VALIDATE | every row canonical or quarantined with feed, position, field and reason |
 //! | [`ledger`] | (state) | `read = landed + quarantined + duplicates` per feed and run; snapshots advance only when guarded |
 //! | [`score`] | 4 JOIN, 5 SCORE | every feed resolved against the registry spine; every rule's hits with evidence and confidence; one profile per organization |
+//! | [`publish`] | 6 PUBLISH | every data file checked against its contract (`schemas/out/`) and checksummed; one manifest per version, committed last with a create-only put; readers trust nothing else |
 //! | [`run`] | one run | stages in order for one business date, guards, the run id and its attempt |
 //! | [`explain`] | (operators, analysts) | why an organization has its colour, read from what a run wrote |
 //! | [`keys`] | (shared) | one classification of every organization key, in Rust and as SQL functions |
@@ -25,9 +26,8 @@
 //! | [`simulator`] | (demo, tests) | the departments' paged APIs on 127.0.0.1, with faults on demand |
 //! | [`cli`] | the `qinglian` binary | exit codes: 0 ok, 1 run failed, 2 usage or configuration, 3 degraded |
 //!
-//! Still to come: `publish` (manifests as the commit point, delivery to
-//! the oversight platform) and the `scheduler` (see `DESIGN.md` of the
-//! project's shared documents).
+//! Still to come: the `scheduler` (see `DESIGN.md` of the project's shared
+//! documents).
 
 pub mod cli;
 pub mod explain;
@@ -36,6 +36,7 @@ pub mod keys;
 pub mod land;
 pub mod ledger;
 pub mod project;
+pub mod publish;
 pub mod run;
 pub mod score;
 pub mod simulator;

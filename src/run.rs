@@ -25,6 +25,7 @@ use crate::land::{self, LandingPaths, RawPayloads};
 use crate::ledger::{FeedRecord, FeedState, FeedStatus, GuardResult, Ledger, RunRecord, RunStatus};
 use crate::project::{ColumnMapping, Pipeline, Project, Source, expand_env};
 use crate::source::{self, FetchOptions};
+use crate::store::relative;
 use crate::validate::{self, Mapper};
 
 /// The wall clock, injectable so tests control time.
@@ -93,6 +94,9 @@ pub struct RunOptions {
     pub warehouse: Option<String>,
     /// Variables for `${NAME}` in source URLs, before the environment.
     pub vars: BTreeMap<String, String>,
+    /// An already opened warehouse (store and prefix), used instead of the
+    /// URL: embedding programs and tests that wrap the store.
+    pub store: Option<(Arc<dyn ObjectStore>, Path)>,
 }
 
 /// Opens the warehouse of a pipeline (or the override) for writing.
@@ -156,7 +160,14 @@ pub async fn run_pipeline(
         )));
     }
 
-    let (store, prefix, _) = open_warehouse(pipeline, options.warehouse.as_deref(), &options.vars)?;
+    let (store, prefix) = match &options.store {
+        Some((store, prefix)) => (Arc::clone(store), prefix.clone()),
+        None => {
+            let (store, prefix, _) =
+                open_warehouse(pipeline, options.warehouse.as_deref(), &options.vars)?;
+            (store, prefix)
+        }
+    };
     let ledger = Ledger::new(Arc::clone(&store), prefix.clone());
     let previous = ledger
         .runs_of(options.business_date)
@@ -186,6 +197,7 @@ pub async fn run_pipeline(
         status: RunStatus::Running,
         feeds: Vec::new(),
         scoring: None,
+        manifest: None,
         error: None,
     };
     let write = |r: &RunRecord| {
@@ -250,6 +262,18 @@ pub async fn run_pipeline(
                 ),
             );
         }
+        let inputs = snapshots
+            .iter()
+            .map(|(feed, (path, date))| {
+                (
+                    feed.clone(),
+                    crate::publish::InputSnapshot {
+                        path: path.clone(),
+                        business_date: *date,
+                    },
+                )
+            })
+            .collect();
         let input = crate::score::ScoreInput {
             project,
             pipeline,
@@ -263,7 +287,32 @@ pub async fn run_pipeline(
             .instrument(info_span!("score", run_id = %ctx.run_id))
             .await
         {
-            Ok(summary) => record.scoring = Some(summary),
+            Ok(summary) => {
+                let input = crate::publish::PublishInput {
+                    project,
+                    store: Arc::clone(&ctx.store),
+                    prefix: ctx.prefix.clone(),
+                    run: &record,
+                    rules_version: &summary.rules_version,
+                    outputs: &summary.outputs,
+                    inputs,
+                    now: ctx.clock.now(),
+                };
+                match crate::publish::publish(input)
+                    .instrument(info_span!("publish", run_id = %ctx.run_id))
+                    .await
+                {
+                    Ok(published) => {
+                        info!(manifest = %published.path, "published");
+                        record.manifest = Some(published.path);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "publishing failed; the previous version stays current");
+                        record.error = Some(format!("publish: {e}"));
+                    }
+                }
+                record.scoring = Some(summary);
+            }
             Err(e) => {
                 warn!(error = %e, "scoring failed; nothing is published");
                 record.error = Some(e.to_string());
@@ -273,7 +322,7 @@ pub async fn run_pipeline(
     record.status = if !failed.is_empty() {
         record.error = Some(format!("required feed(s) failed: {}", failed.join(", ")));
         RunStatus::Failed
-    } else if record.scoring.is_none() {
+    } else if record.scoring.is_none() || record.manifest.is_none() {
         RunStatus::Failed
     } else if record.feeds.iter().any(|f| f.status == FeedStatus::Held) {
         RunStatus::Degraded
@@ -302,17 +351,6 @@ impl RegistryIndex {
             codes: Arc::new(codes),
         }
     }
-}
-
-fn relative(prefix: &Path, path: &Path) -> String {
-    path.prefix_match(prefix)
-        .map(|parts| {
-            parts
-                .map(|p| p.as_ref().to_string())
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .unwrap_or_else(|| path.to_string())
 }
 
 /// The distinct USCCs of a landed snapshot, reading only that column

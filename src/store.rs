@@ -126,3 +126,16 @@ pub async fn upload_file(
     writer.shutdown().await.map_err(io)?;
     Ok(())
 }
+
+/// A store path relative to a prefix, `/`-separated (the path itself when
+/// it is not under the prefix).
+pub fn relative(prefix: &Path, path: &Path) -> String {
+    path.prefix_match(prefix)
+        .map(|parts| {
+            parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_else(|| path.to_string())
+}

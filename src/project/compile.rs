@@ -40,6 +40,26 @@ pub(super) fn compile(root: &Path) -> Compiled {
             schemas.insert(s.feed.clone(), s);
         }
     }
+    let mut contracts = BTreeMap::new();
+    for f in &read_dir(root, "schemas/out", &mut d).0 {
+        if let Some(c) = compile_contract(f, &mut d) {
+            contracts.insert(c.dataset.clone(), c);
+        }
+    }
+    for dataset in PUBLISHED_DATASETS {
+        if !contracts.contains_key(dataset)
+            && !d
+                .items
+                .iter()
+                .any(|p| p.file == format!("schemas/out/{dataset}.toml"))
+        {
+            d.push(
+                &format!("schemas/out/{dataset}.toml"),
+                "",
+                "missing: every published dataset needs its contract",
+            );
+        }
+    }
     let (source_files, feed_names) = read_dir(root, "pipelines/sources", &mut d);
     let mut sources = BTreeMap::new();
     for f in &source_files {
@@ -77,6 +97,7 @@ pub(super) fn compile(root: &Path) -> Compiled {
     let project = Project {
         root: root.to_path_buf(),
         schemas,
+        contracts,
         sources,
         rules,
         pipelines,
@@ -203,8 +224,37 @@ fn compile_schema(f: &ConfigFile, d: &mut Diagnostics) -> Option<FeedSchema> {
     let raw: RawSchema = parse(&f.rel, "", toml::Value::Table(f.table.clone()), d)?;
     expect_stem(f, "feed", &raw.feed, d);
     let before = d.items.len();
+    let columns = compile_columns(f, raw.columns, &STANDARD_COLUMNS, d);
+    let schema = FeedSchema {
+        feed: raw.feed,
+        version: raw.version,
+        description: raw.description,
+        key: raw.key,
+        columns,
+    };
+    if schema.column(&schema.key).is_none() {
+        d.push(
+            &f.rel,
+            "key",
+            format!(
+                "found {:?}, expected one of the schema's columns",
+                schema.key
+            ),
+        );
+    }
+    (d.items.len() == before).then_some(schema)
+}
+
+/// The `[[columns]]` of a feed schema or an output contract; `reserved`
+/// names columns the table already has.
+fn compile_columns(
+    f: &ConfigFile,
+    raw: Vec<toml::Value>,
+    reserved: &[&str],
+    d: &mut Diagnostics,
+) -> Vec<ColumnSpec> {
     let mut columns: Vec<ColumnSpec> = Vec::new();
-    for (i, value) in raw.columns.into_iter().enumerate() {
+    for (i, value) in raw.into_iter().enumerate() {
         let at = format!("columns[{i}]");
         let Some(c) = parse::<RawColumn>(&f.rel, &at, value, d) else {
             continue;
@@ -216,14 +266,14 @@ fn compile_schema(f: &ConfigFile, d: &mut Diagnostics) -> Option<FeedSchema> {
                 continue;
             }
         };
-        if STANDARD_COLUMNS.contains(&c.name.as_str()) {
+        if reserved.contains(&c.name.as_str()) {
             d.push(
                 &f.rel,
                 format!("{at}.name"),
                 format!(
                     "found {:?}, a standard column every table already has ({})",
                     c.name,
-                    STANDARD_COLUMNS.join(", ")
+                    reserved.join(", ")
                 ),
             );
         } else if columns.iter().any(|x| x.name == c.name) {
@@ -254,24 +304,31 @@ fn compile_schema(f: &ConfigFile, d: &mut Diagnostics) -> Option<FeedSchema> {
             description: c.description,
         });
     }
-    let schema = FeedSchema {
-        feed: raw.feed,
+    columns
+}
+
+/// `schemas/out/<dataset>.toml`: the contract of one published dataset.
+fn compile_contract(f: &ConfigFile, d: &mut Diagnostics) -> Option<OutputContract> {
+    let raw: RawContract = parse(&f.rel, "", toml::Value::Table(f.table.clone()), d)?;
+    expect_stem(f, "dataset", &raw.dataset, d);
+    let before = d.items.len();
+    let columns = compile_columns(f, raw.columns, &[], d);
+    for (i, k) in raw.key.iter().enumerate() {
+        if !columns.iter().any(|c| &c.name == k) {
+            d.push(
+                &f.rel,
+                format!("key[{i}]"),
+                format!("found {k:?}, expected one of the contract's columns"),
+            );
+        }
+    }
+    (d.items.len() == before).then_some(OutputContract {
+        dataset: raw.dataset,
         version: raw.version,
         description: raw.description,
         key: raw.key,
         columns,
-    };
-    if schema.column(&schema.key).is_none() {
-        d.push(
-            &f.rel,
-            "key",
-            format!(
-                "found {:?}, expected one of the schema's columns",
-                schema.key
-            ),
-        );
-    }
-    (d.items.len() == before).then_some(schema)
+    })
 }
 
 fn check_env_syntax(file: &str, path: &str, text: &str, d: &mut Diagnostics) {

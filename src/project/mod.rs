@@ -31,6 +31,8 @@ pub struct Project {
     pub root: PathBuf,
     /// Canonical schemas by feed.
     pub schemas: BTreeMap<String, FeedSchema>,
+    /// Contracts of the published datasets (`schemas/out/`).
+    pub contracts: BTreeMap<String, OutputContract>,
     /// Sources by feed.
     pub sources: BTreeMap<String, Source>,
     /// Rules in file order, files in name order.

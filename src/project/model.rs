@@ -40,6 +40,79 @@ pub struct FeedSchema {
     pub columns: Vec<ColumnSpec>,
 }
 
+/// The datasets a run publishes, each with its contract in `schemas/out/`.
+pub const PUBLISHED_DATASETS: [&str; 6] =
+    ["profiles", "hits", "codes", "changes", "quarantine", "runs"];
+
+/// The contract of one published dataset (`schemas/out/<dataset>.toml`):
+/// what the platform's engineers read, checked against every file written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputContract {
+    /// Dataset name (= file stem).
+    pub dataset: String,
+    /// Contract version, recorded in every manifest.
+    pub version: u32,
+    /// What the dataset is.
+    pub description: String,
+    /// The columns that identify a row.
+    pub key: Vec<String>,
+    /// Columns in order.
+    pub columns: Vec<ColumnSpec>,
+}
+
+impl OutputContract {
+    /// The Arrow schema the contract declares.
+    pub fn arrow_schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        std::sync::Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Every difference between a written schema and the contract: missing,
+    /// extra or reordered columns, other types, nulls where none are allowed.
+    pub fn differences(&self, written: &datafusion::arrow::datatypes::Schema) -> Vec<String> {
+        let mut out = Vec::new();
+        let declared: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        let found: Vec<&str> = written.fields().iter().map(|f| f.name().as_str()).collect();
+        for c in &self.columns {
+            match written.field_with_name(&c.name) {
+                Err(_) => out.push(format!("column {:?} is missing", c.name)),
+                Ok(f) => {
+                    if f.data_type() != &c.data_type {
+                        out.push(format!(
+                            "column {:?} is {}, the contract says {}",
+                            c.name,
+                            f.data_type(),
+                            c.data_type
+                        ));
+                    }
+                    if f.is_nullable() && !c.nullable {
+                        out.push(format!(
+                            "column {:?} is nullable, the contract says not null",
+                            c.name
+                        ));
+                    }
+                }
+            }
+        }
+        for name in &found {
+            if !declared.contains(name) {
+                out.push(format!("column {name:?} is not in the contract"));
+            }
+        }
+        if out.is_empty() && declared != found {
+            out.push(format!(
+                "columns are in the order {found:?}, the contract says {declared:?}"
+            ));
+        }
+        out
+    }
+}
+
 /// Columns every canonical table keeps, ahead of the feed's own.
 pub const STANDARD_COLUMNS: [&str; 7] = [
     "uscc",

@@ -19,6 +19,19 @@ pub(crate) struct RawSchema {
     pub(crate) columns: Vec<toml::Value>,
 }
 
+/// `schemas/out/<dataset>.toml`: the contract of one published dataset.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawContract {
+    pub(crate) dataset: String,
+    pub(crate) version: u32,
+    pub(crate) description: String,
+    /// The columns that identify a row.
+    pub(crate) key: Vec<String>,
+    #[serde(default)]
+    pub(crate) columns: Vec<toml::Value>,
+}
+
 /// One `[[columns]]` entry of a schema.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -536,22 +536,31 @@ async fn previous_result(
     ctx: &SessionContext,
     input: &ScoreInput<'_>,
 ) -> Result<Option<Previous>, ScoreError> {
-    let Some(date) = input.business_date.pred_opt() else {
+    let Some(published) =
+        crate::publish::Published::latest_before(&input.store, &input.prefix, input.business_date)
+            .await
+            .map_err(engine)?
+    else {
         return Ok(None);
     };
-    let ledger = crate::ledger::Ledger::new(Arc::clone(&input.store), input.prefix.clone());
-    let runs = ledger.runs_of(date).await.map_err(engine)?;
-    let Some(scoring) = runs.into_iter().rev().find_map(|r| r.scoring) else {
-        return Ok(None);
+    published
+        .verify(&["profiles", "hits"])
+        .await
+        .map_err(engine)?;
+    let date = published.manifest.business_date;
+    let files = |d: &str| -> Result<Vec<String>, ScoreError> {
+        Ok(published
+            .files(d)
+            .map_err(engine)?
+            .iter()
+            .map(|p| format!("qinglian://warehouse/{p}"))
+            .collect())
     };
-    let url = |p: &str| format!("qinglian://warehouse/{p}");
+
     let text = |b: &RecordBatch, i: usize| cast(b.column(i), &DataType::Utf8).map_err(engine);
     let mut colours = HashMap::new();
     let profiles = ctx
-        .read_parquet(
-            url(&scoring.outputs["profiles"]),
-            ParquetReadOptions::default(),
-        )
+        .read_parquet(files("profiles")?, ParquetReadOptions::default())
         .await
         .map_err(engine)?
         .select_columns(&["uscc", "colour"])
@@ -571,7 +580,7 @@ async fn previous_result(
     }
     let mut rules: HashMap<String, BTreeSet<String>> = HashMap::new();
     let hits = ctx
-        .read_parquet(url(&scoring.outputs["hits"]), ParquetReadOptions::default())
+        .read_parquet(files("hits")?, ParquetReadOptions::default())
         .await
         .map_err(engine)?
         .select_columns(&["uscc", "rule_id"])
@@ -650,23 +659,10 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         &snapshots,
         input.business_date,
     );
-    let snapshot_json = serde_json::to_string(
-        &snapshots
-            .iter()
-            .map(|(f, s)| (f.clone(), s.path.clone()))
-            .collect::<BTreeMap<_, _>>(),
-    )
-    .map_err(engine)?;
-
     let mut outputs = BTreeMap::new();
-    let hits_batch = outputs::hits_batch(
-        input.project,
-        &hits,
-        &version,
-        input.run_id,
-        input.business_date,
-    )
-    .map_err(ScoreError::Engine)?;
+    let rel = |p: &object_store::path::Path| crate::store::relative(&input.prefix, p);
+    let hits_batch = outputs::hits_batch(input.project, &hits, &version, input.business_date)
+        .map_err(ScoreError::Engine)?;
     let path = write_dataset(
         &input.store,
         &input.prefix,
@@ -678,15 +674,13 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     )
     .await
     .map_err(ScoreError::Engine)?;
-    outputs.insert("hits".to_string(), path.to_string());
+    outputs.insert("hits".to_string(), rel(&path));
 
     let profile_ctx = outputs::ProfileContext {
         pipeline: input.pipeline,
         scores: &scores,
         stale: stale.join(","),
         rules_version: &version,
-        snapshots: snapshot_json,
-        run_id: input.run_id,
         date: input.business_date,
     };
     let mut registry = ctx
@@ -782,11 +776,10 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         writer.write(&profiles).await.map_err(engine)?;
     }
     codes.close().await.map_err(engine)?;
-    outputs.insert("codes".to_string(), codes_path.to_string());
+    outputs.insert("codes".to_string(), rel(&codes_path));
     let changes_batch = outputs::changes_batch(
         &changes,
         previous.as_ref().map(|p| p.date),
-        input.run_id,
         input.business_date,
     )
     .map_err(ScoreError::Engine)?;
@@ -801,10 +794,10 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     )
     .await
     .map_err(ScoreError::Engine)?;
-    outputs.insert("changes".to_string(), path_changes.to_string());
+    outputs.insert("changes".to_string(), rel(&path_changes));
     summary.changes = changes.len() as u64;
     writer.close().await.map_err(engine)?;
-    outputs.insert("profiles".to_string(), path.to_string());
+    outputs.insert("profiles".to_string(), rel(&path));
     summary.outputs = outputs;
     Ok(summary)
 }

@@ -59,7 +59,6 @@ pub fn hits_schema() -> SchemaRef {
         Field::new("detail", DataType::Utf8, false),
         Field::new("confidence", DataType::Utf8, false),
         Field::new("rules_version", DataType::Utf8, false),
-        Field::new("run_id", DataType::Utf8, false),
         Field::new("business_date", DataType::Date32, false),
     ]))
 }
@@ -73,7 +72,6 @@ pub(super) fn hits_batch(
     project: &Project,
     hits: &[Hit],
     rules_version: &str,
-    run_id: &str,
     date: NaiveDate,
 ) -> Result<RecordBatch, String> {
     let rules: HashMap<&str, &crate::project::Rule> =
@@ -127,7 +125,6 @@ pub(super) fn hits_batch(
             }
         }),
         Arc::new(StringArray::from(vec![rules_version; n])),
-        Arc::new(StringArray::from(vec![run_id; n])),
         Arc::new(Date32Array::from(vec![days(date); n])),
     ];
     RecordBatch::try_new(hits_schema(), columns).map_err(|e| e.to_string())
@@ -159,8 +156,6 @@ pub fn profiles_schema() -> SchemaRef {
         Field::new("stale_inputs", DataType::Utf8, false),
         Field::new("hits", DataType::Int32, false),
         Field::new("rules_version", DataType::Utf8, false),
-        Field::new("input_snapshots", DataType::Utf8, false),
-        Field::new("run_id", DataType::Utf8, false),
         Field::new("business_date", DataType::Date32, false),
     ]);
     Arc::new(Schema::new(fields))
@@ -176,10 +171,6 @@ pub(super) struct ProfileContext<'a> {
     pub(super) stale: String,
     /// Rules version.
     pub(super) rules_version: &'a str,
-    /// Input snapshots as JSON.
-    pub(super) snapshots: String,
-    /// Run id.
-    pub(super) run_id: &'a str,
     /// Business date.
     pub(super) date: NaiveDate,
 }
@@ -270,8 +261,6 @@ pub(super) fn profiles_batch(
             .collect::<Vec<_>>(),
     )));
     columns.push(Arc::new(StringArray::from(vec![p.rules_version; n])));
-    columns.push(Arc::new(StringArray::from(vec![p.snapshots.as_str(); n])));
-    columns.push(Arc::new(StringArray::from(vec![p.run_id; n])));
     columns.push(Arc::new(Date32Array::from(vec![days(p.date); n])));
     RecordBatch::try_new(profiles_schema(), columns).map_err(|e| e.to_string())
 }
@@ -289,7 +278,6 @@ pub fn codes_schema() -> SchemaRef {
         Field::new("issued_on", DataType::Date32, false),
         Field::new("valid_until", DataType::Date32, false),
         Field::new("rules_version", DataType::Utf8, false),
-        Field::new("run_id", DataType::Utf8, false),
     ]))
 }
 
@@ -322,7 +310,6 @@ pub(super) fn codes_batch(profiles: &RecordBatch, date: NaiveDate) -> Result<Rec
             Arc::new(Date32Array::from(vec![days(date); n])),
             Arc::new(Date32Array::from(vec![days(next); n])),
             col("rules_version")?,
-            col("run_id")?,
         ],
     )
     .map_err(|e| e.to_string())
@@ -339,7 +326,6 @@ pub fn changes_schema() -> SchemaRef {
         Field::new("colour", DataType::Utf8, true),
         Field::new("rules_added", DataType::Utf8, false),
         Field::new("rules_removed", DataType::Utf8, false),
-        Field::new("run_id", DataType::Utf8, false),
         Field::new("business_date", DataType::Date32, false),
     ]))
 }
@@ -358,7 +344,6 @@ pub(super) struct Change {
 pub(super) fn changes_batch(
     changes: &[Change],
     previous: Option<NaiveDate>,
-    run_id: &str,
     date: NaiveDate,
 ) -> Result<RecordBatch, String> {
     let n = changes.len();
@@ -393,7 +378,6 @@ pub(super) fn changes_batch(
                     .map(|c| c.removed.join(","))
                     .collect::<Vec<_>>(),
             )),
-            Arc::new(StringArray::from(vec![run_id; n])),
             Arc::new(Date32Array::from(vec![days(date); n])),
         ],
     )

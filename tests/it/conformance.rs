@@ -121,6 +121,7 @@ async fn conformance(
         )),
         warehouse: Some(warehouse_url.into()),
         vars: vars.clone(),
+        store: None,
     };
     let run = run_pipeline(&project, "nightly", options.clone())
         .await

@@ -62,7 +62,29 @@ pub(crate) async fn ingest_on(
     warehouse: &Path,
     business_date: NaiveDate,
 ) -> RunRecord {
+    ingest_into(feeds, warehouse, business_date, None).await
+}
+
+/// A run of the shipped project over generated feeds; `store` replaces the
+/// warehouse store (a wrapper that fails on purpose).
+pub(crate) async fn ingest_into(
+    feeds: &Path,
+    warehouse: &Path,
+    business_date: NaiveDate,
+    store: Option<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)>,
+) -> RunRecord {
     let project = Project::load(&root()).expect("project");
+    run_project(&project, feeds, warehouse, business_date, store).await
+}
+
+/// A run of a given project over generated feeds.
+pub(crate) async fn run_project(
+    project: &Project,
+    feeds: &Path,
+    warehouse: &Path,
+    business_date: NaiveDate,
+    store: Option<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)>,
+) -> RunRecord {
     let mut vars = BTreeMap::new();
     vars.insert(
         "QINGLIAN_FEEDS".to_string(),
@@ -75,13 +97,14 @@ pub(crate) async fn ingest_on(
             .expect("instant"),
     );
     run_pipeline(
-        &project,
+        project,
         "nightly",
         RunOptions {
             business_date,
             clock: Arc::new(clock),
             warehouse: Some(warehouse.to_string_lossy().into_owned()),
             vars,
+            store,
         },
     )
     .await

@@ -10,5 +10,6 @@ mod http_feeds;
 mod ingest;
 mod ingest_cases;
 mod keys;
+mod publish;
 mod rules;
 mod support;
