@@ -54,6 +54,30 @@ enum Command {
         /// Warehouse URL, overriding the pipeline's.
         #[arg(long)]
         warehouse: Option<String>,
+        /// Push every current code to the platform, not only the changes.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Send what waits in the outbox to the oversight platform now.
+    Deliver {
+        #[command(flatten)]
+        at: WarehouseArgs,
+        /// First move the dead letters back to the outbox (after fixing the
+        /// secret or the platform).
+        #[arg(long)]
+        requeue: bool,
+    },
+    /// Serve a simulated oversight-platform intake on 127.0.0.1 (for the demo).
+    SimulatePlatform {
+        /// Port (0 for any free port).
+        #[arg(long, default_value_t = 8800)]
+        port: u16,
+        /// The variable holding the shared secret.
+        #[arg(long, default_value = "QINGLIAN_PLATFORM_SECRET")]
+        secret_env: String,
+        /// Accepted clock difference of a signature's timestamp, seconds.
+        #[arg(long, default_value_t = 300)]
+        window_seconds: i64,
     },
     /// Explain an organization's colour: points, hits, dimensions, inputs, change.
     Explain {
@@ -201,7 +225,45 @@ pub fn main() -> ExitCode {
             date,
             project,
             warehouse,
-        } => with_runtime(|rt| rt.block_on(run(&project, &name, date, warehouse))),
+            full,
+        } => with_runtime(|rt| rt.block_on(run(&project, &name, date, warehouse, full))),
+        Command::Deliver { at, requeue } => with_runtime(|rt| rt.block_on(deliver(&at, requeue))),
+        Command::SimulatePlatform {
+            port,
+            secret_env,
+            window_seconds,
+        } => {
+            let Some(secret) = std::env::var(&secret_env).ok().filter(|s| !s.is_empty()) else {
+                eprintln!(
+                    "error: {secret_env} is not set; the simulator checks signatures with it"
+                );
+                return ExitCode::from(EXIT_USAGE);
+            };
+            with_runtime(|rt| {
+                rt.block_on(async {
+                    match crate::platform::PlatformSimulator::start(
+                        port,
+                        secret.as_bytes(),
+                        window_seconds,
+                    )
+                    .await
+                    {
+                        Ok(sim) => {
+                            println!(
+                                "oversight platform simulator at {} (GET /_stats counts what it accepted; Ctrl-C stops)",
+                                sim.url()
+                            );
+                            sim.wait().await;
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("error: cannot listen on 127.0.0.1:{port}: {e}");
+                            ExitCode::from(EXIT_FAILED)
+                        }
+                    }
+                })
+            })
+        }
         Command::Explain {
             uscc,
             date,
@@ -302,6 +364,7 @@ async fn run(
     name: &str,
     date: Option<NaiveDate>,
     warehouse: Option<String>,
+    full: bool,
 ) -> ExitCode {
     let project = match load_project(root) {
         Ok(p) => p,
@@ -318,6 +381,7 @@ async fn run(
         warehouse,
         vars: Default::default(),
         store: None,
+        full,
     };
     let record = match crate::run::run_pipeline(&project, &pipeline, options).await {
         Ok(r) => r,
@@ -385,6 +449,35 @@ fn print_run(r: &crate::ledger::RunRecord) {
     if let Some(m) = &r.manifest {
         println!("  published: {m}");
     }
+    if let Some(d) = &r.delivery {
+        println!(
+            "  delivery to {}: {} {} batch(es), {} rows ({} queued, {} acknowledged before); this run acknowledged {} batch(es) ({} rows) in {} request(s), parked {}, {} waiting{}",
+            d.endpoint,
+            d.batches,
+            d.kind,
+            d.rows,
+            d.queued,
+            d.already_acknowledged,
+            d.acknowledged,
+            d.acknowledged_rows,
+            d.requests,
+            d.parked,
+            d.pending,
+            d.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(d) = &r.drop {
+        match &d.error {
+            None => println!(
+                "  dropped to {}: {} file(s), {} bytes, then the manifest",
+                d.url, d.files, d.bytes
+            ),
+            Some(e) => println!("  drop to {} incomplete: {e}", d.url),
+        }
+    }
 }
 
 /// The warehouse of a pipeline of the project (or the override), for the
@@ -415,6 +508,7 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
         Ok(w) => w,
         Err(code) => return code,
     };
+    let outbox = crate::deliver::Outbox::new(std::sync::Arc::clone(&store), prefix.clone());
     let runs = match crate::ledger::Ledger::new(store, prefix).all_runs().await {
         Ok(r) => r,
         Err(e) => {
@@ -423,8 +517,26 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
         }
     };
     let runs: Vec<_> = runs.into_iter().take(limit).collect();
+    let outbox = match OutboxView::read(&outbox).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let reconciliation: Vec<serde_json::Value> = runs
+        .iter()
+        .filter(|r| r.delivery.is_some())
+        .map(|r| outbox.reconcile(r))
+        .collect();
     if json {
-        match serde_json::to_string_pretty(&serde_json::json!({ "warehouse": url, "runs": runs })) {
+        let doc = serde_json::json!({
+            "warehouse": url,
+            "runs": runs,
+            "delivery": reconciliation,
+            "outbox": outbox.totals(),
+        });
+        match serde_json::to_string_pretty(&doc) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -439,7 +551,184 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
     for r in &runs {
         print_run(r);
     }
+    for rec in &reconciliation {
+        println!(
+            "reconciliation {}: queued {} batch(es) / {} rows; acknowledged {} / {} rows; waiting {}; dead letters {}{}",
+            rec["run_id"].as_str().unwrap_or_default(),
+            rec["batches"],
+            rec["rows"],
+            rec["acknowledged_batches"],
+            rec["acknowledged_rows"],
+            rec["pending_batches"],
+            rec["dead_batches"],
+            if rec["reconciled"] == true {
+                " — reconciled"
+            } else {
+                ""
+            }
+        );
+    }
+    let totals = outbox.totals();
+    println!(
+        "outbox: {} acknowledged batch(es) ({} rows), {} waiting, {} dead letter(s)",
+        totals["acknowledged_batches"],
+        totals["acknowledged_rows"],
+        totals["pending_batches"],
+        totals["dead_batches"]
+    );
+    for d in &outbox.dead {
+        println!(
+            "  dead letter {} (run {}, {} rows): HTTP {}: {}",
+            d.batch.key, d.batch.run_id, d.batch.rows, d.status, d.response
+        );
+    }
     ExitCode::SUCCESS
+}
+
+/// The outbox as `status` shows it.
+struct OutboxView {
+    acknowledged: Vec<crate::deliver::Acknowledged>,
+    pending: Vec<crate::deliver::OutboxBatch>,
+    dead: Vec<crate::deliver::DeadLetter>,
+}
+
+impl OutboxView {
+    async fn read(outbox: &crate::deliver::Outbox) -> Result<Self, crate::deliver::OutboxError> {
+        Ok(Self {
+            acknowledged: outbox.acknowledged().await?,
+            pending: outbox.pending().await?,
+            dead: outbox.dead_letters().await?,
+        })
+    }
+
+    fn totals(&self) -> serde_json::Value {
+        serde_json::json!({
+            "acknowledged_batches": self.acknowledged.len(),
+            "acknowledged_rows": self.acknowledged.iter().map(|a| a.accepted_rows).sum::<u64>(),
+            "pending_batches": self.pending.len(),
+            "pending_rows": self.pending.iter().map(|p| p.rows).sum::<u64>(),
+            "dead_batches": self.dead.len(),
+            "dead_rows": self.dead.iter().map(|d| d.batch.rows).sum::<u64>(),
+            "pending": self.pending.iter().map(|p| serde_json::json!({
+                "key": p.key, "run_id": p.run_id, "rows": p.rows
+            })).collect::<Vec<_>>(),
+            "dead": self.dead.iter().map(|d| serde_json::json!({
+                "key": d.batch.key, "run_id": d.batch.run_id, "rows": d.batch.rows,
+                "status": d.status, "response": d.response
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// One run's batches: what it queued (its version's batches, whoever
+    /// queued them first) against what the platform acknowledged.
+    fn reconcile(&self, r: &crate::ledger::RunRecord) -> serde_json::Value {
+        let d = r.delivery.clone().unwrap_or_default();
+        let ack: Vec<_> = self
+            .acknowledged
+            .iter()
+            .filter(|a| a.run_id == r.run_id)
+            .collect();
+        let pending = self.pending.iter().filter(|p| p.run_id == r.run_id).count();
+        let dead = self
+            .dead
+            .iter()
+            .filter(|x| x.batch.run_id == r.run_id)
+            .count();
+        let ack_rows: u64 = ack.iter().map(|a| a.accepted_rows).sum();
+        let queued_rows: u64 = ack.iter().map(|a| a.rows).sum::<u64>()
+            + self
+                .pending
+                .iter()
+                .filter(|p| p.run_id == r.run_id)
+                .map(|p| p.rows)
+                .sum::<u64>()
+            + self
+                .dead
+                .iter()
+                .filter(|x| x.batch.run_id == r.run_id)
+                .map(|x| x.batch.rows)
+                .sum::<u64>();
+        serde_json::json!({
+            "run_id": r.run_id,
+            "business_date": r.business_date,
+            "batches": d.queued,
+            "rows": queued_rows,
+            "already_acknowledged": d.already_acknowledged,
+            "acknowledged_batches": ack.len(),
+            "acknowledged_rows": ack_rows,
+            "pending_batches": pending,
+            "dead_batches": dead,
+            "reconciled": pending == 0 && dead == 0 && ack.len() as u32 == d.queued && ack_rows == queued_rows,
+        })
+    }
+}
+
+async fn deliver(at: &WarehouseArgs, requeue: bool) -> ExitCode {
+    let project = match load_project(&at.project) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let Some(pipeline) = project.pipelines.get(&at.pipeline) else {
+        eprintln!("error: no pipeline {:?} in pipelines/", at.pipeline);
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let endpoint = match crate::deliver::Endpoint::resolve(pipeline, &Default::default()) {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            eprintln!(
+                "error: pipeline {} has no push endpoint (set the variable its [push] endpoint names)",
+                pipeline.name
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let (store, prefix, _) = match open_pipeline_warehouse(at) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let outbox = crate::deliver::Outbox::new(store, prefix);
+    if requeue {
+        match outbox.requeue_dead().await {
+            Ok(n) => println!("moved {n} dead letter(s) back to the outbox"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    }
+    let mut summary = crate::deliver::DeliverySummary {
+        endpoint: endpoint.display_url(),
+        ..Default::default()
+    };
+    if let Err(e) =
+        crate::deliver::drain(&outbox, &endpoint, &crate::run::SystemClock, &mut summary).await
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    println!(
+        "delivered to {}: acknowledged {} batch(es) ({} rows) in {} request(s), parked {}, {} waiting{}",
+        summary.endpoint,
+        summary.acknowledged,
+        summary.acknowledged_rows,
+        summary.requests,
+        summary.parked,
+        summary.pending,
+        summary
+            .error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    );
+    if summary.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DEGRADED)
+    }
 }
 
 async fn explain(at: &WarehouseArgs, uscc: &str, date: Option<NaiveDate>, json: bool) -> ExitCode {

@@ -148,6 +148,12 @@ pub struct RunRecord {
     /// when it published nothing.
     #[serde(default)]
     pub manifest: Option<String>,
+    /// Delivery to the oversight platform, when pushing is configured.
+    #[serde(default)]
+    pub delivery: Option<crate::deliver::DeliverySummary>,
+    /// The copy to the platform's bucket, when configured.
+    #[serde(default)]
+    pub drop: Option<crate::deliver::DropSummary>,
     /// What failed the run, if anything.
     pub error: Option<String>,
 }

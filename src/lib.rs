@@ -30,11 +30,13 @@
 //! documents).
 
 pub mod cli;
+pub mod deliver;
 pub mod explain;
 pub mod generate;
 pub mod keys;
 pub mod land;
 pub mod ledger;
+pub mod platform;
 pub mod project;
 pub mod publish;
 pub mod run;

@@ -97,6 +97,8 @@ pub struct RunOptions {
     /// An already opened warehouse (store and prefix), used instead of the
     /// URL: embedding programs and tests that wrap the store.
     pub store: Option<(Arc<dyn ObjectStore>, Path)>,
+    /// Push the complete current state (every code), not only the changes.
+    pub full: bool,
 }
 
 /// Opens the warehouse of a pipeline (or the override) for writing.
@@ -160,6 +162,20 @@ pub async fn run_pipeline(
         )));
     }
 
+    let endpoint =
+        crate::deliver::Endpoint::resolve(pipeline, &options.vars).map_err(RunError::Config)?;
+    let drop_url = match &pipeline.drop {
+        Some(d) => expand_env(&d.url, |n| {
+            options
+                .vars
+                .get(n)
+                .cloned()
+                .or_else(|| std::env::var(n).ok())
+        })
+        .map_err(|e| RunError::Config(format!("pipeline {}: drop.url: {e}", pipeline.name)))?,
+        None => String::new(),
+    };
+
     let (store, prefix) = match &options.store {
         Some((store, prefix)) => (Arc::clone(store), prefix.clone()),
         None => {
@@ -198,6 +214,8 @@ pub async fn run_pipeline(
         feeds: Vec::new(),
         scoring: None,
         manifest: None,
+        delivery: None,
+        drop: None,
         error: None,
     };
     let write = |r: &RunRecord| {
@@ -245,6 +263,7 @@ pub async fn run_pipeline(
         .filter(|f| f.status == FeedStatus::Failed)
         .map(|f| f.feed.as_str())
         .collect();
+    let mut current: Option<crate::publish::Published> = None;
     if failed.is_empty() {
         // Stages 4-5 over each feed's latest good snapshot.
         let mut snapshots = BTreeMap::new();
@@ -304,7 +323,8 @@ pub async fn run_pipeline(
                 {
                     Ok(published) => {
                         info!(manifest = %published.path, "published");
-                        record.manifest = Some(published.path);
+                        record.manifest = Some(published.path.clone());
+                        current = Some(published);
                     }
                     Err(e) => {
                         warn!(error = %e, "publishing failed; the previous version stays current");
@@ -319,12 +339,58 @@ pub async fn run_pipeline(
             }
         }
     }
+    let outbox = crate::deliver::Outbox::new(Arc::clone(&ctx.store), ctx.prefix.clone());
+    if let Some(endpoint) = &endpoint {
+        let span = info_span!("deliver", run_id = %ctx.run_id);
+        let summary = match &current {
+            Some(p) => {
+                crate::deliver::deliver(
+                    &outbox,
+                    endpoint,
+                    p,
+                    options.full,
+                    &ctx.run_id,
+                    &*ctx.clock,
+                )
+                .instrument(span)
+                .await
+            }
+            None => {
+                // Nothing new to queue; what earlier runs left still goes.
+                let mut s = crate::deliver::DeliverySummary {
+                    endpoint: endpoint.display_url(),
+                    ..Default::default()
+                };
+                if let Err(e) = crate::deliver::drain(&outbox, endpoint, &*ctx.clock, &mut s)
+                    .instrument(span)
+                    .await
+                {
+                    s.error = Some(e.to_string());
+                }
+                s
+            }
+        };
+        record.delivery = Some(summary);
+    }
+    if let Some(p) = &current
+        && !drop_url.trim().is_empty()
+    {
+        let summary = crate::deliver::drop_copy(p, &drop_url, &options.vars)
+            .instrument(info_span!("drop", run_id = %ctx.run_id))
+            .await;
+        if let Some(e) = &summary.error {
+            warn!(error = %e, "the copy to the platform's bucket did not complete");
+        }
+        record.drop = Some(summary);
+    }
+    let delivered = record.delivery.as_ref().is_none_or(|d| d.complete())
+        && record.drop.as_ref().is_none_or(|d| d.error.is_none());
     record.status = if !failed.is_empty() {
         record.error = Some(format!("required feed(s) failed: {}", failed.join(", ")));
         RunStatus::Failed
     } else if record.scoring.is_none() || record.manifest.is_none() {
         RunStatus::Failed
-    } else if record.feeds.iter().any(|f| f.status == FeedStatus::Held) {
+    } else if record.feeds.iter().any(|f| f.status == FeedStatus::Held) || !delivered {
         RunStatus::Degraded
     } else {
         RunStatus::Succeeded

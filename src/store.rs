@@ -139,3 +139,16 @@ pub fn relative(prefix: &Path, path: &Path) -> String {
         })
         .unwrap_or_else(|| path.to_string())
 }
+
+/// A URL without credentials or query string, for logs and records.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.scheme().len() > 1 => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

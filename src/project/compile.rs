@@ -989,8 +989,45 @@ fn compile_pipeline(
         person_hash_key_env: raw
             .person_hash_key_env
             .unwrap_or_else(|| "QINGLIAN_PERSON_KEY".to_string()),
+        push: raw.push.map(|p| compile_push(&f.rel, p, d)),
+        drop: raw.drop.map(|p| {
+            check_env_syntax(&f.rel, "drop.url", &p.url, d);
+            ParquetDrop { url: p.url }
+        }),
     };
     (d.items.len() == before).then_some(pipeline)
+}
+
+fn compile_push(file: &str, p: RawPush, d: &mut Diagnostics) -> Push {
+    check_env_syntax(file, "push.endpoint", &p.endpoint, d);
+    if p.secret_env.trim().is_empty() {
+        d.push(
+            file,
+            "push.secret_env",
+            "found \"\", expected the name of the environment variable holding the shared secret",
+        );
+    }
+    let batch_size = p.batch_size.unwrap_or(500);
+    if !(1..=10_000).contains(&batch_size) {
+        d.push(
+            file,
+            "push.batch_size",
+            format!("found {batch_size}, expected 1 to 10000 records per request"),
+        );
+    }
+    let timeout_seconds = p.timeout_seconds.unwrap_or(30);
+    if timeout_seconds == 0 {
+        d.push(file, "push.timeout_seconds", "found 0, expected at least 1");
+    }
+    Push {
+        endpoint: p.endpoint,
+        secret_env: p.secret_env,
+        batch_size,
+        timeout_seconds,
+        max_retries: p.max_retries.unwrap_or(6),
+        retry_base_ms: p.retry_base_ms.unwrap_or(500),
+        retry_budget_seconds: p.retry_budget_seconds.unwrap_or(300),
+    }
 }
 
 /// Reads a 5-field crontab or a 6/7-field seconds-first expression.

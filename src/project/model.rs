@@ -628,6 +628,37 @@ pub struct Pipeline {
     pub scoring: Scoring,
     /// Environment variable with the key of person-number hashes.
     pub person_hash_key_env: String,
+    /// Delivery to the oversight platform, if configured.
+    pub push: Option<Push>,
+    /// Parquet drop to the platform's bucket, if configured.
+    pub drop: Option<ParquetDrop>,
+}
+
+/// `[push]` of a pipeline: where and how code changes are delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    /// The platform's intake URL (`${VAR}` expanded at run time; empty
+    /// after expansion turns pushing off).
+    pub endpoint: String,
+    /// Environment variable holding the shared HMAC secret.
+    pub secret_env: String,
+    /// Records per request.
+    pub batch_size: u32,
+    /// Time allowed for one request, seconds.
+    pub timeout_seconds: u64,
+    /// Retries of one batch on connection errors, timeouts, 429 and 5xx.
+    pub max_retries: u32,
+    /// First retry delay, milliseconds (doubling, with jitter).
+    pub retry_base_ms: u64,
+    /// Longest total wait on one batch before it stays in the outbox.
+    pub retry_budget_seconds: u64,
+}
+
+/// `[drop]` of a pipeline: the platform's bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParquetDrop {
+    /// Object-store URL (`${VAR}` expanded at run time; empty turns it off).
+    pub url: String,
 }
 
 /// Which business date a tick processes.

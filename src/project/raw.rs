@@ -268,6 +268,35 @@ pub(crate) struct RawPipeline {
     pub(crate) scoring: RawScoring,
     #[serde(default)]
     pub(crate) person_hash_key_env: Option<String>,
+    #[serde(default)]
+    pub(crate) push: Option<RawPush>,
+    #[serde(default)]
+    pub(crate) drop: Option<RawDrop>,
+}
+
+/// `[push]`: delivery of code changes to the oversight platform.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPush {
+    pub(crate) endpoint: String,
+    pub(crate) secret_env: String,
+    #[serde(default)]
+    pub(crate) batch_size: Option<u32>,
+    #[serde(default)]
+    pub(crate) timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub(crate) max_retries: Option<u32>,
+    #[serde(default)]
+    pub(crate) retry_base_ms: Option<u64>,
+    #[serde(default)]
+    pub(crate) retry_budget_seconds: Option<u64>,
+}
+
+/// `[drop]`: a copy of the published datasets in the platform's bucket.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDrop {
+    pub(crate) url: String,
 }
 
 /// Points and colour bands.

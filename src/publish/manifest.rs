@@ -219,6 +219,16 @@ impl Published {
         }
     }
 
+    /// The warehouse store it was read from.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The warehouse prefix in that store.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
     /// The files of a dataset as store paths.
     pub fn files(&self, dataset: &str) -> Result<Vec<Path>, PublishError> {
         let d = self.dataset(dataset)?;

@@ -709,6 +709,13 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     let mut codes = crate::land::parquet_writer(&input.store, &codes_path, outputs::codes_schema())
         .map_err(engine)?;
     let previous = previous_result(&ctx, &input).await?;
+    // With nothing published before, every colour is new: the first run
+    // delivers the complete state.
+    let no_previous = Previous {
+        date: input.business_date,
+        colours: HashMap::new(),
+        rules: HashMap::new(),
+    };
     let mut rules_now: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     for h in &hits {
         rules_now
@@ -731,7 +738,8 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         for (colour, n) in colour_counts(std::slice::from_ref(&profiles)) {
             *summary.colours.entry(colour).or_default() += n;
         }
-        if let Some(prev) = &previous {
+        {
+            let prev = previous.as_ref().unwrap_or(&no_previous);
             let uscc = profiles.column(0).as_string::<i32>();
             let name = profiles.column(1).as_string::<i32>();
             let colour = profiles

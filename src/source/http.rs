@@ -90,7 +90,7 @@ struct PageResponse {
 /// Longest `Retry-After` honoured: a hostile server cannot park the run.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
-fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     let text = value?.to_str().ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));

@@ -122,6 +122,7 @@ async fn conformance(
         warehouse: Some(warehouse_url.into()),
         vars: vars.clone(),
         store: None,
+        full: false,
     };
     let run = run_pipeline(&project, "nightly", options.clone())
         .await

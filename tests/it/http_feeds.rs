@@ -71,6 +71,7 @@ async fn run(project: &Project, warehouse: &Path, token: Option<&str>) -> RunRec
             warehouse: Some(warehouse.to_string_lossy().into_owned()),
             vars,
             store: None,
+            full: false,
         },
     )
     .await

@@ -74,7 +74,22 @@ pub(crate) async fn ingest_into(
     store: Option<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)>,
 ) -> RunRecord {
     let project = Project::load(&root()).expect("project");
-    run_project(&project, feeds, warehouse, business_date, store).await
+    let extras = Extras {
+        store,
+        ..Extras::default()
+    };
+    run_project(&project, feeds, warehouse, business_date, extras).await
+}
+
+/// What a test adds to a run.
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// Replaces the warehouse store.
+    pub(crate) store: Option<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)>,
+    /// More variables (endpoint, secrets).
+    pub(crate) vars: Vec<(String, String)>,
+    /// `--full`.
+    pub(crate) full: bool,
 }
 
 /// A run of a given project over generated feeds.
@@ -83,7 +98,7 @@ pub(crate) async fn run_project(
     feeds: &Path,
     warehouse: &Path,
     business_date: NaiveDate,
-    store: Option<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)>,
+    extras: Extras,
 ) -> RunRecord {
     let mut vars = BTreeMap::new();
     vars.insert(
@@ -91,6 +106,7 @@ pub(crate) async fn run_project(
         feeds.to_string_lossy().into_owned(),
     );
     vars.insert("QINGLIAN_PERSON_KEY".to_string(), KEY.to_string());
+    vars.extend(extras.vars);
     let clock = FixedClock(
         Utc.with_ymd_and_hms(2026, 11, 28, 18, 30, 0)
             .single()
@@ -104,7 +120,8 @@ pub(crate) async fn run_project(
             clock: Arc::new(clock),
             warehouse: Some(warehouse.to_string_lossy().into_owned()),
             vars,
-            store,
+            store: extras.store,
+            full: extras.full,
         },
     )
     .await

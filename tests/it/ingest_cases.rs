@@ -89,6 +89,7 @@ async fn every_ingest_case_yields_its_expected_output() {
                 warehouse: Some(warehouse.path().to_string_lossy().into_owned()),
                 vars,
                 store: None,
+                full: false,
             },
         )
         .await

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod conformance;
+mod deliver;
 mod explain;
 mod generate;
 mod ground_truth;

@@ -361,8 +361,14 @@ async fn an_output_that_breaks_its_contract_is_not_published() {
     let warehouse = tempfile::tempdir().expect("tmp");
     generate(feeds.path(), 30);
     let project = qinglian::project::Project::load(project.path()).expect("project");
-    let run =
-        crate::ingest::run_project(&project, feeds.path(), warehouse.path(), date(), None).await;
+    let run = crate::ingest::run_project(
+        &project,
+        feeds.path(),
+        warehouse.path(),
+        date(),
+        crate::ingest::Extras::default(),
+    )
+    .await;
     assert_eq!(run.status, RunStatus::Failed);
     let error = run.error.unwrap_or_default();
     assert!(

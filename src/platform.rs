@@ -1,0 +1,337 @@
+//! A simulator of the oversight platform's intake, for tests and the demo:
+//! a real HTTP server on 127.0.0.1 that checks the signature and its
+//! timestamp window, stores each batch once per idempotency key (a repeat
+//! gets the original receipt), counts what it accepted and fails on demand.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::deliver::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature};
+
+/// What the next request suffers, in order of arrival.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "fault")]
+pub enum PlatformFault {
+    /// 503 before storing.
+    ServerError,
+    /// Stores the batch, then answers 500 (the client must not duplicate it).
+    ServerErrorAfterStore,
+    /// 429 with `Retry-After: seconds`.
+    TooManyRequests {
+        /// Seconds to wait.
+        seconds: u64,
+    },
+    /// Answers nothing for a while, without storing.
+    Timeout {
+        /// Milliseconds to stall.
+        millis: u64,
+    },
+    /// Stores the batch, then stalls past the client's timeout.
+    TimeoutAfterStore {
+        /// Milliseconds to stall.
+        millis: u64,
+    },
+    /// 400: the platform refuses the batch for good.
+    BadRequest,
+    /// Stores the batch, then drops the connection instead of answering.
+    CloseAfterBody,
+}
+
+/// What the platform accepted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlatformStats {
+    /// Requests received.
+    pub requests: u64,
+    /// Distinct batches stored.
+    pub accepted_batches: u64,
+    /// Records in the stored batches.
+    pub accepted_rows: u64,
+    /// Requests repeating a stored idempotency key.
+    pub repeats: u64,
+    /// Requests refused for their signature or timestamp.
+    pub rejected_signatures: u64,
+    /// Requests failed on purpose.
+    pub faults_served: u64,
+}
+
+/// One stored batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredBatch {
+    /// The idempotency key.
+    pub key: String,
+    /// The body as received.
+    pub body: Value,
+    /// The receipt issued.
+    pub receipt: Value,
+}
+
+#[derive(Default)]
+struct Shared {
+    secret: Vec<u8>,
+    window_seconds: i64,
+    down: bool,
+    faults: VecDeque<PlatformFault>,
+    batches: BTreeMap<String, StoredBatch>,
+    stats: PlatformStats,
+}
+
+/// A running platform simulator.
+pub struct PlatformSimulator {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for PlatformSimulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The intake path.
+pub const INTAKE_PATH: &str = "/intake/integrity-codes";
+
+impl PlatformSimulator {
+    /// Listens on 127.0.0.1:`port` (0 for any free port), accepting batches
+    /// signed with `secret` whose timestamp is within `window_seconds` of
+    /// its clock.
+    pub async fn start(port: u16, secret: &[u8], window_seconds: i64) -> std::io::Result<Self> {
+        let shared = Arc::new(Mutex::new(Shared {
+            secret: secret.to_vec(),
+            window_seconds,
+            ..Shared::default()
+        }));
+        let app = Router::new()
+            .route(INTAKE_PATH, post(intake))
+            .route("/_stats", get(stats))
+            .route("/_faults", post(add_faults))
+            .with_state(Arc::clone(&shared));
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// The intake URL to configure as the push endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}{INTAKE_PATH}", self.addr)
+    }
+
+    /// Queues faults for the next requests, in order.
+    pub fn inject(&self, faults: impl IntoIterator<Item = PlatformFault>) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.faults.extend(faults);
+        }
+    }
+
+    /// Takes the platform down (every request 503) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.down = down;
+        }
+    }
+
+    /// What it accepted so far.
+    pub fn stats(&self) -> PlatformStats {
+        self.shared
+            .lock()
+            .map(|s| s.stats.clone())
+            .unwrap_or_default()
+    }
+
+    /// The stored batches by idempotency key.
+    pub fn batches(&self) -> Vec<StoredBatch> {
+        self.shared
+            .lock()
+            .map(|s| s.batches.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs until the process is interrupted.
+    pub async fn wait(self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+async fn stats(State(shared): State<Arc<Mutex<Shared>>>) -> Response {
+    let s = shared.lock().map(|s| s.stats.clone()).unwrap_or_default();
+    reply(StatusCode::OK, json!(s))
+}
+
+async fn add_faults(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    axum::Json(faults): axum::Json<Vec<PlatformFault>>,
+) -> Response {
+    if let Ok(mut s) = shared.lock() {
+        s.faults.extend(faults);
+    }
+    reply(StatusCode::OK, json!({"queued": true}))
+}
+
+/// Stores a batch (once per key) and returns its receipt.
+fn store(s: &mut Shared, key: &str, body: Value) -> Value {
+    if let Some(existing) = s.batches.get(key) {
+        s.stats.repeats += 1;
+        return existing.receipt.clone();
+    }
+    let rows = body
+        .get("records")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len) as u64;
+    s.stats.accepted_batches += 1;
+    s.stats.accepted_rows += rows;
+    let receipt = json!({
+        "receipt_id": format!("r-{:06}", s.stats.accepted_batches),
+        "idempotency_key": key,
+        "accepted_rows": rows,
+        "received_at": chrono::Utc::now().to_rfc3339(),
+    });
+    s.batches.insert(
+        key.to_string(),
+        StoredBatch {
+            key: key.to_string(),
+            body,
+            receipt: receipt.clone(),
+        },
+    );
+    receipt
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn intake(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, key, parsed) = {
+        let Ok(mut s) = shared.lock() else {
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "poisoned"}),
+            );
+        };
+        s.stats.requests += 1;
+        if s.down {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "platform down"}),
+            );
+        }
+        let Some(ts) = header(&headers, TIMESTAMP_HEADER).and_then(|t| t.parse::<i64>().ok())
+        else {
+            s.stats.rejected_signatures += 1;
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": format!("missing or malformed {TIMESTAMP_HEADER}")}),
+            );
+        };
+        if (chrono::Utc::now().timestamp() - ts).abs() > s.window_seconds {
+            s.stats.rejected_signatures += 1;
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "timestamp outside the accepted window"}),
+            );
+        }
+        let signature = header(&headers, SIGNATURE_HEADER).unwrap_or_default();
+        if !verify_signature(&s.secret, ts, &body, signature) {
+            s.stats.rejected_signatures += 1;
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "signature does not match"}),
+            );
+        }
+        let Some(key) = header(&headers, IDEMPOTENCY_HEADER).map(str::to_string) else {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("missing {IDEMPOTENCY_HEADER}")}),
+            );
+        };
+        let parsed: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("body is not JSON: {e}")}),
+                );
+            }
+        };
+        let fault = s.faults.pop_front();
+        if fault.is_some() {
+            s.stats.faults_served += 1;
+        }
+        (fault, key, parsed)
+    };
+    let stored = |shared: &Arc<Mutex<Shared>>, parsed: Value| {
+        shared
+            .lock()
+            .map(|mut s| store(&mut s, &key, parsed))
+            .unwrap_or(Value::Null)
+    };
+    match fault {
+        None => reply(StatusCode::OK, stored(&shared, parsed)),
+        Some(PlatformFault::ServerError) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "simulated outage"}),
+        ),
+        Some(PlatformFault::ServerErrorAfterStore) => {
+            stored(&shared, parsed);
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "simulated failure after storing"}),
+            )
+        }
+        Some(PlatformFault::TooManyRequests { seconds }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", seconds.to_string())],
+            axum::Json(json!({"error": "slow down"})),
+        )
+            .into_response(),
+        Some(PlatformFault::Timeout { millis }) => {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "too late"}),
+            )
+        }
+        Some(PlatformFault::TimeoutAfterStore { millis }) => {
+            let receipt = stored(&shared, parsed);
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            reply(StatusCode::OK, receipt)
+        }
+        Some(PlatformFault::BadRequest) => reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "simulated rejection: record 1 field colour"}),
+        ),
+        Some(PlatformFault::CloseAfterBody) => {
+            stored(&shared, parsed);
+            // A body that fails at once: the connection is dropped unanswered.
+            let broken = futures::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
+            });
+            Response::new(Body::from_stream(broken))
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! Stage 6, delivery: code changes reach the platform simulator exactly
+//! once through faults, outages, wrong secrets and re-runs, and `status`
+//! reconciles with the platform's own count.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use qinglian::deliver::{DeliverySummary, Endpoint, Outbox};
+use qinglian::ledger::{RunRecord, RunStatus};
+use qinglian::platform::{PlatformFault, PlatformSimulator, PlatformStats};
+use qinglian::project::Project;
+
+use crate::ingest::{Extras, date, generate, run_project};
+use crate::support::{copy_project, qinglian};
+
+const SECRET: &str = "shared-test-secret";
+
+/// The shipped project with a push tuned for tests: small batches, a
+/// one-second timeout, fast retries.
+fn project(dir: &Path) -> Project {
+    copy_project(dir);
+    let path = dir.join("pipelines/nightly.toml");
+    let text = std::fs::read_to_string(&path).expect("pipeline");
+    let text = text
+        .replace("batch_size = 500", "batch_size = 25")
+        .replace("timeout_seconds = 30", "timeout_seconds = 1")
+        .replace("max_retries = 6", "max_retries = 8")
+        .replace("retry_base_ms = 500", "retry_base_ms = 20")
+        .replace("retry_budget_seconds = 300", "retry_budget_seconds = 20");
+    std::fs::write(&path, text).expect("write");
+    Project::load(dir).expect("project")
+}
+
+fn vars(sim: &PlatformSimulator, secret: &str) -> Vec<(String, String)> {
+    vec![
+        ("QINGLIAN_PLATFORM_URL".into(), sim.url()),
+        ("QINGLIAN_PLATFORM_SECRET".into(), secret.into()),
+    ]
+}
+
+async fn run(
+    project: &Project,
+    feeds: &Path,
+    warehouse: &Path,
+    day: NaiveDate,
+    sim: &PlatformSimulator,
+    secret: &str,
+    full: bool,
+) -> RunRecord {
+    run_project(
+        project,
+        feeds,
+        warehouse,
+        day,
+        Extras {
+            vars: vars(sim, secret),
+            full,
+            ..Extras::default()
+        },
+    )
+    .await
+}
+
+fn delivery(r: &RunRecord) -> &DeliverySummary {
+    r.delivery.as_ref().expect("delivery recorded")
+}
+
+/// `qinglian status --json` of a warehouse.
+fn status(project: &Path, warehouse: &Path) -> serde_json::Value {
+    let out = qinglian(
+        &[
+            "status",
+            "--json",
+            "--limit",
+            "20",
+            "--project",
+            project.to_str().expect("utf-8"),
+            "--warehouse",
+            warehouse.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+/// The reconciliation in `status` agrees with the platform's own count.
+fn assert_reconciles(project: &Path, warehouse: &Path, stats: &PlatformStats) {
+    let s = status(project, warehouse);
+    assert_eq!(
+        s["outbox"]["acknowledged_batches"], stats.accepted_batches,
+        "{s:#}"
+    );
+    assert_eq!(
+        s["outbox"]["acknowledged_rows"], stats.accepted_rows,
+        "{s:#}"
+    );
+}
+
+/// Every stored batch has a distinct key and every record went once.
+fn assert_each_record_once(sim: &PlatformSimulator) {
+    let mut seen = std::collections::BTreeSet::new();
+    for b in sim.batches() {
+        let day = b.body["business_date"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let kind = b.body["kind"].as_str().unwrap_or_default().to_string();
+        for r in b.body["records"].as_array().expect("records") {
+            let uscc = r["uscc"].as_str().unwrap_or_default().to_string();
+            assert!(
+                seen.insert((day.clone(), kind.clone(), uscc.clone())),
+                "{uscc} of {day} ({kind}) delivered twice"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_after_the_platform_stored_a_batch_still_leave_one_copy() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let project = project(dir.path());
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 90);
+    let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
+        .await
+        .expect("platform");
+    sim.inject([
+        PlatformFault::ServerErrorAfterStore,
+        PlatformFault::TimeoutAfterStore { millis: 2500 },
+        PlatformFault::CloseAfterBody,
+        PlatformFault::TooManyRequests { seconds: 1 },
+        PlatformFault::ServerError,
+        PlatformFault::Timeout { millis: 2500 },
+    ]);
+    let r = run(
+        &project,
+        feeds.path(),
+        warehouse.path(),
+        date(),
+        &sim,
+        SECRET,
+        false,
+    )
+    .await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{:#?}", r.delivery);
+    let d = delivery(&r);
+    let changes = r.scoring.as_ref().expect("scored").changes;
+    assert!(
+        changes > 50,
+        "the first run delivers every colour: {changes}"
+    );
+    assert_eq!(d.rows, changes);
+    assert_eq!(d.batches as u64, changes.div_ceil(25));
+    assert_eq!((d.acknowledged, d.pending, d.parked), (d.batches, 0, 0));
+    assert_eq!(d.requests, d.batches + 6, "one retry per fault");
+    let stats = sim.stats();
+    assert_eq!(stats.accepted_batches, d.batches as u64);
+    assert_eq!(stats.accepted_rows, changes);
+    // The first batch was stored by the first fault; three later answers to it
+    // (two faults that replay the stored receipt, then success) were repeats.
+    assert_eq!(stats.repeats, 3);
+    assert_each_record_once(&sim);
+    assert_reconciles(dir.path(), warehouse.path(), &stats);
+    // Bodies follow the documented contract.
+    let body = &sim.batches()[0].body;
+    for key in [
+        "format",
+        "kind",
+        "pipeline",
+        "business_date",
+        "rules_version",
+        "batch",
+        "batches",
+        "records",
+    ] {
+        assert!(body.get(key).is_some(), "{key} missing from {body:#}");
+    }
+    let record = &body["records"][0];
+    for key in [
+        "uscc",
+        "name",
+        "colour",
+        "previous_colour",
+        "issued_on",
+        "valid_until",
+        "rules_added",
+        "rules_removed",
+    ] {
+        assert!(record.get(key).is_some(), "{key} missing from {record:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_down_for_a_whole_run_gets_everything_from_the_next() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let project = project(dir.path());
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 60);
+    let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
+        .await
+        .expect("platform");
+    sim.set_down(true);
+    let first = run(
+        &project,
+        feeds.path(),
+        warehouse.path(),
+        date(),
+        &sim,
+        SECRET,
+        false,
+    )
+    .await;
+    assert_eq!(first.status, RunStatus::Degraded);
+    let d = delivery(&first);
+    assert_eq!((d.acknowledged, d.pending), (0, d.batches));
+    assert!(
+        d.error.as_deref().unwrap_or_default().contains("503"),
+        "{d:#?}"
+    );
+    assert_eq!(sim.stats().accepted_batches, 0);
+    // Published all the same: the version is there for the next run to send.
+    assert!(first.manifest.is_some());
+
+    sim.set_down(false);
+    let next_day = date().succ_opt().expect("day");
+    let second = run(
+        &project,
+        feeds.path(),
+        warehouse.path(),
+        next_day,
+        &sim,
+        SECRET,
+        false,
+    )
+    .await;
+    assert_eq!(
+        second.status,
+        RunStatus::Succeeded,
+        "{:#?}",
+        second.delivery
+    );
+    let d2 = delivery(&second);
+    assert_eq!(d2.acknowledged, d.batches + d2.batches);
+    let stats = sim.stats();
+    assert_eq!(stats.accepted_rows, d.rows + d2.rows);
+    // The first day's batches went before the second day's.
+    let mut batches = sim.batches();
+    batches.sort_by(|a, b| {
+        a.receipt["receipt_id"]
+            .as_str()
+            .cmp(&b.receipt["receipt_id"].as_str())
+    });
+    let days: Vec<&str> = batches
+        .iter()
+        .filter_map(|b| b.body["business_date"].as_str())
+        .collect();
+    let mut sorted = days.clone();
+    sorted.sort();
+    assert_eq!(days, sorted);
+    assert_reconciles(dir.path(), warehouse.path(), &stats);
+    let s = status(dir.path(), warehouse.path());
+    for rec in s["delivery"].as_array().expect("per run") {
+        assert_eq!(rec["reconciled"], true, "{rec:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_refused_reported_and_not_retried() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let project = project(dir.path());
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 40);
+    let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
+        .await
+        .expect("platform");
+    let r = run(
+        &project,
+        feeds.path(),
+        warehouse.path(),
+        date(),
+        &sim,
+        "not-the-secret",
+        false,
+    )
+    .await;
+    assert_eq!(r.status, RunStatus::Degraded);
+    let d = delivery(&r);
+    assert_eq!((d.requests, d.parked, d.acknowledged), (1, 1, 0));
+    assert_eq!(d.pending, d.batches - 1, "the rest wait for a fixed secret");
+    let error = d.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("HTTP 401") && error.contains("shared secret"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("not-the-secret"),
+        "the secret never appears: {error}"
+    );
+    let stats = sim.stats();
+    assert_eq!(
+        (
+            stats.requests,
+            stats.rejected_signatures,
+            stats.accepted_batches
+        ),
+        (1, 1, 0)
+    );
+    let s = status(dir.path(), warehouse.path());
+    assert_eq!(s["outbox"]["dead_batches"], 1);
+    assert_eq!(s["outbox"]["dead"][0]["status"], 401);
+    assert!(!s.to_string().contains("not-the-secret"));
+
+    // Fixed: the dead letter goes back to the outbox and everything is delivered once.
+    let pipeline = &project.pipelines["nightly"];
+    let vars = vars(&sim, SECRET).into_iter().collect();
+    let endpoint = Endpoint::resolve(pipeline, &vars)
+        .expect("endpoint")
+        .expect("configured");
+    let (store, prefix) =
+        qinglian::store::open_for_write(warehouse.path().to_str().expect("utf-8")).expect("store");
+    let outbox = Outbox::new(store, prefix);
+    assert_eq!(outbox.requeue_dead().await.expect("requeue"), 1);
+    let mut summary = DeliverySummary::default();
+    qinglian::deliver::drain(
+        &outbox,
+        &endpoint,
+        &qinglian::run::SystemClock,
+        &mut summary,
+    )
+    .await
+    .expect("drain");
+    assert!(summary.complete(), "{summary:#?}");
+    assert_eq!(summary.acknowledged, d.batches);
+    assert_eq!(sim.stats().accepted_rows, d.rows);
+    assert_reconciles(dir.path(), warehouse.path(), &sim.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_of_a_published_date_delivers_nothing_twice_and_full_resends_the_state() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let project = project(dir.path());
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 50);
+    let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
+        .await
+        .expect("platform");
+    let first = run(
+        &project,
+        feeds.path(),
+        warehouse.path(),
+        date(),
+        &sim,
+        SECRET,
+        false,
+    )
+    .await;
+    assert_eq!(first.status, RunStatus::Succeeded);
+    let before = sim.stats();
+    let again = run(
+        &project,
+        feeds.path(),
+        warehouse.path(),
+        date(),
+        &sim,
+        SECRET,
+        false,
+    )
+    .await;
+    assert_eq!(again.attempt, 2);
+    assert_eq!(again.status, RunStatus::Succeeded, "{:#?}", again.delivery);
+    let d = delivery(&again);
+    assert_eq!(
+        (d.queued, d.already_acknowledged, d.requests),
+        (0, d.batches, 0)
+    );
+    assert_eq!(sim.stats(), before, "nothing sent twice");
+
+    let full = run(
+        &project,
+        feeds.path(),
+        warehouse.path(),
+        date(),
+        &sim,
+        SECRET,
+        true,
+    )
+    .await;
+    let f = delivery(&full);
+    assert_eq!(f.kind, "full");
+    let codes = full
+        .scoring
+        .as_ref()
+        .expect("scored")
+        .colours
+        .iter()
+        .filter(|(c, _)| c.as_str() != "none")
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert_eq!(f.rows, codes);
+    assert_eq!(sim.stats().accepted_rows, before.accepted_rows + codes);
+    assert_each_record_once(&sim);
+    assert_reconciles(dir.path(), warehouse.path(), &sim.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_refuses_a_replayed_or_unsigned_request() {
+    let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
+        .await
+        .expect("platform");
+    let body = r#"{"format":1,"records":[{"uscc":"x"}]}"#;
+    let send = |ts: i64, secret: &str| {
+        let signature = qinglian::deliver::sign(secret.as_bytes(), ts, body.as_bytes());
+        let url = sim.url();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("Idempotency-Key", "k-1")
+                .header("X-Qinglian-Timestamp", ts.to_string())
+                .header("X-Qinglian-Signature", signature)
+                .body(body)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        send(now - 3600, SECRET).await,
+        401,
+        "an hour-old signature is a replay"
+    );
+    assert_eq!(send(now, "other").await, 401);
+    assert_eq!(send(now, SECRET).await, 200);
+    assert_eq!(
+        send(now, SECRET).await,
+        200,
+        "a repeat returns the original receipt"
+    );
+    let stats = sim.stats();
+    assert_eq!(
+        (
+            stats.accepted_batches,
+            stats.repeats,
+            stats.rejected_signatures
+        ),
+        (1, 1, 2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parquet_drop_lands_a_verified_version_in_the_platforms_bucket() {
+    let moto = crate::conformance::Moto::start("platform").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let project = project(dir.path());
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 40);
+    let mut vars: Vec<(String, String)> = moto.vars().into_iter().collect();
+    vars.push((
+        "QINGLIAN_PLATFORM_BUCKET".into(),
+        "s3://platform/qinglian".into(),
+    ));
+    let r = run_project(
+        &project,
+        feeds.path(),
+        warehouse.path(),
+        date(),
+        Extras {
+            vars: vars.clone(),
+            ..Extras::default()
+        },
+    )
+    .await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{:#?}", r.drop);
+    let drop = r.drop.as_ref().expect("drop recorded");
+    assert_eq!(drop.manifest, r.manifest);
+    let (store, prefix) =
+        qinglian::store::open_with("s3://platform/qinglian", false, &vars.into_iter().collect())
+            .expect("bucket");
+    let there = qinglian::publish::Published::latest(&store, &prefix, date())
+        .await
+        .expect("readable")
+        .expect("the manifest is in the bucket");
+    assert_eq!(Some(there.path.clone()), r.manifest);
+    there
+        .verify(&["profiles", "hits", "codes", "changes", "quarantine", "runs"])
+        .await
+        .expect("every file arrived intact");
+    assert_eq!(
+        drop.files as usize,
+        there
+            .manifest
+            .datasets
+            .values()
+            .map(|d| d.files.len())
+            .sum::<usize>()
+    );
+}
