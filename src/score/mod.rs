@@ -9,7 +9,7 @@
 //! was matched by name alone are low-confidence: they carry no points and
 //! no red line. Scoring then walks the registry once.
 
-mod outputs;
+pub mod outputs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

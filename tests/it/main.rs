@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod conformance;
+mod contract;
 mod deliver;
 mod explain;
 mod generate;

@@ -180,6 +180,11 @@ async fn a_run_commits_one_manifest_that_lists_every_file_with_its_checksum() {
         .verify(&["profiles", "hits", "codes", "changes", "quarantine", "runs"])
         .await
         .expect("verified");
+    let text = std::fs::read(warehouse.path().join(&published.path)).expect("manifest");
+    crate::support::assert_valid_json(
+        "manifest.schema.json",
+        &[serde_json::from_slice(&text).expect("json")],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,3 +135,31 @@ pub(crate) fn strings(
         })
         .collect()
 }
+
+/// Validates JSON documents against a JSON Schema of `schemas/out/` with
+/// Python's `jsonschema` (an independent validator; ./scripts/test installs it).
+pub(crate) fn assert_valid_json(schema: &str, documents: &[serde_json::Value]) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let docs = dir.path().join("documents.json");
+    std::fs::write(&docs, serde_json::to_vec(documents).expect("json")).expect("write");
+    let script = "import json, sys\n\
+        import jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())\n\
+        for i, d in enumerate(json.load(open(sys.argv[2]))):\n\
+        \x20   for e in v.iter_errors(d):\n\
+        \x20       print(f'document {i}: {list(e.absolute_path)}: {e.message}')\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(root().join("schemas/out").join(schema))
+        .arg(&docs)
+        .output()
+        .expect("python3 (./scripts/test installs jsonschema)");
+    assert!(
+        out.status.success(),
+        "python jsonschema failed (./scripts/test installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors = String::from_utf8_lossy(&out.stdout);
+    assert!(errors.is_empty(), "not valid against {schema}:\n{errors}");
+}
