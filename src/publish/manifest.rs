@@ -182,11 +182,31 @@ impl Published {
             .try_collect()
             .await
             .map_err(|e| PublishError::Store(format!("{dir}: {e}")))?;
-        let Some(latest) = metas
+        let latest = metas
             .into_iter()
             .filter_map(|m| attempt_of(&m.location).map(|a| (a, m.location)))
-            .max_by_key(|(a, _)| *a)
-        else {
+            .max_by_key(|(a, _)| *a);
+        // A manifest the ledger says was committed must still be there: a
+        // deleted one is not silently replaced by an older version.
+        let ledger = crate::ledger::Ledger::new(Arc::clone(store), prefix.clone());
+        let runs = ledger
+            .runs_of(date)
+            .await
+            .map_err(|e| PublishError::Store(format!("ledger of {date}: {e}")))?;
+        let newest_attempt = latest.as_ref().map_or(0, |(a, _)| *a);
+        if let Some(r) = runs
+            .iter()
+            .filter(|r| r.manifest.is_some() && r.attempt > newest_attempt)
+            .max_by_key(|r| r.attempt)
+        {
+            return Err(PublishError::Corrupt(format!(
+                "manifest {} is missing, though run {} recorded committing it; \
+                 restore it or re-run {date}",
+                crate::store::join(prefix, r.manifest.as_deref().unwrap_or_default()),
+                r.run_id
+            )));
+        }
+        let Some(latest) = latest else {
             return Ok(None);
         };
         let rel = crate::store::relative(prefix, &latest.1);

@@ -345,6 +345,19 @@ async fn an_altered_file_or_a_corrupt_manifest_stops_the_reader_naming_it() {
             .contains(&format!("{}.json", run.run_id)),
         "the next run names the corrupt manifest it could not compare with"
     );
+    // A manifest the ledger says was committed, deleted: no silent fallback.
+    let second = ingest(feeds.path(), warehouse.path()).await;
+    let second_manifest = warehouse
+        .path()
+        .join(second.manifest.as_deref().expect("m"));
+    std::fs::remove_file(&second_manifest).expect("delete");
+    let out = explain(warehouse.path(), &uscc);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("is missing") && err.contains(&format!("{}.json", second.run_id)),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
