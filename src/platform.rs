@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::deliver::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature};
@@ -120,11 +119,7 @@ impl PlatformSimulator {
             .route("/_stats", get(stats))
             .route("/_faults", post(add_faults))
             .with_state(Arc::clone(&shared));
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, task) = crate::simulator::serve_local(app, port).await?;
         Ok(Self { addr, shared, task })
     }
 

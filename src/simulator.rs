@@ -178,11 +178,7 @@ impl FeedSimulator {
         let app = Router::new()
             .route("/api/{feed}", get(serve))
             .with_state(Arc::clone(&shared));
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, task) = serve_local(app, port).await?;
         Ok(Self { addr, shared, task })
     }
 
@@ -216,6 +212,20 @@ impl FeedSimulator {
     pub async fn wait(self) {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Serves a router on 127.0.0.1:`port` (0 for any free port) until the
+/// returned task is aborted.
+pub(crate) async fn serve_local(
+    app: Router,
+    port: u16,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((addr, task))
 }
 
 /// Reads the generator's files into JSON records with their raw field names.

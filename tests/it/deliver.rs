@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use qinglian::deliver::{DeliverySummary, Endpoint, Outbox};
 use qinglian::ledger::{RunRecord, RunStatus};
-use qinglian::platform::{PlatformFault, PlatformSimulator, PlatformStats};
+use qinglian::platform::{PlatformFault, PlatformSimulator};
 use qinglian::project::Project;
 
 use crate::ingest::{Extras, date, generate, run_project};
@@ -38,27 +38,70 @@ fn vars(sim: &PlatformSimulator, secret: &str) -> Vec<(String, String)> {
     ]
 }
 
-async fn run(
-    project: &Project,
-    feeds: &Path,
-    warehouse: &Path,
-    day: NaiveDate,
-    sim: &PlatformSimulator,
-    secret: &str,
-    full: bool,
-) -> RunRecord {
-    run_project(
-        project,
-        feeds,
-        warehouse,
-        day,
-        Extras {
-            vars: vars(sim, secret),
+/// A project tuned for tests, generated feeds, a warehouse and a platform.
+struct Setup {
+    dir: tempfile::TempDir,
+    project: Project,
+    feeds: tempfile::TempDir,
+    warehouse: tempfile::TempDir,
+    sim: PlatformSimulator,
+}
+
+impl Setup {
+    async fn new(orgs: u64) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let project = project(dir.path());
+        let feeds = tempfile::tempdir().expect("tmp");
+        generate(feeds.path(), orgs);
+        let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
+            .await
+            .expect("platform");
+        Self {
+            dir,
+            project,
+            feeds,
+            warehouse: tempfile::tempdir().expect("tmp"),
+            sim,
+        }
+    }
+
+    async fn run_with(&self, day: NaiveDate, extras: Extras) -> RunRecord {
+        run_project(
+            &self.project,
+            self.feeds.path(),
+            self.warehouse.path(),
+            day,
+            extras,
+        )
+        .await
+    }
+
+    async fn run(&self, day: NaiveDate, secret: &str, full: bool) -> RunRecord {
+        let extras = Extras {
+            vars: vars(&self.sim, secret),
             full,
             ..Extras::default()
-        },
-    )
-    .await
+        };
+        self.run_with(day, extras).await
+    }
+
+    fn status(&self) -> serde_json::Value {
+        status(self.dir.path(), self.warehouse.path())
+    }
+
+    /// The reconciliation in `status` agrees with the platform's own count.
+    fn assert_reconciles(&self) {
+        let stats = self.sim.stats();
+        let s = self.status();
+        assert_eq!(
+            s["outbox"]["acknowledged_batches"], stats.accepted_batches,
+            "{s:#}"
+        );
+        assert_eq!(
+            s["outbox"]["acknowledged_rows"], stats.accepted_rows,
+            "{s:#}"
+        );
+    }
 }
 
 fn delivery(r: &RunRecord) -> &DeliverySummary {
@@ -88,19 +131,6 @@ fn status(project: &Path, warehouse: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
-/// The reconciliation in `status` agrees with the platform's own count.
-fn assert_reconciles(project: &Path, warehouse: &Path, stats: &PlatformStats) {
-    let s = status(project, warehouse);
-    assert_eq!(
-        s["outbox"]["acknowledged_batches"], stats.accepted_batches,
-        "{s:#}"
-    );
-    assert_eq!(
-        s["outbox"]["acknowledged_rows"], stats.accepted_rows,
-        "{s:#}"
-    );
-}
-
 /// Every stored batch has a distinct key and every record went once.
 fn assert_each_record_once(sim: &PlatformSimulator) {
     let mut seen = std::collections::BTreeSet::new();
@@ -122,14 +152,8 @@ fn assert_each_record_once(sim: &PlatformSimulator) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_after_the_platform_stored_a_batch_still_leave_one_copy() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let project = project(dir.path());
-    let feeds = tempfile::tempdir().expect("tmp");
-    let warehouse = tempfile::tempdir().expect("tmp");
-    generate(feeds.path(), 90);
-    let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
-        .await
-        .expect("platform");
+    let t = Setup::new(90).await;
+    let sim = &t.sim;
     sim.inject([
         PlatformFault::ServerErrorAfterStore,
         PlatformFault::TimeoutAfterStore { millis: 2500 },
@@ -138,16 +162,7 @@ async fn faults_after_the_platform_stored_a_batch_still_leave_one_copy() {
         PlatformFault::ServerError,
         PlatformFault::Timeout { millis: 2500 },
     ]);
-    let r = run(
-        &project,
-        feeds.path(),
-        warehouse.path(),
-        date(),
-        &sim,
-        SECRET,
-        false,
-    )
-    .await;
+    let r = t.run(date(), SECRET, false).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{:#?}", r.delivery);
     let d = delivery(&r);
     let changes = r.scoring.as_ref().expect("scored").changes;
@@ -165,8 +180,8 @@ async fn faults_after_the_platform_stored_a_batch_still_leave_one_copy() {
     // The first batch was stored by the first fault; three later answers to it
     // (two faults that replay the stored receipt, then success) were repeats.
     assert_eq!(stats.repeats, 3);
-    assert_each_record_once(&sim);
-    assert_reconciles(dir.path(), warehouse.path(), &stats);
+    assert_each_record_once(sim);
+    t.assert_reconciles();
     // Bodies follow the documented contract.
     let bodies: Vec<serde_json::Value> = sim.batches().into_iter().map(|b| b.body).collect();
     crate::support::assert_valid_json("push.schema.json", &bodies);
@@ -174,25 +189,10 @@ async fn faults_after_the_platform_stored_a_batch_still_leave_one_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_down_for_a_whole_run_gets_everything_from_the_next() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let project = project(dir.path());
-    let feeds = tempfile::tempdir().expect("tmp");
-    let warehouse = tempfile::tempdir().expect("tmp");
-    generate(feeds.path(), 60);
-    let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
-        .await
-        .expect("platform");
+    let t = Setup::new(60).await;
+    let sim = &t.sim;
     sim.set_down(true);
-    let first = run(
-        &project,
-        feeds.path(),
-        warehouse.path(),
-        date(),
-        &sim,
-        SECRET,
-        false,
-    )
-    .await;
+    let first = t.run(date(), SECRET, false).await;
     assert_eq!(first.status, RunStatus::Degraded);
     let d = delivery(&first);
     assert_eq!((d.acknowledged, d.pending), (0, d.batches));
@@ -206,16 +206,7 @@ async fn a_platform_down_for_a_whole_run_gets_everything_from_the_next() {
 
     sim.set_down(false);
     let next_day = date().succ_opt().expect("day");
-    let second = run(
-        &project,
-        feeds.path(),
-        warehouse.path(),
-        next_day,
-        &sim,
-        SECRET,
-        false,
-    )
-    .await;
+    let second = t.run(next_day, SECRET, false).await;
     assert_eq!(
         second.status,
         RunStatus::Succeeded,
@@ -240,8 +231,8 @@ async fn a_platform_down_for_a_whole_run_gets_everything_from_the_next() {
     let mut sorted = days.clone();
     sorted.sort();
     assert_eq!(days, sorted);
-    assert_reconciles(dir.path(), warehouse.path(), &stats);
-    let s = status(dir.path(), warehouse.path());
+    t.assert_reconciles();
+    let s = t.status();
     for rec in s["delivery"].as_array().expect("per run") {
         assert_eq!(rec["reconciled"], true, "{rec:#}");
     }
@@ -249,24 +240,9 @@ async fn a_platform_down_for_a_whole_run_gets_everything_from_the_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_is_refused_reported_and_not_retried() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let project = project(dir.path());
-    let feeds = tempfile::tempdir().expect("tmp");
-    let warehouse = tempfile::tempdir().expect("tmp");
-    generate(feeds.path(), 40);
-    let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
-        .await
-        .expect("platform");
-    let r = run(
-        &project,
-        feeds.path(),
-        warehouse.path(),
-        date(),
-        &sim,
-        "not-the-secret",
-        false,
-    )
-    .await;
+    let t = Setup::new(40).await;
+    let sim = &t.sim;
+    let r = t.run(date(), "not-the-secret", false).await;
     assert_eq!(r.status, RunStatus::Degraded);
     let d = delivery(&r);
     assert_eq!((d.requests, d.parked, d.acknowledged), (1, 1, 0));
@@ -289,19 +265,20 @@ async fn a_wrong_secret_is_refused_reported_and_not_retried() {
         ),
         (1, 1, 0)
     );
-    let s = status(dir.path(), warehouse.path());
+    let s = t.status();
     assert_eq!(s["outbox"]["dead_batches"], 1);
     assert_eq!(s["outbox"]["dead"][0]["status"], 401);
     assert!(!s.to_string().contains("not-the-secret"));
 
     // Fixed: the dead letter goes back to the outbox and everything is delivered once.
-    let pipeline = &project.pipelines["nightly"];
-    let vars = vars(&sim, SECRET).into_iter().collect();
+    let pipeline = &t.project.pipelines["nightly"];
+    let vars = vars(sim, SECRET).into_iter().collect();
     let endpoint = Endpoint::resolve(pipeline, &vars)
         .expect("endpoint")
         .expect("configured");
     let (store, prefix) =
-        qinglian::store::open_for_write(warehouse.path().to_str().expect("utf-8")).expect("store");
+        qinglian::store::open_for_write(t.warehouse.path().to_str().expect("utf-8"))
+            .expect("store");
     let outbox = Outbox::new(store, prefix);
     assert_eq!(outbox.requeue_dead().await.expect("requeue"), 1);
     let mut summary = DeliverySummary::default();
@@ -316,41 +293,17 @@ async fn a_wrong_secret_is_refused_reported_and_not_retried() {
     assert!(summary.complete(), "{summary:#?}");
     assert_eq!(summary.acknowledged, d.batches);
     assert_eq!(sim.stats().accepted_rows, d.rows);
-    assert_reconciles(dir.path(), warehouse.path(), &sim.stats());
+    t.assert_reconciles();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_of_a_published_date_delivers_nothing_twice_and_full_resends_the_state() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let project = project(dir.path());
-    let feeds = tempfile::tempdir().expect("tmp");
-    let warehouse = tempfile::tempdir().expect("tmp");
-    generate(feeds.path(), 50);
-    let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
-        .await
-        .expect("platform");
-    let first = run(
-        &project,
-        feeds.path(),
-        warehouse.path(),
-        date(),
-        &sim,
-        SECRET,
-        false,
-    )
-    .await;
+    let t = Setup::new(50).await;
+    let sim = &t.sim;
+    let first = t.run(date(), SECRET, false).await;
     assert_eq!(first.status, RunStatus::Succeeded);
     let before = sim.stats();
-    let again = run(
-        &project,
-        feeds.path(),
-        warehouse.path(),
-        date(),
-        &sim,
-        SECRET,
-        false,
-    )
-    .await;
+    let again = t.run(date(), SECRET, false).await;
     assert_eq!(again.attempt, 2);
     assert_eq!(again.status, RunStatus::Succeeded, "{:#?}", again.delivery);
     let d = delivery(&again);
@@ -360,16 +313,7 @@ async fn a_rerun_of_a_published_date_delivers_nothing_twice_and_full_resends_the
     );
     assert_eq!(sim.stats(), before, "nothing sent twice");
 
-    let full = run(
-        &project,
-        feeds.path(),
-        warehouse.path(),
-        date(),
-        &sim,
-        SECRET,
-        true,
-    )
-    .await;
+    let full = t.run(date(), SECRET, true).await;
     let f = delivery(&full);
     assert_eq!(f.kind, "full");
     let codes = full
@@ -383,8 +327,8 @@ async fn a_rerun_of_a_published_date_delivers_nothing_twice_and_full_resends_the
         .sum::<u64>();
     assert_eq!(f.rows, codes);
     assert_eq!(sim.stats().accepted_rows, before.accepted_rows + codes);
-    assert_each_record_once(&sim);
-    assert_reconciles(dir.path(), warehouse.path(), &sim.stats());
+    assert_each_record_once(sim);
+    t.assert_reconciles();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,27 +381,17 @@ async fn the_platform_refuses_a_replayed_or_unsigned_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parquet_drop_lands_a_verified_version_in_the_platforms_bucket() {
     let moto = crate::conformance::Moto::start("platform").await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let project = project(dir.path());
-    let feeds = tempfile::tempdir().expect("tmp");
-    let warehouse = tempfile::tempdir().expect("tmp");
-    generate(feeds.path(), 40);
+    let t = Setup::new(40).await;
     let mut vars: Vec<(String, String)> = moto.vars().into_iter().collect();
     vars.push((
         "QINGLIAN_PLATFORM_BUCKET".into(),
         "s3://platform/qinglian".into(),
     ));
-    let r = run_project(
-        &project,
-        feeds.path(),
-        warehouse.path(),
-        date(),
-        Extras {
-            vars: vars.clone(),
-            ..Extras::default()
-        },
-    )
-    .await;
+    let extras = Extras {
+        vars: vars.clone(),
+        ..Extras::default()
+    };
+    let r = t.run_with(date(), extras).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{:#?}", r.drop);
     let drop = r.drop.as_ref().expect("drop recorded");
     assert_eq!(drop.manifest, r.manifest);
