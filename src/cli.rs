@@ -449,6 +449,13 @@ fn print_run(r: &crate::ledger::RunRecord) {
     if let Some(m) = &r.manifest {
         println!("  published: {m}");
     }
+    if !r.stage_ms.is_empty() {
+        let stages: Vec<String> = ["ingest", "score", "publish", "deliver", "drop"]
+            .iter()
+            .filter_map(|st| r.stage_ms.get(*st).map(|ms| format!("{st} {ms} ms")))
+            .collect();
+        println!("  timings: {}", stages.join(", "));
+    }
     if let Some(d) = &r.delivery {
         println!(
             "  delivery to {}: {} {} batch(es), {} rows ({} queued, {} acknowledged before); this run acknowledged {} batch(es) ({} rows) in {} request(s), parked {}, {} waiting{}",

@@ -154,6 +154,9 @@ pub struct RunRecord {
     /// The copy to the platform's bucket, when configured.
     #[serde(default)]
     pub drop: Option<crate::deliver::DropSummary>,
+    /// Wall time per stage (ingest, score, publish, deliver, drop), ms.
+    #[serde(default)]
+    pub stage_ms: BTreeMap<String, u64>,
     /// What failed the run, if anything.
     pub error: Option<String>,
 }

@@ -216,6 +216,7 @@ pub async fn run_pipeline(
         manifest: None,
         delivery: None,
         drop: None,
+        stage_ms: BTreeMap::new(),
         error: None,
     };
     let write = |r: &RunRecord| {
@@ -231,6 +232,13 @@ pub async fn run_pipeline(
     write(&record).await?;
     info!(run_id = %ctx.run_id, business_date = %ctx.business_date, "run started");
 
+    let mut stage = Instant::now();
+    let mut lap = |record: &mut RunRecord, name: &str| {
+        record
+            .stage_ms
+            .insert(name.to_string(), stage.elapsed().as_millis() as u64);
+        stage = Instant::now();
+    };
     let mut registry = RegistryIndex::default();
     for source in sources {
         let Some(schema) = project.schemas.get(&source.schema) else {
@@ -257,11 +265,11 @@ pub async fn run_pipeline(
         record.feeds.push(feed);
         write(&record).await?;
     }
-    let failed: Vec<&str> = record
+    let failed: Vec<String> = record
         .feeds
         .iter()
         .filter(|f| f.status == FeedStatus::Failed)
-        .map(|f| f.feed.as_str())
+        .map(|f| f.feed.clone())
         .collect();
     let mut current: Option<crate::publish::Published> = None;
     if failed.is_empty() {
@@ -302,10 +310,12 @@ pub async fn run_pipeline(
             business_date: ctx.business_date,
             snapshots,
         };
-        match crate::score::score_run(input)
+        lap(&mut record, "ingest");
+        let scored = crate::score::score_run(input)
             .instrument(info_span!("score", run_id = %ctx.run_id))
-            .await
-        {
+            .await;
+        lap(&mut record, "score");
+        match scored {
             Ok(summary) => {
                 let input = crate::publish::PublishInput {
                     project,
@@ -331,6 +341,7 @@ pub async fn run_pipeline(
                         record.error = Some(format!("publish: {e}"));
                     }
                 }
+                lap(&mut record, "publish");
                 record.scoring = Some(summary);
             }
             Err(e) => {
@@ -371,6 +382,7 @@ pub async fn run_pipeline(
             }
         };
         record.delivery = Some(summary);
+        lap(&mut record, "deliver");
     }
     if let Some(p) = &current
         && !drop_url.trim().is_empty()
@@ -382,6 +394,7 @@ pub async fn run_pipeline(
             warn!(error = %e, "the copy to the platform's bucket did not complete");
         }
         record.drop = Some(summary);
+        lap(&mut record, "drop");
     }
     let delivered = record.delivery.as_ref().is_none_or(|d| d.complete())
         && record.drop.as_ref().is_none_or(|d| d.error.is_none());
