@@ -337,6 +337,30 @@ fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCod
     }
 }
 
+/// A token cancelled on SIGINT or SIGTERM: a run stops at its next stage
+/// boundary, a daemon starts nothing new.
+fn shutdown_on_signals() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminate => {}
+        }
+        eprintln!("shutdown requested: stopping at the next stage boundary");
+        cancel.cancel();
+    });
+    token
+}
+
 /// Exit code of a run that completed degraded.
 const EXIT_DEGRADED: u8 = 3;
 
@@ -376,12 +400,10 @@ async fn run(
     };
     let business_date = date.unwrap_or_else(|| previous_day(tz));
     let options = crate::run::RunOptions {
-        business_date,
-        clock: std::sync::Arc::new(crate::run::SystemClock),
         warehouse,
-        vars: Default::default(),
-        store: None,
         full,
+        cancel: shutdown_on_signals(),
+        ..crate::run::RunOptions::new(business_date)
     };
     let record = match crate::run::run_pipeline(&project, &pipeline, options).await {
         Ok(r) => r,

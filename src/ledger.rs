@@ -120,6 +120,9 @@ pub enum RunStatus {
     Degraded,
     /// A required feed failed; nothing downstream ran.
     Failed,
+    /// Stopped at a stage boundary (shutdown, time limit, lost lease)
+    /// before publishing; the next run of the date starts cleanly.
+    Interrupted,
 }
 
 /// One run's ledger record.

@@ -35,6 +35,7 @@ pub mod explain;
 pub mod generate;
 pub mod keys;
 pub mod land;
+pub mod lease;
 pub mod ledger;
 pub mod platform;
 pub mod project;

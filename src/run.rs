@@ -11,7 +11,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::AsArray;
@@ -22,6 +25,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::land::{self, LandingPaths, RawPayloads};
+use crate::lease::{Lease, LeaseError};
 use crate::ledger::{FeedRecord, FeedState, FeedStatus, GuardResult, Ledger, RunRecord, RunStatus};
 use crate::project::{ColumnMapping, Pipeline, Project, Source, expand_env};
 use crate::source::{self, FetchOptions};
@@ -32,6 +36,12 @@ use crate::validate::{self, Mapper};
 pub trait Clock: Send + Sync {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Waits until `instant` (the scheduler's sleeps between ticks and retries).
+    fn sleep_until(&self, instant: DateTime<Utc>) -> BoxFuture<'_, ()> {
+        let wait = (instant - self.now()).to_std().unwrap_or_default();
+        Box::pin(tokio::time::sleep(wait))
+    }
 }
 
 /// The system clock.
@@ -52,7 +62,56 @@ impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         self.0
     }
+
+    fn sleep_until(&self, _: DateTime<Utc>) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
+
+/// A clock that moves only when told: sleeping jumps to the instant, so a
+/// week of scheduling runs in milliseconds.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock at `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self(std::sync::Mutex::new(start))
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: chrono::TimeDelta) {
+        if let Ok(mut t) = self.0.lock() {
+            *t += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().map(|t| *t).unwrap_or_default()
+    }
+
+    fn sleep_until(&self, instant: DateTime<Utc>) -> BoxFuture<'_, ()> {
+        if let Ok(mut t) = self.0.lock()
+            && instant > *t
+        {
+            *t = instant;
+        }
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// What an interactive run shows while it goes (the CLI's progress bar).
+pub trait Progress: Send + Sync {
+    /// A stage starts: `fetch <feed>`, `score`, `publish`, `deliver`.
+    fn stage(&self, _stage: &str) {}
+    /// A feed finished.
+    fn feed_done(&self, _feed: &FeedRecord) {}
+}
+
+/// How long a run's lease lasts without renewal (renewed every third of it).
+pub const LEASE_TTL: Duration = Duration::from_secs(300);
 
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +122,9 @@ pub enum RunError {
     /// The warehouse could not be used (exit code 1).
     #[error("{0}")]
     Warehouse(String),
+    /// Another process holds the run's lease (exit code 1).
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// One run in progress.
@@ -99,6 +161,31 @@ pub struct RunOptions {
     pub store: Option<(Arc<dyn ObjectStore>, Path)>,
     /// Push the complete current state (every code), not only the changes.
     pub full: bool,
+    /// Cancelled on shutdown (or a time limit): the run stops at the next
+    /// stage boundary without publishing and records itself interrupted.
+    pub cancel: CancellationToken,
+    /// Shows progress, for interactive runs.
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Lease duration (renewed every third of it while the run lives).
+    pub lease_ttl: Duration,
+}
+
+impl RunOptions {
+    /// A run of `business_date` on the system clock into the pipeline's
+    /// warehouse, with nothing else set.
+    pub fn new(business_date: NaiveDate) -> Self {
+        Self {
+            business_date,
+            clock: Arc::new(SystemClock),
+            warehouse: None,
+            vars: BTreeMap::new(),
+            store: None,
+            full: false,
+            cancel: CancellationToken::new(),
+            progress: None,
+            lease_ttl: LEASE_TTL,
+        }
+    }
 }
 
 /// Opens the warehouse of a pipeline (or the override) for writing.
@@ -184,6 +271,95 @@ pub async fn run_pipeline(
             (store, prefix)
         }
     };
+    let purpose = format!("{} {}", pipeline.name, options.business_date);
+    let lease = Lease::acquire(
+        Arc::clone(&store),
+        Lease::dir(&prefix, &pipeline.name, options.business_date),
+        &purpose,
+        &crate::lease::holder_id(),
+        options.lease_ttl,
+        options.clock.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        LeaseError::Held(_) => RunError::Busy(e.to_string()),
+        other => RunError::Warehouse(other.to_string()),
+    })?;
+    let cancel = options.cancel.child_token();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let keeper = tokio::spawn(keep_lease(
+        lease,
+        Arc::clone(&options.clock),
+        cancel.clone(),
+        stopped,
+    ));
+    let prepared = Prepared {
+        store,
+        prefix,
+        sources,
+        hash_key,
+        endpoint,
+        drop_url,
+    };
+    let result = run_locked(project, pipeline, &options, prepared, &cancel).await;
+    let _ = stop.send(());
+    if let Ok(Some(lease)) = keeper.await
+        && let Err(e) = lease.release().await
+    {
+        warn!(error = %e, "could not release the run's lease; it lapses on its own");
+    }
+    result
+}
+
+/// Renews the lease every third of its ttl until told to stop; cancels the
+/// run if the lease is lost. Returns the lease for release.
+async fn keep_lease(
+    mut lease: Lease,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Option<Lease> {
+    let every = lease.ttl() / 3;
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Some(lease),
+            () = tokio::time::sleep(every) => {
+                if let Err(e) = lease.renew(clock.now()).await {
+                    warn!(error = %e, "lost the run's lease; stopping at the next stage boundary");
+                    cancel.cancel();
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// What the run settled before taking its lease.
+struct Prepared<'a> {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    sources: Vec<&'a Source>,
+    hash_key: Option<Vec<u8>>,
+    endpoint: Option<crate::deliver::Endpoint>,
+    drop_url: String,
+}
+
+/// The run under its lease.
+async fn run_locked(
+    project: &Project,
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    prepared: Prepared<'_>,
+    cancel: &CancellationToken,
+) -> Result<RunRecord, RunError> {
+    let Prepared {
+        store,
+        prefix,
+        sources,
+        hash_key,
+        endpoint,
+        drop_url,
+    } = prepared;
     let ledger = Ledger::new(Arc::clone(&store), prefix.clone());
     let previous = ledger
         .runs_of(options.business_date)
@@ -240,10 +416,19 @@ pub async fn run_pipeline(
         stage = Instant::now();
     };
     let mut registry = RegistryIndex::default();
+    let progress = |stage: &str| {
+        if let Some(p) = &options.progress {
+            p.stage(stage);
+        }
+    };
     for source in sources {
         let Some(schema) = project.schemas.get(&source.schema) else {
             continue;
         };
+        if cancel.is_cancelled() {
+            return interrupted(&ctx, record, &format!("before fetching {}", source.feed)).await;
+        }
+        progress(&format!("fetch {}", source.feed));
         let span = info_span!("feed", feed = %source.feed, run_id = %ctx.run_id);
         let feed = ingest_feed(
             &ctx,
@@ -262,8 +447,14 @@ pub async fn run_pipeline(
             // Unchanged or held: later feeds resolve against the last good registry.
             registry = RegistryIndex::from_snapshot(&ctx, snapshot).await;
         }
+        if let Some(p) = &options.progress {
+            p.feed_done(&feed);
+        }
         record.feeds.push(feed);
         write(&record).await?;
+    }
+    if cancel.is_cancelled() {
+        return interrupted(&ctx, record, "before scoring").await;
     }
     let failed: Vec<String> = record
         .feeds
@@ -311,12 +502,17 @@ pub async fn run_pipeline(
             snapshots,
         };
         lap(&mut record, "ingest");
+        progress("score");
         let scored = crate::score::score_run(input)
             .instrument(info_span!("score", run_id = %ctx.run_id))
             .await;
         lap(&mut record, "score");
         match scored {
+            Ok(_) if cancel.is_cancelled() => {
+                return interrupted(&ctx, record, "before publishing").await;
+            }
             Ok(summary) => {
+                progress("publish");
                 let input = crate::publish::PublishInput {
                     project,
                     store: Arc::clone(&ctx.store),
@@ -352,6 +548,7 @@ pub async fn run_pipeline(
     }
     let outbox = crate::deliver::Outbox::new(Arc::clone(&ctx.store), ctx.prefix.clone());
     if let Some(endpoint) = &endpoint {
+        progress("deliver");
         let span = info_span!("deliver", run_id = %ctx.run_id);
         let summary = match &current {
             Some(p) => {
@@ -411,6 +608,25 @@ pub async fn run_pipeline(
     record.finished_at = Some(ctx.clock.now());
     write(&record).await?;
     info!(run_id = %ctx.run_id, status = ?record.status, "run finished");
+    Ok(record)
+}
+
+/// Records a run stopped at a stage boundary; nothing of it is published.
+async fn interrupted(
+    ctx: &RunContext,
+    mut record: RunRecord,
+    at: &str,
+) -> Result<RunRecord, RunError> {
+    warn!(run_id = %ctx.run_id, "interrupted {at}; nothing published");
+    record.status = RunStatus::Interrupted;
+    record.error = Some(format!(
+        "interrupted {at} (shutdown, time limit or lost lease); nothing was published"
+    ));
+    record.finished_at = Some(ctx.clock.now());
+    ctx.ledger
+        .write_run(&record)
+        .await
+        .map_err(|e| RunError::Warehouse(e.to_string()))?;
     Ok(record)
 }
 

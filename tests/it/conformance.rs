@@ -121,8 +121,7 @@ async fn conformance(
         )),
         warehouse: Some(warehouse_url.into()),
         vars: vars.clone(),
-        store: None,
-        full: false,
+        ..RunOptions::new(date())
     };
     let run = run_pipeline(&project, "nightly", options.clone())
         .await

@@ -70,8 +70,7 @@ async fn run(project: &Project, warehouse: &Path, token: Option<&str>) -> RunRec
             )),
             warehouse: Some(warehouse.to_string_lossy().into_owned()),
             vars,
-            store: None,
-            full: false,
+            ..RunOptions::new(date())
         },
     )
     .await

@@ -90,6 +90,10 @@ pub(crate) struct Extras {
     pub(crate) vars: Vec<(String, String)>,
     /// `--full`.
     pub(crate) full: bool,
+    /// Shutdown.
+    pub(crate) cancel: tokio_util::sync::CancellationToken,
+    /// Progress callbacks.
+    pub(crate) progress: Option<Arc<dyn qinglian::run::Progress>>,
 }
 
 /// A run of a given project over generated feeds.
@@ -122,6 +126,9 @@ pub(crate) async fn run_project(
             vars,
             store: extras.store,
             full: extras.full,
+            cancel: extras.cancel,
+            progress: extras.progress,
+            ..RunOptions::new(business_date)
         },
     )
     .await

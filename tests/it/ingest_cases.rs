@@ -88,8 +88,7 @@ async fn every_ingest_case_yields_its_expected_output() {
                 )),
                 warehouse: Some(warehouse.path().to_string_lossy().into_owned()),
                 vars,
-                store: None,
-                full: false,
+                ..RunOptions::new(date())
             },
         )
         .await

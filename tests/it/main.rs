@@ -12,6 +12,7 @@ mod http_feeds;
 mod ingest;
 mod ingest_cases;
 mod keys;
+mod operate;
 mod publish;
 mod rules;
 mod support;

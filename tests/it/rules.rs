@@ -307,8 +307,7 @@ async fn a_rule_failing_at_run_time_fails_the_run_and_publishes_nothing() {
             clock: Arc::new(qinglian::run::SystemClock),
             warehouse: Some(warehouse.path().to_string_lossy().into_owned()),
             vars,
-            store: None,
-            full: false,
+            ..qinglian::run::RunOptions::new(crate::ingest::date())
         },
     )
     .await

@@ -1,0 +1,224 @@
+//! The run lock: a lease in the warehouse, so two schedulers on two
+//! machines never run the same pipeline and business date at once, and a
+//! holder that dies stops blocking when its lease expires.
+//!
+//! `locks/<pipeline>/dt=<date>/<generation>.json`, generations numbered
+//! from 1. The highest generation is the lease. Taking it writes the next
+//! generation with a create-only put, so of two contenders exactly one
+//! wins; only the holder rewrites its own generation (to renew or
+//! release). A holder that finds a newer generation has lost the lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+/// What a lease file says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// Who holds it: host, process and a random tag.
+    pub holder: String,
+    /// What it is for, e.g. `nightly 2026-11-28`.
+    pub purpose: String,
+    /// Generation, from 1.
+    pub generation: u64,
+    /// When it was taken.
+    pub acquired_at: DateTime<Utc>,
+    /// When it lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// Given back by its holder.
+    pub released: bool,
+}
+
+impl LeaseInfo {
+    fn live(&self, now: DateTime<Utc>) -> bool {
+        !self.released && self.expires_at > now
+    }
+}
+
+/// Why a lease could not be taken or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Someone else holds it.
+    #[error("{} is already running: held by {} since {}, until {} unless renewed", .0.purpose, .0.holder, .0.acquired_at.to_rfc3339(), .0.expires_at.to_rfc3339())]
+    Held(LeaseInfo),
+    /// It was taken over after it lapsed.
+    #[error("the lease of {} was taken over by {} (generation {})", .0.purpose, .0.holder, .0.generation)]
+    Lost(LeaseInfo),
+    /// The warehouse failed.
+    #[error("lock {path}: {message}")]
+    Store {
+        /// The lock file or folder.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// A lease held by this process.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    store: Arc<dyn ObjectStore>,
+    dir: Path,
+    info: LeaseInfo,
+    ttl: Duration,
+}
+
+fn store_err(path: &Path, e: impl std::fmt::Display) -> LeaseError {
+    LeaseError::Store {
+        path: path.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// This process as a lease holder: host, process id and a random tag.
+pub fn holder_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+fn later(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+fn lease_path(dir: &Path, generation: u64) -> Path {
+    dir.clone().join(format!("{generation:010}.json"))
+}
+
+async fn newest(store: &Arc<dyn ObjectStore>, dir: &Path) -> Result<Option<LeaseInfo>, LeaseError> {
+    let metas: Vec<_> = store
+        .list(Some(dir))
+        .try_collect()
+        .await
+        .map_err(|e| store_err(dir, e))?;
+    let Some(last) = metas
+        .into_iter()
+        .filter(|m| m.location.extension() == Some("json"))
+        .max_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()))
+    else {
+        return Ok(None);
+    };
+    let bytes = store
+        .get(&last.location)
+        .await
+        .map_err(|e| store_err(&last.location, e))?
+        .bytes()
+        .await
+        .map_err(|e| store_err(&last.location, e))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| store_err(&last.location, format!("not a lease: {e}")))
+}
+
+impl Lease {
+    /// The lock folder of a pipeline and business date.
+    pub fn dir(prefix: &Path, pipeline: &str, date: NaiveDate) -> Path {
+        crate::store::join(prefix, &format!("locks/{pipeline}/dt={date}"))
+    }
+
+    /// Takes the lease of `dir` for `ttl` unless someone holds it.
+    pub async fn acquire(
+        store: Arc<dyn ObjectStore>,
+        dir: Path,
+        purpose: &str,
+        holder: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Self, LeaseError> {
+        let current = newest(&store, &dir).await?;
+        if let Some(info) = &current
+            && info.live(now)
+        {
+            return Err(LeaseError::Held(info.clone()));
+        }
+        let info = LeaseInfo {
+            holder: holder.to_string(),
+            purpose: purpose.to_string(),
+            generation: current.map_or(1, |c| c.generation + 1),
+            acquired_at: now,
+            expires_at: later(now, ttl),
+            released: false,
+        };
+        let path = lease_path(&dir, info.generation);
+        let body = serde_json::to_vec_pretty(&info).map_err(|e| store_err(&path, e))?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match store.put_opts(&path, PutPayload::from(body), opts).await {
+            Ok(_) => Ok(Self {
+                store,
+                dir,
+                info,
+                ttl,
+            }),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Another contender took this generation first.
+                match newest(&store, &dir).await? {
+                    Some(winner) => Err(LeaseError::Held(winner)),
+                    None => Err(store_err(&path, "lost a race for the lease")),
+                }
+            }
+            Err(e) => Err(store_err(&path, e)),
+        }
+    }
+
+    /// What this lease says.
+    pub fn info(&self) -> &LeaseInfo {
+        &self.info
+    }
+
+    /// How long a renewal extends it.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    async fn check_not_taken(&self) -> Result<(), LeaseError> {
+        let next = lease_path(&self.dir, self.info.generation + 1);
+        match self.store.head(&next).await {
+            Ok(_) => match newest(&self.store, &self.dir).await? {
+                Some(taker) => Err(LeaseError::Lost(taker)),
+                None => Err(store_err(&next, "lease vanished")),
+            },
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_err(&next, e)),
+        }
+    }
+
+    async fn write(&self) -> Result<(), LeaseError> {
+        let path = lease_path(&self.dir, self.info.generation);
+        let body = serde_json::to_vec_pretty(&self.info).map_err(|e| store_err(&path, e))?;
+        self.store
+            .put(&path, PutPayload::from(body))
+            .await
+            .map(|_| ())
+            .map_err(|e| store_err(&path, e))
+    }
+
+    /// Extends the lease by its ttl from `now`; fails if it was taken over.
+    pub async fn renew(&mut self, now: DateTime<Utc>) -> Result<(), LeaseError> {
+        self.check_not_taken().await?;
+        self.info.expires_at = later(now, self.ttl);
+        self.write().await
+    }
+
+    /// Gives the lease back (unless it was taken over meanwhile).
+    pub async fn release(mut self) -> Result<(), LeaseError> {
+        self.check_not_taken().await?;
+        self.info.released = true;
+        self.write().await
+    }
+}
