@@ -58,6 +58,46 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Run the scheduler: every job on its cron until SIGINT or SIGTERM.
+    Schedule {
+        /// Project directory.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Folder of job files (default: the project's jobs/).
+        #[arg(long)]
+        jobs: Option<PathBuf>,
+        /// Warehouse URL, overriding the pipelines'.
+        #[arg(long)]
+        warehouse: Option<String>,
+        /// Serve Prometheus metrics at this address (e.g. 127.0.0.1:9464).
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
+    },
+    /// Run a job for every business date from --from to --to, in order.
+    Backfill {
+        /// A job (jobs/<name>.toml) or pipeline.
+        name: String,
+        /// First business date.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last business date.
+        #[arg(long)]
+        to: NaiveDate,
+        /// Also re-run dates that are already published.
+        #[arg(long)]
+        force: bool,
+        /// Project directory.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Warehouse URL, overriding the pipeline's.
+        #[arg(long)]
+        warehouse: Option<String>,
+    },
+    /// Job schedules.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Send what waits in the outbox to the oversight platform now.
     Deliver {
         #[command(flatten)]
@@ -153,6 +193,34 @@ struct WarehouseArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Print the next fire times of a job (or of --cron/--tz) and the
+    /// business date each would process.
+    Next {
+        /// A job of the project.
+        job: Option<String>,
+        /// A cron expression instead of a job (5-field crontab or 6-field with seconds).
+        #[arg(long, conflicts_with = "job")]
+        cron: Option<String>,
+        /// Time zone of --cron.
+        #[arg(long, default_value = "Asia/Shanghai")]
+        tz: String,
+        /// Start after this instant (RFC 3339; default now).
+        #[arg(long)]
+        after: Option<chrono::DateTime<chrono::Utc>>,
+        /// How many fire times.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Project directory.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum UsccCommand {
     /// Classify one key per line of FILE (or standard input) and print one result per line.
     Check {
@@ -227,6 +295,42 @@ pub fn main() -> ExitCode {
             warehouse,
             full,
         } => with_runtime(|rt| rt.block_on(run(&project, &name, date, warehouse, full))),
+        Command::Schedule {
+            project,
+            jobs,
+            warehouse,
+            metrics,
+        } => {
+            with_runtime(|rt| rt.block_on(schedule(&project, jobs.as_deref(), warehouse, metrics)))
+        }
+        Command::Backfill {
+            name,
+            from,
+            to,
+            force,
+            project,
+            warehouse,
+        } => with_runtime(|rt| rt.block_on(backfill(&project, &name, from, to, force, warehouse))),
+        Command::Jobs {
+            command:
+                JobsCommand::Next {
+                    job,
+                    cron,
+                    tz,
+                    after,
+                    count,
+                    json,
+                    project,
+                },
+        } => jobs_next(
+            &project,
+            job.as_deref(),
+            cron.as_deref(),
+            &tz,
+            after,
+            count,
+            json,
+        ),
         Command::Deliver { at, requeue } => with_runtime(|rt| rt.block_on(deliver(&at, requeue))),
         Command::SimulatePlatform {
             port,
@@ -928,4 +1032,277 @@ fn uscc_check(input: &str, format: CheckFormat, header: bool) -> Result<(), Stri
         }
     }
     out.flush().map_err(write_err)
+}
+
+fn jobs_next(
+    root: &std::path::Path,
+    job: Option<&str>,
+    cron: Option<&str>,
+    tz: &str,
+    after: Option<chrono::DateTime<chrono::Utc>>,
+    count: usize,
+    json: bool,
+) -> ExitCode {
+    use chrono::SecondsFormat;
+    let (name, expr, schedule, zone, policy) = match (job, cron) {
+        (Some(name), _) => {
+            let project = match load_project(root) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let Some(j) = project.jobs.get(name) else {
+                eprintln!(
+                    "error: no job {name:?} in jobs/ (jobs: {})",
+                    project.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+                return ExitCode::from(EXIT_USAGE);
+            };
+            (
+                name.to_string(),
+                j.cron.clone(),
+                j.schedule.clone(),
+                j.timezone,
+                j.business_date,
+            )
+        }
+        (None, Some(expr)) => {
+            let schedule = match crate::project::parse_cron(expr) {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    eprintln!("error: --cron {expr:?}: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            let zone: chrono_tz::Tz = match tz.parse() {
+                Ok(z) => z,
+                Err(_) => {
+                    eprintln!("error: --tz {tz:?}: not an IANA time zone (e.g. Asia/Shanghai)");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            (
+                String::new(),
+                expr.to_string(),
+                schedule,
+                zone,
+                crate::project::BusinessDatePolicy::PreviousDay,
+            )
+        }
+        (None, None) => {
+            eprintln!("error: name a job or give --cron");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let after = after.unwrap_or_else(chrono::Utc::now);
+    let fires = crate::schedule::next_fires(&schedule, zone, after, count);
+    let rows: Vec<serde_json::Value> = fires
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "utc": f.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "local": f.with_timezone(&zone).to_rfc3339_opts(SecondsFormat::Secs, false),
+                "business_date": crate::schedule::business_date(policy, zone, *f).to_string(),
+            })
+        })
+        .collect();
+    if json {
+        let doc = serde_json::json!({
+            "job": if name.is_empty() { serde_json::Value::Null } else { name.clone().into() },
+            "cron": expr,
+            "timezone": zone.name(),
+            "fires": rows,
+        });
+        println!("{doc:#}");
+    } else {
+        println!(
+            "{} {expr:?} in {} after {}:",
+            if name.is_empty() {
+                "cron".to_string()
+            } else {
+                format!("job {name}")
+            },
+            zone.name(),
+            after.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        for f in &fires {
+            println!(
+                "  {}  {}  processes {}",
+                f.to_rfc3339_opts(SecondsFormat::Secs, true),
+                f.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %:z"),
+                crate::schedule::business_date(policy, zone, *f)
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn schedule(
+    root: &std::path::Path,
+    jobs_dir: Option<&std::path::Path>,
+    warehouse: Option<String>,
+    metrics: Option<std::net::SocketAddr>,
+) -> ExitCode {
+    let loaded = match jobs_dir {
+        Some(dir) => Project::load_with_jobs(root, dir),
+        None => Project::load(root),
+    };
+    let project = match loaded {
+        Ok(p) => p,
+        Err(errors) => {
+            for d in &errors.0 {
+                eprintln!("error: {d}");
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let jobs: Vec<crate::project::Job> = project.jobs.values().cloned().collect();
+    let Some(first) = jobs.first() else {
+        eprintln!("error: no job to schedule in jobs/");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let Some(pipeline) = project.pipelines.get(&first.pipeline) else {
+        eprintln!("error: job {} names no pipeline of pipelines/", first.name);
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let (store, prefix, url) =
+        match crate::run::open_warehouse(pipeline, warehouse.as_deref(), &Default::default()) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+    let shutdown = shutdown_on_signals();
+    let observer = std::sync::Arc::new(crate::metrics::Metrics::new());
+    if let Some(addr) = metrics {
+        match crate::metrics::serve(std::sync::Arc::clone(&observer), addr).await {
+            Ok(bound) => eprintln!("metrics at http://{bound}/metrics"),
+            Err(e) => {
+                eprintln!("error: cannot serve metrics on {addr}: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    }
+    for j in &jobs {
+        if let Some(next) =
+            crate::schedule::next_fires(&j.schedule, j.timezone, chrono::Utc::now(), 1).first()
+        {
+            eprintln!(
+                "job {}: pipeline {}, next tick {} ({}), warehouse {}",
+                j.name,
+                j.pipeline,
+                next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                next.with_timezone(&j.timezone).format("%Y-%m-%d %H:%M %:z"),
+                crate::store::redact(&url)
+            );
+        }
+    }
+    let runner = crate::schedule::PipelineRunner {
+        project: project.clone(),
+        warehouse,
+        progress: None,
+        metrics: Some(std::sync::Arc::clone(&observer)),
+    };
+    let mut scheduler = crate::schedule::Scheduler::new(
+        jobs,
+        std::sync::Arc::new(crate::run::SystemClock),
+        crate::ledger::Ledger::new(store, prefix),
+        runner,
+        shutdown,
+    )
+    .observe(observer);
+    scheduler.run(None).await;
+    eprintln!("scheduler stopped");
+    ExitCode::SUCCESS
+}
+
+async fn backfill(
+    root: &std::path::Path,
+    name: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    force: bool,
+    warehouse: Option<String>,
+) -> ExitCode {
+    let project = match load_project(root) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let pipeline_name = project
+        .jobs
+        .get(name)
+        .map_or_else(|| name.to_string(), |j| j.pipeline.clone());
+    let Some(pipeline) = project.pipelines.get(&pipeline_name) else {
+        eprintln!("error: no job or pipeline {name:?}");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    if from > to {
+        eprintln!("error: --from {from} is after --to {to}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let (store, prefix, _) =
+        match crate::run::open_warehouse(pipeline, warehouse.as_deref(), &Default::default()) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+    let shutdown = shutdown_on_signals();
+    let mut degraded = false;
+    for date in from.iter_days().take_while(|d| *d <= to) {
+        if shutdown.is_cancelled() {
+            eprintln!("backfill stopped before {date}; run it again to resume");
+            return ExitCode::from(EXIT_FAILED);
+        }
+        if !force {
+            match crate::publish::Published::latest(&store, &prefix, date).await {
+                Ok(Some(p)) => {
+                    println!(
+                        "{date}: already published by {} (skipped; --force re-runs it)",
+                        p.manifest.run_id
+                    );
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("error: {date}: {e}");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            }
+        }
+        let options = crate::run::RunOptions {
+            warehouse: warehouse.clone(),
+            cancel: shutdown.clone(),
+            ..crate::run::RunOptions::new(date)
+        };
+        match crate::run::run_pipeline(&project, &pipeline_name, options).await {
+            Ok(record) => {
+                print_run(&record);
+                match record.status {
+                    crate::ledger::RunStatus::Succeeded => {}
+                    crate::ledger::RunStatus::Degraded => degraded = true,
+                    _ => {
+                        eprintln!(
+                            "backfill stopped at {date}; fix it and run the same command to resume"
+                        );
+                        return ExitCode::from(EXIT_FAILED);
+                    }
+                }
+            }
+            Err(e @ crate::run::RunError::Config(_)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            Err(e) => {
+                eprintln!("error: {date}: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    }
+    if degraded {
+        ExitCode::from(EXIT_DEGRADED)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

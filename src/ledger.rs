@@ -289,6 +289,30 @@ impl Ledger {
         Ok(runs)
     }
 
+    /// Where a scheduled job's ticks stand.
+    pub async fn job_state(
+        &self,
+        job: &str,
+    ) -> Result<Option<crate::schedule::JobState>, LedgerError> {
+        self.read_json(&crate::store::join(
+            &self.prefix,
+            &format!("state/jobs/{job}.json"),
+        ))
+        .await
+    }
+
+    /// Records where a scheduled job's ticks stand.
+    pub async fn set_job_state(
+        &self,
+        state: &crate::schedule::JobState,
+    ) -> Result<(), LedgerError> {
+        self.write_json(
+            &crate::store::join(&self.prefix, &format!("state/jobs/{}.json", state.job)),
+            state,
+        )
+        .await
+    }
+
     /// A feed's last good snapshot.
     pub async fn feed_state(&self, feed: &str) -> Result<Option<FeedState>, LedgerError> {
         self.read_json(&self.state_path(feed)).await

@@ -30,7 +30,7 @@ struct ConfigFile {
 /// out) and every problem. References are checked against the files that
 /// exist, so one broken file is reported once, not again by everything that
 /// names it.
-pub(super) fn compile(root: &Path) -> Compiled {
+pub(super) fn compile(root: &Path, jobs_dir: &Path) -> Compiled {
     let mut d = Diagnostics::default();
 
     let (schema_files, schema_names) = read_dir(root, "schemas", &mut d);
@@ -81,7 +81,8 @@ pub(super) fn compile(root: &Path) -> Compiled {
     }
     let mut jobs = BTreeMap::new();
     let mut notes = Vec::new();
-    for f in read_dir(root, "jobs", &mut d).0 {
+    let jobs_dir = jobs_dir.to_string_lossy();
+    for f in read_dir(root, &jobs_dir, &mut d).0 {
         if let Some(j) = compile_job(&f, &pipeline_names, &mut d) {
             notes.push(cron_note(&f.rel, &j));
             jobs.insert(j.name.clone(), j);
@@ -1031,7 +1032,7 @@ fn compile_push(file: &str, p: RawPush, d: &mut Diagnostics) -> Push {
 }
 
 /// Reads a 5-field crontab or a 6/7-field seconds-first expression.
-pub(crate) fn parse_cron(expr: &str) -> Result<(cron::Schedule, CronDialect), String> {
+pub fn parse_cron(expr: &str) -> Result<(cron::Schedule, CronDialect), String> {
     let fields: Vec<&str> = expr.split_whitespace().collect();
     let (text, dialect) = match fields.len() {
         5 => {

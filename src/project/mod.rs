@@ -18,6 +18,7 @@ mod types;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use compile::parse_cron;
 pub use diag::Diagnostic;
 pub use env::expand_env;
 pub use model::*;
@@ -53,11 +54,17 @@ pub struct ConfigErrors(pub Vec<Diagnostic>);
 impl Project {
     /// Loads and compiles every configuration file, without planning rules.
     pub fn load(root: &Path) -> Result<Self, ConfigErrors> {
+        Self::load_with_jobs(root, Path::new("jobs"))
+    }
+
+    /// Loads the project with its jobs from another folder (relative to the
+    /// root, or absolute): `qinglian schedule --jobs DIR`.
+    pub fn load_with_jobs(root: &Path, jobs: &Path) -> Result<Self, ConfigErrors> {
         let compile::Compiled {
             project,
             mut problems,
             ..
-        } = compile::compile(root);
+        } = compile::compile(root, jobs);
         if problems.is_empty() {
             Ok(project)
         } else {
@@ -74,7 +81,7 @@ impl Project {
             project,
             mut problems,
             broken_schemas,
-        } = compile::compile(root);
+        } = compile::compile(root, Path::new("jobs"));
         problems.extend(plan::plan_rules(&project, &broken_schemas).await);
         if problems.is_empty() {
             Ok(project)

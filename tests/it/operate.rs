@@ -190,3 +190,281 @@ async fn a_shutdown_mid_run_stops_at_a_boundary_and_the_next_run_resumes() {
     assert_eq!(next.attempt, 2);
     assert!(next.manifest.is_some());
 }
+
+mod scheduling {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+    use futures::future::BoxFuture;
+    use qinglian::ledger::{Ledger, RunStatus};
+    use qinglian::project::{CatchUp, Job, Project};
+    use qinglian::run::{Clock, ManualClock};
+    use qinglian::schedule::{JobRunner, JobState, Outcome, Scheduler, business_date, next_fires};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::support::{copy_project, qinglian};
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .single()
+            .expect("instant")
+    }
+
+    fn day(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, d).expect("date")
+    }
+
+    /// The shipped project plus jobs written for the test.
+    fn project_with(jobs: &[(&str, &str)]) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().expect("tmp");
+        copy_project(dir.path());
+        for (name, text) in jobs {
+            std::fs::write(dir.path().join(format!("jobs/{name}.toml")), text).expect("job");
+        }
+        let project = Project::load(dir.path()).expect("project");
+        (dir, project)
+    }
+
+    /// A runner that takes `duration` of scheduler time per run and answers
+    /// from a script (then `Succeeded`), never running two at once.
+    struct Fake {
+        clock: Arc<ManualClock>,
+        duration: TimeDelta,
+        script: Mutex<VecDeque<Outcome>>,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
+    }
+
+    impl Fake {
+        fn new(clock: &Arc<ManualClock>, duration: TimeDelta, script: Vec<Outcome>) -> Self {
+            Self {
+                clock: Arc::clone(clock),
+                duration,
+                script: Mutex::new(script.into()),
+                in_flight: AtomicUsize::new(0),
+                most_in_flight: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl JobRunner for Fake {
+        fn run<'a>(
+            &'a self,
+            _job: &'a Job,
+            _date: NaiveDate,
+            _cancel: CancellationToken,
+        ) -> BoxFuture<'a, Outcome> {
+            Box::pin(async move {
+                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+                self.clock.advance(self.duration);
+                tokio::task::yield_now().await;
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.script
+                    .lock()
+                    .ok()
+                    .and_then(|mut s| s.pop_front())
+                    .unwrap_or(Outcome::Finished(RunStatus::Succeeded))
+            })
+        }
+    }
+
+    async fn scheduler(
+        job: Job,
+        clock: &Arc<ManualClock>,
+        runner: Fake,
+        planned_through: Option<DateTime<Utc>>,
+    ) -> (tempfile::TempDir, Scheduler<Fake>) {
+        let warehouse = tempfile::tempdir().expect("tmp");
+        let (store, prefix) =
+            qinglian::store::open_for_write(warehouse.path().to_str().expect("utf-8")).expect("wh");
+        let ledger = Ledger::new(store, prefix);
+        if let Some(t) = planned_through {
+            ledger
+                .set_job_state(&JobState {
+                    job: job.name.clone(),
+                    planned_through: t,
+                })
+                .await
+                .expect("state");
+        }
+        let clock: Arc<dyn Clock> = Arc::clone(clock) as Arc<dyn Clock>;
+        let s = Scheduler::new(vec![job], clock, ledger, runner, CancellationToken::new());
+        (warehouse, s)
+    }
+
+    fn dates(s: &Scheduler<Fake>) -> Vec<NaiveDate> {
+        s.events.iter().map(|e| e.business_date).collect()
+    }
+
+    #[test]
+    fn ticks_fire_at_shanghai_instants_and_process_the_previous_local_day() {
+        let (dir, project) = project_with(&[(
+            "early",
+            "name = \"early\"\npipeline = \"nightly\"\ncron = \"30 0 * * *\"\ntimezone = \"Asia/Shanghai\"\nbusiness_date = \"previous_day\"\nmax_run_minutes = 60\nretries = 0\nretry_backoff_seconds = 60\n[catch_up]\npolicy = \"skip\"\n",
+        )]);
+        let early = &project.jobs["early"];
+        // 00:30 in Shanghai is 16:30 UTC of the day before.
+        let fires = next_fires(&early.schedule, early.timezone, at(2026, 11, 28, 0, 0), 2);
+        assert_eq!(fires, [at(2026, 11, 28, 16, 30), at(2026, 11, 29, 16, 30)]);
+        // A tick at 00:30 local on 11-29 processes 11-28 (not the UTC date's eve).
+        assert_eq!(
+            business_date(early.business_date, early.timezone, fires[0]),
+            day(11, 28)
+        );
+        let nightly = &project.jobs["nightly"];
+        let fires = next_fires(
+            &nightly.schedule,
+            nightly.timezone,
+            at(2026, 11, 28, 0, 0),
+            1,
+        );
+        assert_eq!(fires, [at(2026, 11, 28, 18, 0)]);
+
+        // The operator's view of the same.
+        let out = qinglian(
+            &[
+                "jobs",
+                "next",
+                "early",
+                "--after",
+                "2026-11-28T00:00:00Z",
+                "--count",
+                "2",
+                "--json",
+                "--project",
+                dir.path().to_str().expect("utf-8"),
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(json["fires"][0]["utc"], "2026-11-28T16:30:00Z");
+        assert_eq!(json["fires"][0]["local"], "2026-11-29T00:30:00+08:00");
+        assert_eq!(json["fires"][0]["business_date"], "2026-11-28");
+        let out = qinglian(
+            &[
+                "jobs",
+                "next",
+                "--cron",
+                "0 2 * * *",
+                "--tz",
+                "Asia/Shanghai",
+                "--after",
+                "2026-11-28T00:00:00Z",
+            ],
+            None,
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("2026-11-28T18:00:00Z")
+                && text.contains("2026-11-29 02:00:00 +08:00")
+                && text.contains("2026-11-28"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_week_down_each_catch_up_policy_runs_what_it_says() {
+        let (_dir, project) = project_with(&[]);
+        // Down from 11-20 19:00 UTC to 11-27 20:00 UTC: seven nightly ticks
+        // (18:00 UTC = 02:00 next day in Shanghai) processing 11-21 … 11-27.
+        let down = at(2026, 11, 20, 19, 0);
+        let back = at(2026, 11, 27, 20, 0);
+        let cases = [
+            (
+                CatchUp::All { max_dates: 7 },
+                (21..=27).map(|d| day(11, d)).collect::<Vec<_>>(),
+                0,
+            ),
+            (
+                CatchUp::All { max_dates: 3 },
+                (25..=27).map(|d| day(11, d)).collect(),
+                4,
+            ),
+            (CatchUp::Latest, vec![day(11, 27)], 6),
+            (CatchUp::Skip, vec![], 7),
+        ];
+        for (policy, expected, skipped) in cases {
+            let mut job = project.jobs["nightly"].clone();
+            job.catch_up = policy;
+            let clock = Arc::new(ManualClock::new(back));
+            let runner = Fake::new(&clock, TimeDelta::minutes(20), vec![]);
+            let (_wh, mut s) = scheduler(job, &clock, runner, Some(down)).await;
+            s.run(Some(back + TimeDelta::minutes(1))).await;
+            assert_eq!(dates(&s), expected, "{policy:?}");
+            assert_eq!(s.skipped.len(), skipped, "{policy:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_longer_than_its_interval_never_overlaps_the_next() {
+        let (_dir, project) = project_with(&[(
+            "hourly",
+            "name = \"hourly\"\npipeline = \"nightly\"\ncron = \"0 * * * *\"\ntimezone = \"Asia/Shanghai\"\nbusiness_date = \"same_day\"\nmax_run_minutes = 600\nretries = 0\nretry_backoff_seconds = 60\n[catch_up]\npolicy = \"latest\"\n",
+        )]);
+        let job = project.jobs["hourly"].clone();
+        let start = at(2026, 11, 28, 0, 0);
+        let clock = Arc::new(ManualClock::new(start));
+        // Every run takes 2 h 30 min of an hourly schedule.
+        let runner = Fake::new(&clock, TimeDelta::minutes(150), vec![]);
+        let (_wh, mut s) = scheduler(job, &clock, runner, Some(start)).await;
+        s.run(Some(start + TimeDelta::hours(12))).await;
+        let events = &s.events;
+        assert!(events.len() >= 4, "{events:#?}");
+        for pair in events.windows(2) {
+            assert!(pair[1].started_at >= pair[0].finished_at, "{pair:#?}");
+        }
+        assert!(!s.skipped.is_empty() || events.len() < 12);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_run_is_retried_with_backoff_and_never_stops_the_daemon() {
+        let (_dir, project) = project_with(&[]);
+        let job = project.jobs["nightly"].clone(); // retries 2, backoff 300 s
+        let start = at(2026, 11, 28, 17, 0);
+        let clock = Arc::new(ManualClock::new(start));
+        let script = vec![
+            Outcome::Finished(RunStatus::Failed),
+            Outcome::Error("warehouse unreachable".into()),
+            Outcome::Finished(RunStatus::Succeeded),
+            // The next night fails every attempt; the daemon goes on.
+            Outcome::Finished(RunStatus::Failed),
+            Outcome::Finished(RunStatus::Failed),
+            Outcome::Finished(RunStatus::Failed),
+        ];
+        let runner = Fake::new(&clock, TimeDelta::minutes(10), script);
+        let (_wh, mut s) = scheduler(job, &clock, runner, Some(start)).await;
+        s.run(Some(at(2026, 11, 30, 19, 0))).await;
+        let attempts: Vec<(NaiveDate, u32)> = s
+            .events
+            .iter()
+            .map(|e| (e.business_date, e.attempt))
+            .collect();
+        assert_eq!(
+            attempts,
+            [
+                (day(11, 28), 1),
+                (day(11, 28), 2),
+                (day(11, 28), 3),
+                (day(11, 29), 1),
+                (day(11, 29), 2),
+                (day(11, 29), 3),
+                (day(11, 30), 1),
+            ]
+        );
+        // Backoff: 300 s after the first failure, 600 s after the second.
+        let gap = |i: usize| s.events[i + 1].started_at - s.events[i].finished_at;
+        assert_eq!(
+            (gap(0), gap(1)),
+            (TimeDelta::seconds(300), TimeDelta::seconds(600))
+        );
+    }
+}

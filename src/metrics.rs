@@ -1,0 +1,183 @@
+//! Metrics of the scheduler daemon, in the Prometheus text format at
+//! `GET /metrics` (`qinglian schedule --metrics ADDR`): runs by outcome,
+//! stage durations, rows per feed, delivery failures, last success per job,
+//! warehouse errors.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::ledger::RunRecord;
+use crate::schedule::{Event, Observer, Outcome};
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every metric of the daemon.
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<Labels, Counter>,
+    stage_seconds: Family<Labels, Gauge<f64, AtomicU64>>,
+    rows: Family<Labels, Counter>,
+    delivery_failures: Family<Labels, Counter>,
+    last_success: Family<Labels, Gauge<f64, AtomicU64>>,
+    warehouse_errors: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("qinglian");
+        let runs = Family::<Labels, Counter>::default();
+        registry.register(
+            "runs",
+            "Scheduled run attempts by job and outcome",
+            runs.clone(),
+        );
+        let stage_seconds = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "stage_duration_seconds",
+            "Wall time of each stage in the job's latest run",
+            stage_seconds.clone(),
+        );
+        let rows = Family::<Labels, Counter>::default();
+        registry.register(
+            "feed_rows",
+            "Rows per feed by kind: read, landed, quarantined, duplicates",
+            rows.clone(),
+        );
+        let delivery_failures = Family::<Labels, Counter>::default();
+        registry.register(
+            "delivery_failures",
+            "Batches parked or left waiting by a run's delivery, by job",
+            delivery_failures.clone(),
+        );
+        let last_success = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When each job's last successful or degraded run finished (Unix seconds)",
+            last_success.clone(),
+        );
+        let warehouse_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "warehouse_errors",
+            "Times the scheduler could not read or write the warehouse, by job",
+            warehouse_errors.clone(),
+        );
+        Self {
+            registry,
+            runs,
+            stage_seconds,
+            rows,
+            delivery_failures,
+            last_success,
+            warehouse_errors,
+        }
+    }
+
+    /// Counts what a finished run did.
+    pub fn run_finished(&self, job: &str, record: &RunRecord) {
+        for (stage, ms) in &record.stage_ms {
+            self.stage_seconds
+                .get_or_create(&labels(&[("job", job), ("stage", stage)]))
+                .set(*ms as f64 / 1000.0);
+        }
+        for f in &record.feeds {
+            for (kind, n) in [
+                ("read", f.read),
+                ("landed", f.landed),
+                ("quarantined", f.quarantined),
+                ("duplicates", f.duplicates),
+            ] {
+                self.rows
+                    .get_or_create(&labels(&[("feed", &f.feed), ("kind", kind)]))
+                    .inc_by(n);
+            }
+        }
+        if let Some(d) = &record.delivery {
+            self.delivery_failures
+                .get_or_create(&labels(&[("job", job)]))
+                .inc_by(u64::from(d.parked + d.pending));
+        }
+        if matches!(
+            record.status,
+            crate::ledger::RunStatus::Succeeded | crate::ledger::RunStatus::Degraded
+        ) {
+            let at = record.finished_at.unwrap_or(record.started_at);
+            self.last_success
+                .get_or_create(&labels(&[("job", job)]))
+                .set(at.timestamp_millis() as f64 / 1000.0);
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Observer for Metrics {
+    fn attempt(&self, event: &Event) {
+        let outcome = match &event.outcome {
+            Outcome::Finished(status) => format!("{status:?}").to_lowercase(),
+            Outcome::Busy(_) => "busy".into(),
+            Outcome::Error(_) => "error".into(),
+        };
+        self.runs
+            .get_or_create(&labels(&[("job", &event.job), ("outcome", &outcome)]))
+            .inc();
+    }
+
+    fn warehouse_error(&self, job: &str) {
+        self.warehouse_errors
+            .get_or_create(&labels(&[("job", job)]))
+            .inc();
+    }
+}
+
+async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.render(),
+    )
+}
+
+/// Serves `GET /metrics` at `addr`; returns the bound address.
+pub async fn serve(m: Arc<Metrics>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let app = Router::new().route("/metrics", get(metrics)).with_state(m);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(bound)
+}
