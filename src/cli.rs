@@ -602,6 +602,9 @@ fn print_run(r: &crate::ledger::RunRecord) {
                 .unwrap_or_default()
         );
     }
+    if let Some(rep) = &r.report {
+        println!("  report: {rep}");
+    }
     if let Some(d) = &r.drop {
         match &d.error {
             None => println!(

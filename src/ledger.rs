@@ -160,6 +160,9 @@ pub struct RunRecord {
     /// Wall time per stage (ingest, score, publish, deliver, drop), ms.
     #[serde(default)]
     pub stage_ms: BTreeMap<String, u64>,
+    /// The run's HTML report, relative to the warehouse.
+    #[serde(default)]
+    pub report: Option<String>,
     /// What failed the run, if anything.
     pub error: Option<String>,
 }

@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod platform;
 pub mod project;
 pub mod publish;
+pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod score;

@@ -393,6 +393,7 @@ async fn run_locked(
         delivery: None,
         drop: None,
         stage_ms: BTreeMap::new(),
+        report: None,
         error: None,
     };
     let write = |r: &RunRecord| {
@@ -606,9 +607,30 @@ async fn run_locked(
         RunStatus::Succeeded
     };
     record.finished_at = Some(ctx.clock.now());
+    write_report(&ctx, &mut record, current.as_ref()).await;
     write(&record).await?;
     info!(run_id = %ctx.run_id, status = ?record.status, "run finished");
     Ok(record)
+}
+
+/// Writes the run's HTML report and records where; a report that cannot
+/// be written is a warning, never a failed run.
+async fn write_report(
+    ctx: &RunContext,
+    record: &mut RunRecord,
+    published: Option<&crate::publish::Published>,
+) {
+    record.report = Some(format!(
+        "reports/dt={}/{}.html",
+        record.business_date, record.run_id
+    ));
+    match crate::report::write(&ctx.store, &ctx.prefix, record, published).await {
+        Ok(rel) => record.report = Some(rel),
+        Err(e) => {
+            warn!(error = %e, "could not write the run report");
+            record.report = None;
+        }
+    }
 }
 
 /// Records a run stopped at a stage boundary; nothing of it is published.
@@ -623,6 +645,7 @@ async fn interrupted(
         "interrupted {at} (shutdown, time limit or lost lease); nothing was published"
     ));
     record.finished_at = Some(ctx.clock.now());
+    write_report(ctx, &mut record, None).await;
     ctx.ledger
         .write_run(&record)
         .await

@@ -15,13 +15,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use bytes::Bytes;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use hmac::{Hmac, Mac};
-use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -193,33 +191,6 @@ impl DeliverySummary {
     }
 }
 
-/// Reads one dataset of a verified version into batches.
-async fn read_dataset(published: &Published, dataset: &str) -> Result<Vec<RecordBatch>, String> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    published
-        .verify(&[dataset])
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for path in published.files(dataset).map_err(|e| e.to_string())? {
-        let bytes: Bytes = published
-            .store()
-            .get(&path)
-            .await
-            .map_err(|e| format!("{path}: {e}"))?
-            .bytes()
-            .await
-            .map_err(|e| format!("{path}: {e}"))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.build())
-            .map_err(|e| format!("{path}: {e}"))?;
-        for batch in reader {
-            out.push(batch.map_err(|e| format!("{path}: {e}"))?);
-        }
-    }
-    Ok(out)
-}
-
 /// The JSON records of a dataset (`changes` or `codes`) in the push shape.
 fn records(batches: &[RecordBatch], date: NaiveDate) -> Result<Vec<Value>, String> {
     let next = date.succ_opt().unwrap_or(date).to_string();
@@ -283,7 +254,11 @@ pub async fn batches_of(
     } else {
         ("changes", "changes")
     };
-    let rows = records(&read_dataset(published, dataset).await?, m.business_date)?;
+    let batches = published
+        .read_batches(dataset)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows = records(&batches, m.business_date)?;
     let size = batch_size.max(1) as usize;
     let batches = rows.len().div_ceil(size) as u32;
     let mut out = Vec::new();

@@ -265,6 +265,35 @@ impl Published {
         })
     }
 
+    /// Verifies a dataset's files, then reads them whole into batches
+    /// (for the small datasets: changes, codes, runs).
+    pub async fn read_batches(
+        &self,
+        dataset: &str,
+    ) -> Result<Vec<datafusion::arrow::array::RecordBatch>, PublishError> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        self.verify(&[dataset]).await?;
+        let mut out = Vec::new();
+        for path in self.files(dataset)? {
+            let fail = |e: String| PublishError::Corrupt(format!("{path}: {e}"));
+            let bytes = self
+                .store
+                .get(&path)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .bytes()
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .and_then(|b| b.build())
+                .map_err(|e| fail(e.to_string()))?;
+            for batch in reader {
+                out.push(batch.map_err(|e| fail(e.to_string()))?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Checks every file of the named datasets against its size and
     /// SHA-256; the first mismatch or missing file is an error naming it.
     pub async fn verify(&self, datasets: &[&str]) -> Result<(), PublishError> {

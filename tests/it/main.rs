@@ -14,5 +14,6 @@ mod ingest_cases;
 mod keys;
 mod operate;
 mod publish;
+mod report;
 mod rules;
 mod support;
