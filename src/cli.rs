@@ -415,13 +415,72 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs on standard error: readable lines when standard output is a
+/// terminal, JSON lines (for the log collector) when it is not.
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("QINGLIAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if std::io::stdout().is_terminal() {
+        builder.try_init()
+    } else {
+        builder.json().with_current_span(true).try_init()
+    };
+}
+
+/// The progress display of an interactive run: feeds fetched, rows landed,
+/// the current stage.
+struct CliProgress {
+    bar: indicatif::ProgressBar,
+    rows: std::sync::atomic::AtomicU64,
+}
+
+impl CliProgress {
+    /// A display on standard error when it is a terminal.
+    fn for_terminal(feeds: usize) -> Option<std::sync::Arc<Self>> {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(feeds as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} feeds · {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Some(std::sync::Arc::new(Self {
+            bar,
+            rows: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl crate::run::Progress for CliProgress {
+    fn stage(&self, stage: &str) {
+        let rows = self.rows.load(std::sync::atomic::Ordering::Relaxed);
+        self.bar
+            .set_message(format!("{rows} rows landed · {stage}"));
+    }
+
+    fn feed_done(&self, feed: &crate::ledger::FeedRecord) {
+        let rows = self
+            .rows
+            .fetch_add(feed.landed, std::sync::atomic::Ordering::Relaxed)
+            + feed.landed;
+        self.bar.inc(1);
+        self.bar.set_message(
+            format!("{rows} rows landed · {} {:?}", feed.feed, feed.status).to_lowercase(),
+        );
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -503,13 +562,25 @@ async fn run(
         None => (name.to_string(), chrono_tz::Asia::Shanghai),
     };
     let business_date = date.unwrap_or_else(|| previous_day(tz));
+    let feeds = project
+        .pipelines
+        .get(&pipeline)
+        .map_or(0, |p| p.sources.len());
+    let progress = CliProgress::for_terminal(feeds);
     let options = crate::run::RunOptions {
         warehouse,
         full,
         cancel: shutdown_on_signals(),
+        progress: progress
+            .clone()
+            .map(|p| p as std::sync::Arc<dyn crate::run::Progress>),
         ..crate::run::RunOptions::new(business_date)
     };
-    let record = match crate::run::run_pipeline(&project, &pipeline, options).await {
+    let result = crate::run::run_pipeline(&project, &pipeline, options).await;
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    let record = match result {
         Ok(r) => r,
         Err(e @ crate::run::RunError::Config(_)) => {
             eprintln!("error: {e}");
