@@ -30,6 +30,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The nightly job end to end on its embedded defaults: generated feeds
+    /// served by the feed simulator, pushes to the platform simulator, a
+    /// local warehouse. Needs no service and no secret.
+    Demo {
+        /// Organizations to generate (the Hangzhou tier is 10,000).
+        #[arg(long, default_value_t = 10_000)]
+        orgs: u64,
+        /// Project directory.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Folder for the generated feeds and the HTTP copy of the project.
+        #[arg(long, default_value = "demo")]
+        out: PathBuf,
+        /// Warehouse URL.
+        #[arg(long, default_value = "warehouse")]
+        warehouse: String,
+    },
     /// Check every configuration file and plan every rule; exit 2 on any problem.
     Validate {
         /// Project directory (holding schemas/, pipelines/, jobs/).
@@ -295,6 +312,36 @@ pub fn main() -> ExitCode {
             warehouse,
             full,
         } => with_runtime(|rt| rt.block_on(run(&project, &name, date, warehouse, full))),
+        Command::Demo {
+            orgs,
+            project,
+            out,
+            warehouse,
+        } => with_runtime(|rt| {
+            rt.block_on(async {
+                let options = crate::demo::DemoOptions {
+                    project,
+                    out,
+                    warehouse,
+                    orgs,
+                    business_date: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap_or_default(),
+                };
+                match crate::demo::demo(&options).await {
+                    Ok(summary) => {
+                        print!("{}", crate::demo::render(&summary));
+                        match summary.run.status {
+                            crate::ledger::RunStatus::Succeeded => ExitCode::SUCCESS,
+                            crate::ledger::RunStatus::Degraded => ExitCode::from(EXIT_DEGRADED),
+                            _ => ExitCode::from(EXIT_FAILED),
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(EXIT_FAILED)
+                    }
+                }
+            })
+        }),
         Command::Schedule {
             project,
             jobs,

@@ -31,6 +31,7 @@
 
 pub mod cli;
 pub mod deliver;
+pub mod demo;
 pub mod explain;
 pub mod generate;
 pub mod keys;

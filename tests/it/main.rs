@@ -5,6 +5,7 @@ mod config;
 mod conformance;
 mod contract;
 mod deliver;
+mod demo;
 mod explain;
 mod generate;
 mod ground_truth;

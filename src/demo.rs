@@ -1,0 +1,191 @@
+//! `qinglian demo`: the nightly job end to end on its embedded defaults,
+//! with nothing to install and no secret to provide. It generates the
+//! Hangzhou tier, serves it as the departments' APIs (the feed simulator),
+//! starts the oversight platform's intake (the platform simulator), both
+//! in-process on 127.0.0.1, and runs the nightly pipeline against them into
+//! a local warehouse.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::ledger::RunRecord;
+use crate::platform::{PlatformSimulator, PlatformStats};
+use crate::project::Project;
+use crate::run::RunOptions;
+
+/// The demo's own secrets, used only when the environment sets none.
+pub const DEMO_PERSON_KEY: &str = "demo-only-person-hash-key";
+/// The platform secret shared by the demo's push and its simulator.
+pub const DEMO_PLATFORM_SECRET: &str = "demo-only-platform-secret";
+
+/// What the demo uses.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The project to run (its schemas, pipelines, jobs).
+    pub project: PathBuf,
+    /// Where the generated feeds and the HTTP copy of the project go.
+    pub out: PathBuf,
+    /// The warehouse.
+    pub warehouse: String,
+    /// Organizations to generate (the Hangzhou tier is 10,000).
+    pub orgs: u64,
+    /// The business date.
+    pub business_date: NaiveDate,
+}
+
+/// What the demo did.
+#[derive(Debug)]
+pub struct DemoSummary {
+    /// The run.
+    pub run: RunRecord,
+    /// What the platform simulator accepted.
+    pub platform: PlatformStats,
+    /// Notes on the secrets and servers the demo set up.
+    pub notes: Vec<String>,
+    /// The warehouse.
+    pub warehouse: String,
+}
+
+/// Runs the demo.
+pub async fn demo(options: &DemoOptions) -> Result<DemoSummary, String> {
+    let mut notes = Vec::new();
+    let feeds = options.out.join("feeds");
+    crate::generate::generate_to_url(
+        &crate::generate::GenerateOptions {
+            orgs: options.orgs,
+            seed: 20_260_101,
+            as_of: options.business_date,
+        },
+        &feeds.to_string_lossy(),
+    )
+    .await
+    .map_err(|e| format!("cannot generate the demo feeds in {}: {e}", feeds.display()))?;
+    let feed_sim = crate::simulator::FeedSimulator::start(&feeds, 0, None)
+        .await
+        .map_err(|e| format!("cannot start the feed simulator: {e}"))?;
+    let api_project = options.out.join("api-project");
+    let _ = std::fs::remove_dir_all(&api_project);
+    crate::simulator::write_http_project(&options.project, &api_project, &feed_sim.url())
+        .map_err(|e| format!("cannot write {}: {e}", api_project.display()))?;
+    notes.push(format!(
+        "feed simulator: the departments' APIs at {}/api/<feed>, serving {}",
+        feed_sim.url(),
+        feeds.display()
+    ));
+
+    let secret = std::env::var("QINGLIAN_PLATFORM_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let secret = match secret {
+        Some(s) => s,
+        None => {
+            notes.push(
+                "QINGLIAN_PLATFORM_SECRET is not set: the demo signs its pushes with a demo-only secret"
+                    .into(),
+            );
+            DEMO_PLATFORM_SECRET.to_string()
+        }
+    };
+    let platform = PlatformSimulator::start(0, secret.as_bytes(), 300)
+        .await
+        .map_err(|e| format!("cannot start the platform simulator: {e}"))?;
+    notes.push(format!(
+        "platform simulator: the oversight platform's intake at {}",
+        platform.url()
+    ));
+
+    let mut vars = BTreeMap::new();
+    vars.insert("QINGLIAN_PLATFORM_URL".to_string(), platform.url());
+    vars.insert("QINGLIAN_PLATFORM_SECRET".to_string(), secret);
+    if std::env::var("QINGLIAN_PERSON_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .is_none()
+    {
+        notes.push(
+            "QINGLIAN_PERSON_KEY is not set: person numbers are hashed with a demo-only key".into(),
+        );
+        vars.insert("QINGLIAN_PERSON_KEY".into(), DEMO_PERSON_KEY.into());
+    }
+    let project = Project::load(&api_project).map_err(|e| {
+        e.0.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let run_options = RunOptions {
+        warehouse: Some(options.warehouse.clone()),
+        vars,
+        ..RunOptions::new(options.business_date)
+    };
+    let run = crate::run::run_pipeline(&project, "nightly", run_options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(DemoSummary {
+        run,
+        platform: platform.stats(),
+        notes,
+        warehouse: options.warehouse.clone(),
+    })
+}
+
+/// The summary printed at the end of the demo.
+pub fn render(s: &DemoSummary) -> String {
+    let mut out = String::new();
+    for n in &s.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    let r = &s.run;
+    let _ = writeln!(
+        out,
+        "\nrun {} of business date {}: {:?}",
+        r.run_id, r.business_date, r.status
+    );
+    let _ = writeln!(
+        out,
+        "  {:<16} {:>9} {:>9} {:>11} {:>10}",
+        "feed", "read", "landed", "quarantined", "duplicates"
+    );
+    for f in &r.feeds {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>9} {:>9} {:>11} {:>10}",
+            f.feed, f.read, f.landed, f.quarantined, f.duplicates
+        );
+    }
+    if let Some(sc) = &r.scoring {
+        let colours: Vec<String> = ["green", "yellow", "orange", "red", "none"]
+            .iter()
+            .map(|c| format!("{c} {}", sc.colours.get(*c).copied().unwrap_or(0)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "organizations: {} ({})",
+            sc.profiles,
+            colours.join(", ")
+        );
+        let _ = writeln!(out, "colour changes: {}", sc.changes);
+    }
+    if let Some(m) = &r.manifest {
+        let _ = writeln!(out, "published: {}/{m}", s.warehouse);
+    }
+    if let Some(d) = &r.delivery {
+        let _ = writeln!(
+            out,
+            "deliveries accepted by the platform: {} batch(es), {} rows ({} batch(es) already acknowledged by an earlier run, {} waiting)",
+            s.platform.accepted_batches,
+            s.platform.accepted_rows,
+            d.already_acknowledged,
+            d.pending
+        );
+    }
+    if let Some(rep) = &r.report {
+        let path = Path::new(&s.warehouse).join(rep);
+        let shown = std::fs::canonicalize(&path).unwrap_or(path);
+        let _ = writeln!(out, "report: {}", shown.display());
+    }
+    out
+}

@@ -1,0 +1,61 @@
+//! `qinglian demo` runs the nightly job end to end on its own: feeds over
+//! the feed simulator, pushes to the platform simulator, a local warehouse.
+
+use crate::support::{qinglian, root};
+
+#[test]
+fn the_demo_runs_end_to_end_and_summarizes_what_it_did() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let warehouse = dir.path().join("warehouse");
+    let out = qinglian(
+        &[
+            "demo",
+            "--orgs",
+            "300",
+            "--project",
+            root().to_str().expect("utf-8"),
+            "--out",
+            dir.path().join("demo").to_str().expect("utf-8"),
+            "--warehouse",
+            warehouse.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("of business date 2026-11-28: Succeeded"),
+        "{text}"
+    );
+    for feed in ["registry", "persons", "court", "inspection"] {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(feed)),
+            "{feed}: {text}"
+        );
+    }
+    let changes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("colour changes: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("colour changes line");
+    assert!(changes > 250, "{text}");
+    assert!(
+        text.contains(&format!(
+            "deliveries accepted by the platform: 1 batch(es), {changes} rows"
+        )),
+        "every change reached the platform simulator: {text}"
+    );
+    assert!(
+        text.contains("demo-only"),
+        "the demo says it set its own secrets: {text}"
+    );
+    let report = text
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .expect("report line");
+    assert!(std::path::Path::new(report.trim()).exists(), "{report}");
+}
