@@ -690,6 +690,24 @@ fn print_run(r: &crate::ledger::RunRecord) {
             s.rules_version
         );
     }
+    let held: Vec<&str> = r
+        .feeds
+        .iter()
+        .filter(|f| f.status == crate::ledger::FeedStatus::Held)
+        .map(|f| f.feed.as_str())
+        .collect();
+    if !held.is_empty() {
+        println!(
+            "  degraded: held at their last good snapshot: {}",
+            held.join(", ")
+        );
+    }
+    if let Some(s) = r.scoring.as_ref().filter(|s| !s.stale.is_empty()) {
+        println!(
+            "  stale inputs (older than their max_age_days): {}",
+            s.stale.join(", ")
+        );
+    }
     if let Some(m) = &r.manifest {
         println!("  published: {m}");
     }
@@ -778,6 +796,24 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
+    let now = chrono::Utc::now();
+    let jobs: Vec<serde_json::Value> = load_project(&at.project)
+        .map(|p| {
+            p.jobs
+                .values()
+                .filter_map(|j| {
+                    let next = *crate::schedule::next_fires(&j.schedule, j.timezone, now, 1).first()?;
+                    Some(serde_json::json!({
+                        "job": j.name,
+                        "pipeline": j.pipeline,
+                        "next_fire_utc": next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "next_fire_local": next.with_timezone(&j.timezone).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                        "business_date": crate::schedule::business_date(j.business_date, j.timezone, next).to_string(),
+                    }))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let reconciliation: Vec<serde_json::Value> = runs
         .iter()
         .filter(|r| r.delivery.is_some())
@@ -789,6 +825,7 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
             "runs": runs,
             "delivery": reconciliation,
             "outbox": outbox.totals(),
+            "jobs": jobs,
         });
         match serde_json::to_string_pretty(&doc) {
             Ok(text) => println!("{text}"),
@@ -834,6 +871,15 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
         println!(
             "  dead letter {} (run {}, {} rows): HTTP {}: {}",
             d.batch.key, d.batch.run_id, d.batch.rows, d.status, d.response
+        );
+    }
+    for j in &jobs {
+        println!(
+            "job {}: next tick {} ({}) processes {}",
+            j["job"].as_str().unwrap_or_default(),
+            j["next_fire_utc"].as_str().unwrap_or_default(),
+            j["next_fire_local"].as_str().unwrap_or_default(),
+            j["business_date"].as_str().unwrap_or_default()
         );
     }
     ExitCode::SUCCESS

@@ -468,3 +468,143 @@ mod scheduling {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_its_metrics_in_the_prometheus_text_format() {
+    use qinglian::schedule::{Event, Observer, Outcome};
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 30);
+    let run = crate::ingest::ingest(feeds.path(), warehouse.path()).await;
+    let metrics = Arc::new(qinglian::metrics::Metrics::new());
+    metrics.run_finished("nightly", &run);
+    metrics.attempt(&Event {
+        job: "nightly".into(),
+        business_date: date(),
+        attempt: 1,
+        started_at: run.started_at,
+        finished_at: run.started_at,
+        outcome: Outcome::Finished(RunStatus::Succeeded),
+    });
+    metrics.warehouse_error("nightly");
+    let addr = qinglian::metrics::serve(Arc::clone(&metrics), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("serve");
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    let registry = run
+        .feeds
+        .iter()
+        .find(|f| f.feed == "registry")
+        .expect("registry");
+    for line in [
+        "qinglian_runs_total{job=\"nightly\",outcome=\"succeeded\"} 1".to_string(),
+        format!(
+            "qinglian_feed_rows_total{{feed=\"registry\",kind=\"landed\"}} {}",
+            registry.landed
+        ),
+        "qinglian_warehouse_errors_total{job=\"nightly\"} 1".to_string(),
+        "qinglian_stage_duration_seconds{job=\"nightly\",stage=\"score\"}".to_string(),
+        "qinglian_last_success_timestamp_seconds{job=\"nightly\"}".to_string(),
+    ] {
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+}
+
+fn qinglian_with_feeds(feeds: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_qinglian"))
+        .args(args)
+        .env("QINGLIAN_FEEDS", feeds)
+        .env("QINGLIAN_PERSON_KEY", crate::ingest::KEY)
+        .env_remove("QINGLIAN_PLATFORM_URL")
+        .env_remove("QINGLIAN_PLATFORM_BUCKET")
+        .output()
+        .expect("qinglian")
+}
+
+#[test]
+fn backfill_runs_dates_in_order_and_resumes_past_published_ones() {
+    let feeds = tempfile::tempdir().expect("tmp");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 30);
+    let root = root();
+    let args = |force: bool| {
+        let mut a = vec![
+            "backfill",
+            "nightly",
+            "--from",
+            "2026-11-26",
+            "--to",
+            "2026-11-28",
+            "--project",
+            root.to_str().expect("utf-8"),
+            "--warehouse",
+            warehouse.path().to_str().expect("utf-8"),
+        ];
+        if force {
+            a.push("--force");
+        }
+        a
+    };
+    let out = qinglian_with_feeds(feeds.path(), &args(false));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("run "))
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            "nightly-20261126-01",
+            "nightly-20261127-01",
+            "nightly-20261128-01"
+        ]
+    );
+    // Again: every date is published, nothing runs.
+    let out = qinglian_with_feeds(feeds.path(), &args(false));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert_eq!(text.matches("already published").count(), 3, "{text}");
+    assert!(!text.contains("\nrun "), "{text}");
+    // --force re-runs them as new attempts.
+    let out = qinglian_with_feeds(feeds.path(), &args(true));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("run nightly-20261128-02"), "{text}");
+}
+
+#[test]
+fn the_scheduler_refuses_a_bad_job_at_start_naming_file_and_key() {
+    let jobs = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        jobs.path().join("weekly.toml"),
+        "name = \"weekly\"\npipeline = \"nightly\"\ncron = \"0 2 * * 8\"\ntimezone = \"Asia/Shanghia\"\nbusiness_date = \"previous_day\"\nmax_run_minutes = 60\nretries = 0\nretry_backoff_seconds = 60\n[catch_up]\npolicy = \"skip\"\n",
+    )
+    .expect("job");
+    let out = crate::support::qinglian(
+        &[
+            "schedule",
+            "--project",
+            root().to_str().expect("utf-8"),
+            "--jobs",
+            jobs.path().to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("weekly.toml") && err.contains("timezone") && err.contains("Asia/Shanghia"),
+        "{err}"
+    );
+    assert!(err.contains("cron"), "{err}");
+}
