@@ -18,16 +18,19 @@
 //! | [`ledger`] | (state) | `read = landed + quarantined + duplicates` per feed and run; snapshots advance only when guarded |
 //! | [`score`] | 4 JOIN, 5 SCORE | every feed resolved against the registry spine; every rule's hits with evidence and confidence; one profile per organization |
 //! | [`publish`] | 6 PUBLISH | every data file checked against its contract (`schemas/out/`) and checksummed; one manifest per version, committed last with a create-only put; readers trust nothing else |
-//! | [`run`] | one run | stages in order for one business date, guards, the run id and its attempt |
+//! | [`deliver`] | 6 DELIVER | code changes of a verified version to the platform: signed batches, one idempotency key per content, an outbox until acknowledged, dead letters; the Parquet drop |
+//! | [`run`] | one run | stages in order for one business date under its lease, guards, the run id and its attempt, interruption at stage boundaries |
+//! | [`lease`] | (state) | one run per pipeline and date across machines: create-only generations, renewed, lapsing when the holder dies |
+//! | [`schedule`] | the daemon | ticks from cron in the job's zone on an injected clock, catch-up, retries, time limits |
+//! | [`metrics`], [`report`] | (operators) | Prometheus metrics of the daemon; the self-contained HTML report of each run |
 //! | [`explain`] | (operators, analysts) | why an organization has its colour, read from what a run wrote |
 //! | [`keys`] | (shared) | one classification of every organization key, in Rust and as SQL functions |
 //! | [`store`] | (shared) | one way to open `file://`, `memory://` and `s3://` URLs, settings from the environment |
 //! | [`generate`] | (demo, tests, benchmarks) | deterministic synthetic feeds in the departments' own forms, with ground truth |
-//! | [`simulator`] | (demo, tests) | the departments' paged APIs on 127.0.0.1, with faults on demand |
+//! | [`simulator`], [`platform`] | (demo, tests) | the departments' paged APIs and the oversight platform's intake on 127.0.0.1, with faults on demand |
+//! | [`demo`] | (newcomers) | the nightly job end to end on its embedded defaults |
 //! | [`cli`] | the `qinglian` binary | exit codes: 0 ok, 1 run failed, 2 usage or configuration, 3 degraded |
 //!
-//! Still to come: the `scheduler` (see `DESIGN.md` of the project's shared
-//! documents).
 
 pub mod cli;
 pub mod deliver;

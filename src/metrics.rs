@@ -171,13 +171,10 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     )
 }
 
-/// Serves `GET /metrics` at `addr`; returns the bound address.
+/// Serves `GET /metrics` at `addr` for the life of the process; returns
+/// the bound address.
 pub async fn serve(m: Arc<Metrics>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let app = Router::new().route("/metrics", get(metrics)).with_state(m);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (bound, _task) = crate::simulator::serve_at(app, addr).await?;
     Ok(bound)
 }

@@ -178,7 +178,7 @@ impl FeedSimulator {
         let app = Router::new()
             .route("/api/{feed}", get(serve))
             .with_state(Arc::clone(&shared));
-        let (addr, task) = serve_local(app, port).await?;
+        let (addr, task) = serve_at(app, ("127.0.0.1", port)).await?;
         Ok(Self { addr, shared, task })
     }
 
@@ -214,13 +214,13 @@ impl FeedSimulator {
     }
 }
 
-/// Serves a router on 127.0.0.1:`port` (0 for any free port) until the
-/// returned task is aborted.
-pub(crate) async fn serve_local(
+/// Serves a router at `addr` (port 0 for any free port) until the
+/// returned task is aborted: both simulators and the metrics endpoint.
+pub(crate) async fn serve_at(
     app: Router,
-    port: u16,
+    addr: impl tokio::net::ToSocketAddrs,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

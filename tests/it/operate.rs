@@ -608,3 +608,62 @@ fn the_scheduler_refuses_a_bad_job_at_start_naming_file_and_key() {
     );
     assert!(err.contains("cron"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_warehouse_is_retried_with_backoff_and_counted() {
+    use std::sync::Mutex;
+
+    use chrono::TimeDelta;
+    use qinglian::run::{Clock, ManualClock};
+    use qinglian::schedule::{JobRunner, Observer, Outcome, Scheduler};
+
+    /// Counts warehouse errors with the scheduler time they happened at.
+    struct Errors(Arc<ManualClock>, Mutex<Vec<chrono::DateTime<Utc>>>);
+    impl Observer for Errors {
+        fn warehouse_error(&self, _job: &str) {
+            if let Ok(mut e) = self.1.lock() {
+                e.push(self.0.now());
+            }
+        }
+    }
+    struct NeverRuns;
+    impl JobRunner for NeverRuns {
+        fn run<'a>(
+            &'a self,
+            _job: &'a qinglian::project::Job,
+            _date: chrono::NaiveDate,
+            _cancel: CancellationToken,
+        ) -> futures::future::BoxFuture<'a, Outcome> {
+            Box::pin(async { Outcome::Error("must not run without its state".into()) })
+        }
+    }
+
+    let project = qinglian::project::Project::load(&root()).expect("project");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    // `state` is a file: every read of the scheduler's state fails.
+    std::fs::write(warehouse.path().join("state"), b"not a folder").expect("write");
+    let (store, prefix) = warehouse_store(warehouse.path());
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
+        .single()
+        .expect("t");
+    let clock = Arc::new(ManualClock::new(start));
+    let errors = Arc::new(Errors(Arc::clone(&clock), Mutex::new(Vec::new())));
+    let mut s = Scheduler::new(
+        vec![project.jobs["nightly"].clone()],
+        Arc::clone(&clock) as Arc<dyn Clock>,
+        qinglian::ledger::Ledger::new(store, prefix),
+        NeverRuns,
+        CancellationToken::new(),
+    )
+    .observe(Arc::clone(&errors) as Arc<dyn Observer>);
+    s.run(Some(start + TimeDelta::hours(1))).await;
+    let at = errors.1.lock().expect("errors").clone();
+    assert!(at.len() >= 5, "{at:?}");
+    let gaps: Vec<i64> = at.windows(2).map(|w| (w[1] - w[0]).num_seconds()).collect();
+    assert_eq!(&gaps[..4], &[5, 10, 20, 40], "doubling backoff");
+    assert!(
+        s.events.is_empty(),
+        "nothing runs without its schedule state"
+    );
+}
