@@ -752,24 +752,30 @@ fn print_run(r: &crate::ledger::RunRecord) {
     }
 }
 
+/// An opened warehouse: store, prefix and URL.
+type Warehouse = (
+    std::sync::Arc<dyn object_store::ObjectStore>,
+    object_store::path::Path,
+    String,
+);
+
 /// The warehouse of a pipeline of the project (or the override), for the
 /// commands that read it.
-fn open_pipeline_warehouse(
-    at: &WarehouseArgs,
-) -> Result<
-    (
-        std::sync::Arc<dyn object_store::ObjectStore>,
-        object_store::path::Path,
-        String,
-    ),
-    ExitCode,
-> {
+fn open_pipeline_warehouse(at: &WarehouseArgs) -> Result<Warehouse, ExitCode> {
     let project = load_project(&at.project)?;
     let Some(p) = project.pipelines.get(&at.pipeline) else {
         eprintln!("error: no pipeline {:?} in pipelines/", at.pipeline);
         return Err(ExitCode::from(EXIT_USAGE));
     };
-    crate::run::open_warehouse(p, at.warehouse.as_deref(), &Default::default()).map_err(|e| {
+    warehouse_of(p, at.warehouse.as_deref())
+}
+
+/// A pipeline's warehouse (or the override), the error printed.
+fn warehouse_of(
+    pipeline: &crate::project::Pipeline,
+    url: Option<&str>,
+) -> Result<Warehouse, ExitCode> {
+    crate::run::open_warehouse(pipeline, url, &Default::default()).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_FAILED)
     })
@@ -1331,14 +1337,10 @@ async fn schedule(
         eprintln!("error: job {} names no pipeline of pipelines/", first.name);
         return ExitCode::from(EXIT_USAGE);
     };
-    let (store, prefix, url) =
-        match crate::run::open_warehouse(pipeline, warehouse.as_deref(), &Default::default()) {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        };
+    let (store, prefix, url) = match warehouse_of(pipeline, warehouse.as_deref()) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
     let shutdown = shutdown_on_signals();
     let observer = std::sync::Arc::new(crate::metrics::Metrics::new());
     if let Some(addr) = metrics {
@@ -1407,14 +1409,10 @@ async fn backfill(
         eprintln!("error: --from {from} is after --to {to}");
         return ExitCode::from(EXIT_USAGE);
     }
-    let (store, prefix, _) =
-        match crate::run::open_warehouse(pipeline, warehouse.as_deref(), &Default::default()) {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        };
+    let (store, prefix, _) = match warehouse_of(pipeline, warehouse.as_deref()) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
     let shutdown = shutdown_on_signals();
     let mut degraded = false;
     for date in from.iter_days().take_while(|d| *d <= to) {
