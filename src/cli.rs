@@ -74,6 +74,10 @@ enum Command {
         /// Push every current code to the platform, not only the changes.
         #[arg(long)]
         full: bool,
+        /// How long the run's lease lasts unless renewed (renewed every third
+        /// of it): how long a crashed run blocks the date.
+        #[arg(long, default_value_t = 300)]
+        lease_seconds: u64,
     },
     /// Run the scheduler: every job on its cron until SIGINT or SIGTERM.
     Schedule {
@@ -311,7 +315,17 @@ pub fn main() -> ExitCode {
             project,
             warehouse,
             full,
-        } => with_runtime(|rt| rt.block_on(run(&project, &name, date, warehouse, full))),
+            lease_seconds,
+        } => with_runtime(|rt| {
+            rt.block_on(run(
+                &project,
+                &name,
+                date,
+                warehouse,
+                full,
+                std::time::Duration::from_secs(lease_seconds.max(3)),
+            ))
+        }),
         Command::Demo {
             orgs,
             project,
@@ -599,6 +613,7 @@ async fn run(
     date: Option<NaiveDate>,
     warehouse: Option<String>,
     full: bool,
+    lease_ttl: std::time::Duration,
 ) -> ExitCode {
     let project = match load_project(root) {
         Ok(p) => p,
@@ -617,6 +632,7 @@ async fn run(
     let options = crate::run::RunOptions {
         warehouse,
         full,
+        lease_ttl,
         cancel: shutdown_on_signals(),
         progress: progress
             .clone()

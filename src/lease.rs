@@ -36,8 +36,34 @@ pub struct LeaseInfo {
 
 impl LeaseInfo {
     fn live(&self, now: DateTime<Utc>) -> bool {
-        !self.released && self.expires_at > now
+        !self.released && self.expires_at > now && !holder_is_gone(&self.holder)
     }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// A holder on this host whose process no longer exists (killed or
+/// crashed): its lease need not be waited out. Holders on other hosts are
+/// trusted until their lease lapses.
+fn holder_is_gone(holder: &str) -> bool {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(_tag), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == host_name()
+        && pid != std::process::id()
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Why a lease could not be taken or kept.
@@ -77,12 +103,7 @@ fn store_err(path: &Path, e: impl std::fmt::Display) -> LeaseError {
 
 /// This process as a lease holder: host, process id and a random tag.
 pub fn holder_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".into());
+    let host = host_name();
     format!(
         "{host}:{}:{:08x}",
         std::process::id(),

@@ -366,6 +366,22 @@ async fn run_locked(
         .await
         .map_err(|e| RunError::Warehouse(e.to_string()))?;
     let attempt = previous.iter().map(|r| r.attempt).max().unwrap_or(0) + 1;
+    // Holding the lease, no other process runs this date: a record still
+    // `Running` belongs to a process that was killed or crashed.
+    for mut abandoned in previous
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Running)
+    {
+        warn!(run_id = %abandoned.run_id, "an earlier run of this date stopped without finishing; recording it interrupted");
+        abandoned.status = RunStatus::Interrupted;
+        abandoned.error = Some(format!(
+            "abandoned: its process stopped without finishing (killed or crashed); found by attempt {attempt}"
+        ));
+        ledger
+            .write_run(&abandoned)
+            .await
+            .map_err(|e| RunError::Warehouse(e.to_string()))?;
+    }
     let ctx = RunContext {
         run_id: format!(
             "{}-{}-{attempt:02}",

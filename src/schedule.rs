@@ -342,7 +342,9 @@ impl<R: JobRunner> Scheduler<R> {
             }
             self.events.push(event);
             let retry = match &outcome {
-                Outcome::Finished(RunStatus::Failed) | Outcome::Error(_) => true,
+                // Busy: another scheduler runs it, or the lease of a crashed
+                // run has not lapsed yet; either way, look again later.
+                Outcome::Finished(RunStatus::Failed) | Outcome::Error(_) | Outcome::Busy(_) => true,
                 Outcome::Finished(RunStatus::Interrupted) => !self.shutdown.is_cancelled(),
                 _ => false,
             };

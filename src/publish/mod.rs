@@ -81,22 +81,29 @@ pub async fn publish(input: PublishInput<'_>) -> Result<Published, PublishError>
             run.business_date, run.run_id
         )
     };
-    // Quarantine of the feeds this run read, copied beside the other datasets.
+    // The rows quarantined with each input snapshot the version was computed
+    // from (landed by this run or an earlier one), copied beside the other
+    // datasets: the same inputs give the same quarantine.
     let quarantine = files.entry("quarantine".into()).or_default();
-    for feed in &run.feeds {
+    for (feed, snapshot) in &input.inputs {
+        let Some(landed) = snapshot
+            .path
+            .as_deref()
+            .and_then(|p| p.strip_prefix("landing/"))
+            .and_then(|p| p.strip_suffix("/data.parquet"))
+        else {
+            continue;
+        };
         let from = crate::store::join(
             &input.prefix,
-            &format!(
-                "quarantine/{}/dt={}/run={}/quarantine.parquet",
-                feed.feed, run.business_date, run.run_id
-            ),
+            &format!("quarantine/{landed}/quarantine.parquet"),
         );
         match input.store.head(&from).await {
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => continue,
             Err(e) => return Err(store_err(&from)(e)),
         }
-        let rel = format!("{}/{}.parquet", version_dir("quarantine"), feed.feed);
+        let rel = format!("{}/{feed}.parquet", version_dir("quarantine"));
         let to = crate::store::join(&input.prefix, &rel);
         input.store.copy(&from, &to).await.map_err(store_err(&to))?;
         quarantine.push(rel);

@@ -37,7 +37,8 @@ impl Fingerprints {
 /// (a bucket holds 1/256 of the feed), and marks them in a bitmap of one bit
 /// per row; the staged rows are then streamed once, skipping marked rows.
 /// Memory is a bit per row plus one bucket, whatever the feed's length or
-/// its number of duplicates.
+/// its number of duplicates; feeds of at most [`IN_MEMORY_ROWS`] rows skip
+/// the buckets and use one set of their fingerprints.
 pub(crate) struct Staging {
     dir: tempfile::TempDir,
     rows_path: std::path::PathBuf,
@@ -48,6 +49,10 @@ pub(crate) struct Staging {
 
 /// Fingerprint buckets: a bucket holds 1/BUCKETS of the feed's rows.
 const BUCKETS: usize = 256;
+
+/// Feeds up to this many rows are deduplicated in one in-memory set of
+/// fingerprints (at most a few MiB) instead of buckets on disk.
+const IN_MEMORY_ROWS: u64 = 1 << 17;
 
 impl Staging {
     pub(crate) async fn new(
@@ -97,6 +102,32 @@ impl Staging {
 
     /// Marks every row whose record appeared at an earlier row.
     fn duplicates(dir: &std::path::Path, staged: u64) -> std::io::Result<Vec<u64>> {
+        if staged <= IN_MEMORY_ROWS {
+            Self::duplicates_in_memory(dir, staged)
+        } else {
+            Self::duplicates_bucketed(dir, staged)
+        }
+    }
+
+    fn duplicates_in_memory(dir: &std::path::Path, staged: u64) -> std::io::Result<Vec<u64>> {
+        use std::io::{BufReader, Read};
+        let mut bitmap = vec![0u64; (staged as usize).div_ceil(64)];
+        // Small feeds: one pass over the fingerprints, no bucket files
+        // (opening 256 files costs more than the feed on slow disks).
+        let mut input =
+            BufReader::with_capacity(1 << 16, std::fs::File::open(dir.join("fingerprints.bin"))?);
+        let mut seen = std::collections::HashSet::with_capacity(staged as usize);
+        let mut entry = [0u8; 16];
+        for ord in 0..staged {
+            input.read_exact(&mut entry)?;
+            if !seen.insert(u128::from_le_bytes(entry)) {
+                bitmap[(ord / 64) as usize] |= 1 << (ord % 64);
+            }
+        }
+        Ok(bitmap)
+    }
+
+    fn duplicates_bucketed(dir: &std::path::Path, staged: u64) -> std::io::Result<Vec<u64>> {
         use std::io::{BufReader, BufWriter, Read, Write};
         let mut bitmap = vec![0u64; (staged as usize).div_ceil(64)];
         // Pass 1: spread (fingerprint, ordinal) over the buckets, in order.
@@ -202,5 +233,43 @@ impl Distinct {
             .collect();
         self.offset += batch.num_rows() as u64;
         Some(filter_record_batch(&batch, &keep).map_err(|e| e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ways of finding repeats mark the same rows.
+    #[test]
+    fn in_memory_and_bucketed_deduplication_agree() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tmp");
+        let staged = IN_MEMORY_ROWS + 5_000;
+        let mut f = std::fs::File::create(dir.path().join("fingerprints.bin")).expect("file");
+        let mut expected = Vec::new();
+        for ord in 0..staged {
+            // Every 7th row repeats the row 1,000 before it.
+            let (fp, dup) = if ord >= 1_000 && ord % 7 == 0 {
+                (ord - 1_000, true)
+            } else {
+                (ord, false)
+            };
+            let fp = u128::from(fp).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+            f.write_all(&fp.to_le_bytes()).expect("write");
+            if dup {
+                expected.push(ord);
+            }
+        }
+        drop(f);
+        let marked = |bitmap: &[u64]| -> Vec<u64> {
+            (0..staged)
+                .filter(|o| bitmap[(o / 64) as usize] & (1 << (o % 64)) != 0)
+                .collect()
+        };
+        let memory = Staging::duplicates_in_memory(dir.path(), staged).expect("memory");
+        let buckets = Staging::duplicates_bucketed(dir.path(), staged).expect("buckets");
+        assert_eq!(marked(&memory), expected);
+        assert_eq!(marked(&buckets), expected);
     }
 }

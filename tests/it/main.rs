@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod conformance;
 mod contract;
+mod crash;
 mod deliver;
 mod demo;
 mod explain;

@@ -1,0 +1,287 @@
+//! Crash recovery: the nightly run as a child process (feeds from the feed
+//! simulator, pushes to the platform simulator, both on 127.0.0.1) killed
+//! with SIGKILL at every stage boundary and at random instants, then run
+//! again for the same business date. Every time, the published version is
+//! byte for byte that of an uninterrupted run, the platform accepted every
+//! change exactly once, nothing partial is visible, the killed run is on
+//! record as interrupted and every watermark points at data that landed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use qinglian::ledger::{Ledger, RunStatus};
+use qinglian::platform::PlatformSimulator;
+use qinglian::publish::Published;
+use rand::{Rng, SeedableRng};
+
+use crate::ingest::{KEY, date, generate};
+use crate::support::root;
+
+const SECRET: &str = "crash-test-secret";
+
+struct World {
+    _feeds: tempfile::TempDir,
+    _sim: qinglian::simulator::FeedSimulator,
+    project: tempfile::TempDir,
+}
+
+impl World {
+    async fn new(orgs: u64) -> Self {
+        let feeds = tempfile::tempdir().expect("tmp");
+        generate(feeds.path(), orgs);
+        let sim = qinglian::simulator::FeedSimulator::start(feeds.path(), 0, None)
+            .await
+            .expect("feed simulator");
+        let project = tempfile::tempdir().expect("tmp");
+        qinglian::simulator::write_http_project(&root(), project.path(), &sim.url())
+            .expect("project");
+        Self {
+            _feeds: feeds,
+            _sim: sim,
+            project,
+        }
+    }
+
+    fn command(&self, warehouse: &Path, platform: &PlatformSimulator) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_qinglian"));
+        c.args([
+            "run",
+            "nightly",
+            "--date",
+            "2026-11-28",
+            "--lease-seconds",
+            "30",
+        ])
+        .arg("--project")
+        .arg(self.project.path())
+        .arg("--warehouse")
+        .arg(warehouse)
+        .env("QINGLIAN_PERSON_KEY", KEY)
+        .env("QINGLIAN_PLATFORM_URL", platform.url())
+        .env("QINGLIAN_PLATFORM_SECRET", SECRET)
+        .env_remove("QINGLIAN_PLATFORM_BUCKET")
+        .env_remove("QINGLIAN_LOG");
+        c
+    }
+
+    /// Runs to the end (in a thread: the simulators live on this runtime).
+    async fn run(&self, warehouse: &Path, platform: &PlatformSimulator) -> Output {
+        let mut c = self.command(warehouse, platform);
+        tokio::task::spawn_blocking(move || c.output().expect("qinglian"))
+            .await
+            .expect("join")
+    }
+}
+
+/// Checksums of the datasets that must not depend on the attempt.
+async fn checksums(warehouse: &Path) -> BTreeMap<String, Vec<String>> {
+    let (store, prefix) =
+        qinglian::store::open(warehouse.to_str().expect("utf-8")).expect("warehouse");
+    let p = Published::latest(&store, &prefix, date())
+        .await
+        .expect("readable manifest")
+        .expect("published");
+    p.verify(&["profiles", "hits", "codes", "changes", "quarantine", "runs"])
+        .await
+        .expect("nothing partial or altered is visible");
+    ["profiles", "hits", "codes", "changes", "quarantine"]
+        .iter()
+        .map(|d| {
+            (
+                d.to_string(),
+                p.manifest.datasets[*d]
+                    .files
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{} {}",
+                            f.path.rsplit('/').next().unwrap_or_default(),
+                            f.sha256
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A moment of the run, seen from the warehouse.
+fn reached(warehouse: &Path, point: &str) -> bool {
+    let count = |dir: &str| {
+        std::fs::read_dir(warehouse.join(dir)).map_or(0, |d| d.filter_map(Result::ok).count())
+    };
+    let feeds_recorded = || -> usize {
+        let Ok(dir) = std::fs::read_dir(warehouse.join("ledger/runs/dt=2026-11-28")) else {
+            return 0;
+        };
+        dir.filter_map(Result::ok)
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(|r| r["status"] == "running")
+            .map(|r| r["feeds"].as_array().map_or(0, Vec::len))
+            .max()
+            .unwrap_or(0)
+    };
+    match point {
+        "started" => count("ledger/runs/dt=2026-11-28") > 0,
+        "scored" => count("published/profiles/dt=2026-11-28") > 0,
+        "published" => count("published/manifests/dt=2026-11-28") > 0,
+        "queued" => count("outbox/pending") + count("outbox/acknowledged") > 0,
+        "delivering" => count("outbox/acknowledged") > 0,
+        feeds => feeds
+            .strip_prefix("feeds ")
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|n| feeds_recorded() >= n),
+    }
+}
+
+/// Kills `child` when the run reaches `point` (or after `delay`); returns
+/// whether it was killed before it finished.
+fn kill_at(mut child: Child, warehouse: &Path, point: Option<&str>, delay: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        let due = match point {
+            Some(p) => reached(warehouse, p),
+            None => start.elapsed() >= delay,
+        };
+        if due || start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_every_boundary_and_at_random_the_rerun_publishes_and_delivers_exactly_once() {
+    let world = World::new(60).await;
+    // The uninterrupted run.
+    let reference = tempfile::tempdir().expect("tmp");
+    let platform = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
+        .await
+        .expect("platform");
+    let started = Instant::now();
+    let out = world.run(reference.path(), &platform).await;
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = checksums(reference.path()).await;
+    let delivered = platform.stats();
+    assert!(delivered.accepted_rows > 40);
+
+    let mut points: Vec<(String, Option<String>, Duration)> = ["started"]
+        .into_iter()
+        .map(str::to_string)
+        .chain((1..=10).map(|n| format!("feeds {n}")))
+        .chain(["scored", "published", "queued", "delivering"].map(str::to_string))
+        .map(|p| (p.clone(), Some(p), Duration::ZERO))
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_261_129);
+    for i in 0..20 {
+        let ms = rng.random_range(0..took.as_millis().max(1) as u64);
+        points.push((
+            format!("random {i} at {ms} ms"),
+            None,
+            Duration::from_millis(ms),
+        ));
+    }
+    let mut killed = 0;
+    for (name, point, delay) in &points {
+        let warehouse = tempfile::tempdir().expect("tmp");
+        let platform = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
+            .await
+            .expect("platform");
+        let child = world
+            .command(warehouse.path(), &platform)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let wh = warehouse.path().to_path_buf();
+        let (point, delay) = (point.clone(), *delay);
+        let was_killed =
+            tokio::task::spawn_blocking(move || kill_at(child, &wh, point.as_deref(), delay))
+                .await
+                .expect("join");
+        killed += usize::from(was_killed);
+        // Run the same date again, to the end.
+        let out = world.run(warehouse.path(), &platform).await;
+        assert!(
+            out.status.success(),
+            "{name}: the re-run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(checksums(warehouse.path()).await, expected, "{name}");
+        let stats = platform.stats();
+        assert_eq!(
+            (stats.accepted_batches, stats.accepted_rows),
+            (delivered.accepted_batches, delivered.accepted_rows),
+            "{name}: every change accepted exactly once"
+        );
+        check_ledger_and_watermarks(warehouse.path(), was_killed, name).await;
+    }
+    assert!(
+        killed >= 25,
+        "only {killed} of {} runs were killed",
+        points.len()
+    );
+}
+
+async fn check_ledger_and_watermarks(warehouse: &Path, was_killed: bool, name: &str) {
+    let (store, prefix) =
+        qinglian::store::open(warehouse.to_str().expect("utf-8")).expect("warehouse");
+    let ledger = Ledger::new(store, prefix);
+    let runs = ledger.runs_of(date()).await.expect("ledger");
+    let last = runs.last().expect("a run");
+    assert!(
+        matches!(last.status, RunStatus::Succeeded),
+        "{name}: {last:#?}"
+    );
+    // A killed attempt is on record as interrupted (found abandoned by the
+    // re-run), or as succeeded when the kill came after it had finished.
+    for r in &runs[..runs.len() - 1] {
+        assert!(
+            matches!(r.status, RunStatus::Interrupted | RunStatus::Succeeded),
+            "{name}: the killed run is on record as {:?}",
+            r.status
+        );
+    }
+    if was_killed {
+        assert!(
+            runs.len() <= 2,
+            "{name}: one killed attempt (unless it died before its first record) and one re-run"
+        );
+    }
+    for feed in [
+        "registry",
+        "persons",
+        "annual_reports",
+        "ratings",
+        "projects",
+        "drc",
+        "police",
+        "court",
+        "credit",
+        "inspection",
+    ] {
+        let state = ledger
+            .feed_state(feed)
+            .await
+            .expect("state")
+            .expect("every feed has a snapshot");
+        let snapshot: PathBuf = warehouse.join(&state.snapshot);
+        assert!(
+            snapshot.is_file(),
+            "{name}: {feed}'s watermark points at {snapshot:?}, which did not land"
+        );
+    }
+}
