@@ -18,7 +18,7 @@ use crate::support::copy_project;
 
 /// A copy of the shipped project whose sources fetch from the simulator,
 /// with the declared-count guard on.
-fn http_project(dir: &Path, base: &str, token: Option<&str>) -> Project {
+pub(crate) fn http_project(dir: &Path, base: &str, token: Option<&str>) -> Project {
     copy_project(dir);
     let sources = dir.join("pipelines/sources");
     for entry in std::fs::read_dir(&sources).expect("sources") {

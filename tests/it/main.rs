@@ -18,4 +18,5 @@ mod operate;
 mod publish;
 mod report;
 mod rules;
+mod secrets;
 mod support;
