@@ -957,7 +957,10 @@ async fn land_feed(
     if let Some(e) = consume_error {
         return Err(e);
     }
-    let report = fetched.map_err(|e| e.to_string())?;
+    let report = fetched.map_err(|e| {
+        rec.retries = e.retries();
+        e.to_string()
+    })?;
     rec.units = report.units;
     rec.bytes = report.bytes;
     rec.retries = report.retries;

@@ -542,7 +542,11 @@ async fn answer(
     };
     let mut text = body.to_string();
     if matches!(one_shot, Some(Fault::TruncatedJson { .. })) {
-        text.truncate(text.len() / 2);
+        let mut half = text.len() / 2;
+        while !text.is_char_boundary(half) {
+            half -= 1;
+        }
+        text.truncate(half);
     }
     let mut response = (
         StatusCode::OK,

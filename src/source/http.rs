@@ -401,14 +401,15 @@ pub(super) async fn fetch(
                     message: e.to_string(),
                 });
             }
-            Err(e) => {
-                let after = if retries_here > 0 {
-                    format!(" after {retries_here} retries")
-                } else {
-                    String::new()
-                };
-                return Err(fail(position, format!("{e}{after}")));
+            Err(e) if retries_here > 0 => {
+                return Err(FetchError::Exhausted {
+                    feed: feed.clone(),
+                    position,
+                    message: e.to_string(),
+                    retries: report.retries,
+                });
             }
+            Err(e) => return Err(fail(position, e.to_string())),
         };
         if page.status == 304 && page_no == 1 {
             report.unchanged = true;

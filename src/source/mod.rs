@@ -110,6 +110,18 @@ pub enum FetchError {
         /// Cause.
         message: String,
     },
+    /// The source kept failing until the retries ran out.
+    #[error("feed {feed}: {position}: {message} after {retries} retries")]
+    Exhausted {
+        /// Feed.
+        feed: String,
+        /// Where.
+        position: String,
+        /// The last failure.
+        message: String,
+        /// Retries made.
+        retries: u64,
+    },
     /// A configured limit was exceeded.
     #[error("feed {feed}: {position}: {message}")]
     Limit {
@@ -213,5 +225,15 @@ pub async fn fetch(
             object_store::fetch(source, url, format, *gzip, fields, options, tx, sink).await
         }
         SourceKind::Http(http) => http::fetch(source, http, fields, options, tx, sink).await,
+    }
+}
+
+impl FetchError {
+    /// Retries made before the source was given up (0 unless exhausted).
+    pub fn retries(&self) -> u64 {
+        match self {
+            FetchError::Exhausted { retries, .. } => *retries,
+            _ => 0,
+        }
     }
 }

@@ -15,10 +15,16 @@ use crate::support::{copy_project, qinglian};
 
 const SECRET: &str = "shared-test-secret";
 
-/// The shipped project with a push tuned for tests: small batches, a
-/// one-second timeout, fast retries.
+/// The shipped project with a push tuned for tests.
 fn project(dir: &Path) -> Project {
     copy_project(dir);
+    tune_push(dir);
+    Project::load(dir).expect("project")
+}
+
+/// Small batches, a one-second timeout and fast retries for the push of
+/// the project in `dir`.
+pub(crate) fn tune_push(dir: &Path) {
     let path = dir.join("pipelines/nightly.toml");
     let text = std::fs::read_to_string(&path).expect("pipeline");
     let text = text
@@ -28,7 +34,6 @@ fn project(dir: &Path) -> Project {
         .replace("retry_base_ms = 500", "retry_base_ms = 20")
         .replace("retry_budget_seconds = 300", "retry_budget_seconds = 20");
     std::fs::write(&path, text).expect("write");
-    Project::load(dir).expect("project")
 }
 
 fn vars(sim: &PlatformSimulator, secret: &str) -> Vec<(String, String)> {

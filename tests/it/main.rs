@@ -8,6 +8,7 @@ mod crash;
 mod deliver;
 mod demo;
 mod explain;
+mod fault_matrix;
 mod generate;
 mod ground_truth;
 mod http_feeds;

@@ -1,109 +1,16 @@
 //! Stage 6: a run's datasets become visible together through one manifest
 //! committed last; readers trust nothing else.
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
+use object_store::ObjectStore;
 use object_store::path::Path as StorePath;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
 use qinglian::ledger::RunStatus;
 use qinglian::publish::Published;
 
 use crate::ingest::{date, generate, ingest, ingest_into};
-use crate::support::{qinglian, root};
-
-/// A warehouse store that refuses every put under one path prefix: a crash
-/// at exactly that step, as seen by the rest of the run.
-#[derive(Debug)]
-struct Refusing {
-    inner: Arc<dyn ObjectStore>,
-    prefix: String,
-}
-
-impl fmt::Display for Refusing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Refusing({})", self.inner)
-    }
-}
-
-impl Refusing {
-    fn check(&self, location: &StorePath) -> object_store::Result<()> {
-        if location.as_ref().contains(&self.prefix) {
-            return Err(object_store::Error::Generic {
-                store: "Refusing",
-                source: format!("simulated crash writing {location}").into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ObjectStore for Refusing {
-    async fn put_opts(
-        &self,
-        location: &StorePath,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.check(location)?;
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &StorePath,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.check(location)?;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &StorePath,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<StorePath>>,
-    ) -> BoxStream<'static, object_store::Result<StorePath>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&StorePath>,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&StorePath>,
-    ) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &StorePath,
-        to: &StorePath,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.check(to)?;
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+use crate::support::{FaultyStore, qinglian, root};
 
 fn warehouse_store(dir: &Path) -> (Arc<dyn ObjectStore>, StorePath) {
     qinglian::store::open_for_write(dir.to_str().expect("utf-8")).expect("warehouse")
@@ -230,9 +137,9 @@ async fn a_crash_before_the_manifest_leaves_the_previous_version_and_nothing_par
 
     // Attempt 2 writes every data file, then cannot write its manifest.
     let (inner, prefix) = warehouse_store(warehouse.path());
-    let refusing: Arc<dyn ObjectStore> = Arc::new(Refusing {
-        inner,
-        prefix: "published/manifests/".into(),
+    let refusing: Arc<dyn ObjectStore> = Arc::new(FaultyStore {
+        refuse_puts_under: Some("published/manifests/".into()),
+        ..FaultyStore::new(inner)
     });
     let second = ingest_into(
         feeds.path(),

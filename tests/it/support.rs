@@ -163,3 +163,128 @@ pub(crate) fn assert_valid_json(schema: &str, documents: &[serde_json::Value]) {
     let errors = String::from_utf8_lossy(&out.stdout);
     assert!(errors.is_empty(), "not valid against {schema}:\n{errors}");
 }
+
+/// A warehouse store that fails on purpose: every operation after a delay,
+/// puts under one path refused (a crash at exactly that step), or every
+/// operation refused (an unreachable warehouse).
+#[derive(Debug)]
+pub(crate) struct FaultyStore {
+    pub(crate) inner: std::sync::Arc<dyn object_store::ObjectStore>,
+    pub(crate) refuse_puts_under: Option<String>,
+    pub(crate) unreachable: bool,
+    pub(crate) delay: std::time::Duration,
+}
+
+impl FaultyStore {
+    pub(crate) fn new(inner: std::sync::Arc<dyn object_store::ObjectStore>) -> Self {
+        Self {
+            inner,
+            refuse_puts_under: None,
+            unreachable: false,
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    async fn check(
+        &self,
+        location: &object_store::path::Path,
+        put: bool,
+    ) -> object_store::Result<()> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let refused = self.unreachable
+            || (put
+                && self
+                    .refuse_puts_under
+                    .as_deref()
+                    .is_some_and(|p| location.as_ref().contains(p)));
+        if refused {
+            return Err(object_store::Error::Generic {
+                store: "FaultyStore",
+                source: format!("simulated failure at {location}").into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.check(location, true).await?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.check(location, true).await?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.check(location, false).await?;
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        if self.unreachable {
+            let failure = object_store::Error::Generic {
+                store: "FaultyStore",
+                source: "simulated failure listing".into(),
+            };
+            return Box::pin(futures::stream::once(async move { Err(failure) }));
+        }
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.check(&prefix.cloned().unwrap_or_default(), false)
+            .await?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.check(to, true).await?;
+        self.inner.copy_opts(from, to, options).await
+    }
+}
