@@ -215,6 +215,74 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
+/// The longest record (an NDJSON line, a CSV line) read from a file: a
+/// longer one is not held in memory. An NDJSON record beyond it is
+/// quarantined with its first bytes; a CSV line beyond it stops the file.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// How much of an oversized record the quarantine keeps.
+const KEPT_OF_OVERSIZED: usize = 1024;
+
+/// Reads up to and including the next `\n` into `line`, keeping at most
+/// `max` bytes; returns the bytes consumed and whether the line was cut.
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut cut = false;
+    loop {
+        let (done, used) = {
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok((consumed, cut));
+            }
+            let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (&buf[..=i], true),
+                None => (buf, false),
+            };
+            let room = max.saturating_sub(line.len());
+            if chunk.len() > room {
+                cut = true;
+            }
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            (done, chunk.len())
+        };
+        reader.consume(used);
+        consumed += used;
+        if done {
+            return Ok((consumed, cut));
+        }
+    }
+}
+
+/// Fails a read when a line grows beyond [`MAX_RECORD_BYTES`] (for the CSV
+/// reader, which would otherwise buffer a record of any length).
+struct LineGuard<R> {
+    inner: R,
+    since_newline: usize,
+}
+
+impl<R: Read> Read for LineGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for b in &buf[..n] {
+            if *b == b'\n' {
+                self.since_newline = 0;
+            } else {
+                self.since_newline += 1;
+            }
+        }
+        if self.since_newline > MAX_RECORD_BYTES {
+            return Err(std::io::Error::other(format!(
+                "a line longer than {MAX_RECORD_BYTES} bytes; the file is refused"
+            )));
+        }
+        Ok(n)
+    }
+}
+
 /// Collects rows into batches and sends them.
 struct Batcher<'a> {
     fields: &'a [String],
@@ -316,18 +384,30 @@ fn read_ndjson(
     let mut records = 0u64;
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(|e| {
-            payload_err(
-                &ctx.feed,
-                &format!("{}:{}", ctx.name, line_no + 1),
-                e.to_string(),
-            )
-        })?;
+        let (n, cut) =
+            read_line_bounded(&mut reader, &mut line, MAX_RECORD_BYTES).map_err(|e| {
+                payload_err(
+                    &ctx.feed,
+                    &format!("{}:{}", ctx.name, line_no + 1),
+                    e.to_string(),
+                )
+            })?;
         if n == 0 {
             presence.report(&ctx.fields, records, drift);
             return Ok(());
         }
         line_no += 1;
+        if cut {
+            records += 1;
+            let kept = String::from_utf8_lossy(&line[..line.len().min(KEPT_OF_OVERSIZED)]);
+            batcher.push(malformed_row(
+                &ctx.fields,
+                format!("{}:{line_no}", ctx.name),
+                format!("{kept}…"),
+                format!("a record of {n} bytes, longer than the {MAX_RECORD_BYTES} allowed"),
+            ))?;
+            continue;
+        }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim();
         if text.is_empty() {
@@ -435,6 +515,10 @@ fn read_csv(
                 .strip_bom(true)
                 .build(reader),
         ),
+    };
+    let decoded = LineGuard {
+        inner: decoded,
+        since_newline: 0,
     };
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(delimiter)

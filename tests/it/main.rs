@@ -11,6 +11,7 @@ mod explain;
 mod fault_matrix;
 mod generate;
 mod ground_truth;
+mod hostile;
 mod http_feeds;
 mod ingest;
 mod ingest_cases;

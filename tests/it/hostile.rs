@@ -1,0 +1,175 @@
+//! Hostile feeds: a 100-megabyte record, JSON nested 100,000 deep, record
+//! ids and names that look like paths. Each is refused or quarantined with a
+//! clear reason, memory stays bounded, and nothing is written outside the
+//! warehouse.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use crate::ingest::{KEY, generate};
+use crate::support::root;
+
+const HUNDRED_MB: usize = 100 << 20;
+
+/// Runs nightly over `feeds` into `warehouse`; returns (stdout, peak RSS KiB).
+fn run(feeds: &Path, warehouse: &Path) -> (String, u64) {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kib %M"])
+        .arg(env!("CARGO_BIN_EXE_qinglian"))
+        .args(["run", "nightly", "--date", "2026-11-28", "--project"])
+        .arg(root())
+        .arg("--warehouse")
+        .arg(warehouse)
+        .env("QINGLIAN_FEEDS", feeds)
+        .env("QINGLIAN_PERSON_KEY", KEY)
+        .env_remove("QINGLIAN_PLATFORM_URL")
+        .env_remove("QINGLIAN_PLATFORM_BUCKET")
+        .output()
+        .expect("/usr/bin/time (Debian's time package; ./scripts/test installs it)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let rss = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kib "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in: {err}"));
+    (String::from_utf8_lossy(&out.stdout).into_owned(), rss)
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(
+                    p.strip_prefix(dir)
+                        .expect("rel")
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_records_are_refused_or_quarantined_within_bounded_memory() {
+    let root_dir = tempfile::tempdir().expect("tmp");
+    let feeds = root_dir.path().join("feeds");
+    generate(&feeds, 40);
+    let (_, baseline_rss) = run(&feeds, &root_dir.path().join("baseline"));
+
+    // Court (NDJSON): a 100 MB record, a record nested 100,000 deep, and a
+    // record whose id and name look like paths.
+    let court = std::fs::read_to_string(feeds.join("court/court.ndjson")).expect("court");
+    let mut sample: serde_json::Value =
+        serde_json::from_str(court.lines().next().expect("a court record")).expect("json");
+    sample["caseCode"] = "../../etc/passwd".into();
+    sample["iname"] = "..\\..\\windows/system32".into();
+    let mut f = std::fs::File::create(feeds.join("court/hostile.ndjson")).expect("file");
+    writeln!(f, "{sample}").expect("write");
+    write!(f, "{{\"caseCode\":\"huge\",\"iname\":\"").expect("write");
+    let chunk = "a".repeat(1 << 20);
+    for _ in 0..100 {
+        f.write_all(chunk.as_bytes()).expect("write");
+    }
+    writeln!(f, "\"}}").expect("write");
+    writeln!(f, "{}{}", "[".repeat(100_000), "]".repeat(100_000)).expect("write");
+    drop(f);
+    // Credit (CSV): a line of 100 MB.
+    let header = std::fs::read_to_string(feeds.join("credit/credit.csv"))
+        .expect("credit")
+        .lines()
+        .next()
+        .expect("header")
+        .to_string();
+    let mut f = std::fs::File::create(feeds.join("credit/hostile.csv")).expect("file");
+    writeln!(f, "{header}").expect("write");
+    for _ in 0..100 {
+        f.write_all(chunk.as_bytes()).expect("write");
+    }
+    writeln!(f).expect("write");
+    drop(f);
+    assert!(
+        std::fs::metadata(feeds.join("court/hostile.ndjson"))
+            .expect("size")
+            .len() as usize
+            > HUNDRED_MB
+    );
+
+    let before = files_under(root_dir.path());
+    let warehouse = root_dir.path().join("warehouse");
+    let (text, rss) = run(&feeds, &warehouse);
+    assert!(
+        text.contains("Degraded"),
+        "an optional feed refused leaves the run degraded: {text}"
+    );
+    let credit = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("credit"))
+        .expect("credit line");
+    assert!(
+        credit.contains("held") && credit.contains("a line longer than 16777216 bytes"),
+        "{credit}"
+    );
+    let court_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("court"))
+        .expect("court line");
+    assert!(court_line.contains("landed"), "{court_line}");
+    // The quarantine names both hostile court records, the huge one cut.
+    let run_dir = std::fs::read_dir(warehouse.join("quarantine/court/dt=2026-11-28"))
+        .expect("quarantine")
+        .next()
+        .expect("run")
+        .expect("entry")
+        .path();
+    let rows = crate::support::read_parquet(&run_dir.join("quarantine.parquet")).await;
+    let messages = crate::support::strings(&rows, "message");
+    let originals = crate::support::strings(&rows, "original");
+    assert!(
+        messages
+            .iter()
+            .flatten()
+            .any(|m| m.contains("longer than the 16777216 allowed")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .flatten()
+            .any(|m| m.contains("recursion limit")),
+        "{messages:?}"
+    );
+    // The 100 MB record is kept as its first kilobyte.
+    let huge = messages
+        .iter()
+        .position(|m| m.as_deref().is_some_and(|m| m.contains("longer than")))
+        .expect("huge record");
+    assert!(
+        originals[huge]
+            .as_deref()
+            .is_some_and(|o| o.len() <= 1024 + 3),
+        "{}",
+        originals[huge].as_deref().map_or(0, str::len)
+    );
+    // Within bounded memory: the 100 MB records were never held whole.
+    println!("peak RSS {rss} KiB with the hostile records, {baseline_rss} KiB without");
+    assert!(
+        rss < baseline_rss + 64 * 1024,
+        "peak RSS {rss} KiB against {baseline_rss} KiB without the hostile records"
+    );
+    // Nothing written outside the warehouse.
+    let after = files_under(root_dir.path());
+    let new: Vec<&String> = after
+        .iter()
+        .filter(|p| !before.contains(p) && !p.starts_with("warehouse/"))
+        .collect();
+    assert!(new.is_empty(), "{new:?}");
+}
