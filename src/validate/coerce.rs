@@ -113,10 +113,24 @@ pub fn parse_decimal(text: &str, factor: i64, scale: i8) -> Result<i128, String>
     let scale = u32::try_from(scale).map_err(|_| expected())?;
     let value = if scale >= frac_places {
         scaled
-            .checked_mul(10i128.pow(scale - frac_places))
+            .checked_mul(
+                10i128
+                    .checked_pow(scale - frac_places)
+                    .ok_or_else(expected)?,
+            )
             .ok_or_else(expected)?
     } else {
-        let divisor = 10i128.pow(frac_places - scale);
+        // More places than an i128 power of ten holds: only zeros fit.
+        let Some(divisor) = 10i128.checked_pow(frac_places - scale) else {
+            return if scaled == 0 {
+                Ok(0)
+            } else {
+                Err(format!(
+                    "found {:?}, expected at most {scale} decimal places (in yuan)",
+                    text.trim()
+                ))
+            };
+        };
         if scaled % divisor != 0 {
             return Err(format!(
                 "found {:?}, expected at most {scale} decimal places (in yuan)",

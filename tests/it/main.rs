@@ -19,6 +19,7 @@ mod keys;
 mod operate;
 mod publish;
 mod report;
+mod robustness;
 mod rules;
 mod secrets;
 mod support;
