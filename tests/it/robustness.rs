@@ -128,7 +128,9 @@ async fn any_platform_answer_is_classified_never_a_panic() {
     use qinglian::deliver::{DeliverySummary, Endpoint, Outbox, OutboxBatch};
     use rand::{Rng, SeedableRng};
 
-    let answers: Arc<Mutex<Vec<(u16, Vec<u8>)>>> = Arc::new(Mutex::new(Vec::new()));
+    /// Scripted answers: status and body, taken from the end.
+    type Script = Arc<Mutex<Vec<(u16, Vec<u8>)>>>;
+    let answers: Script = Arc::new(Mutex::new(Vec::new()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let statuses = [
         200u16, 201, 204, 301, 400, 401, 404, 408, 409, 422, 429, 500, 503,
