@@ -196,6 +196,10 @@ enum Command {
         /// Output directory or object-store URL (file://, s3://).
         #[arg(long)]
         out: String,
+        /// Days of evolution after the base population (a simulated month:
+        /// day N with --as-of the Nth day after day 0's).
+        #[arg(long, default_value_t = 0)]
+        day: u32,
     },
 }
 
@@ -457,8 +461,14 @@ pub fn main() -> ExitCode {
             seed,
             as_of,
             out,
+            day,
         } => {
-            let options = GenerateOptions { orgs, seed, as_of };
+            let options = GenerateOptions {
+                orgs,
+                seed,
+                as_of,
+                day,
+            };
             match runtime().and_then(|rt| {
                 rt.block_on(generate::generate_to_url(&options, &out))
                     .map_err(|e| e.to_string())

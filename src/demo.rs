@@ -58,6 +58,7 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoSummary, String> {
             orgs: options.orgs,
             seed: 20_260_101,
             as_of: options.business_date,
+            day: 0,
         },
         &feeds.to_string_lossy(),
     )

@@ -35,6 +35,9 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// The business date the data describes.
     pub as_of: NaiveDate,
+    /// Days of evolution after the base population (0: the base): the
+    /// population of a simulated month, one day at a time.
+    pub day: u32,
 }
 
 /// What was written.
@@ -77,7 +80,10 @@ pub fn generate(options: &GenerateOptions, dir: &Path) -> Result<GenerateSummary
     let mut writers = out::Writers::create(dir)?;
     let mut truth = feeds::Truth::default();
     for index in 0..options.orgs {
-        let plan = org::plan(options.seed, index, options.orgs, options.as_of);
+        let mut plan = org::plan(options.seed, index, options.orgs, options.as_of);
+        if !org::evolve(&mut plan, options.seed, options.day, options.as_of) {
+            continue;
+        }
         feeds::emit(&plan, options, &mut writers, &mut truth)?;
     }
     let records = writers.finish()?;

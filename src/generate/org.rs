@@ -478,6 +478,65 @@ pub(crate) fn plan(seed: u64, index: u64, orgs: u64, as_of: NaiveDate) -> OrgPla
     plan
 }
 
+/// Situations an organization can acquire or be cleared of from one day to
+/// the next: listings, penalties, inspections, complaints.
+const DAILY_EVENTS: &[&str] = &[
+    "XD-01", "XD-02", "XD-05", "OPS-03", "OPS-05", "GOV-03", "CUL-02",
+];
+
+/// The organization as it stands `day` days after the base population
+/// (day 0): each day, independently of every other organization, it may
+/// acquire a situation (0.4%), be cleared of one (0.3%) or be deregistered
+/// (0.1%); 1% of organizations only register during the month. Returns
+/// false when the organization does not exist yet on that day.
+pub(crate) fn evolve(plan: &mut OrgPlan, seed: u64, day: u32, as_of: NaiveDate) -> bool {
+    if day == 0 {
+        return true;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6d6f_6e74_685f_6576);
+    rng.set_stream(plan.index);
+    // The first organizations keep their one situation each (rule coverage).
+    let appears_on = if plan.index >= SITUATIONS.len() as u64 && rng.random_bool(0.01) {
+        rng.random_range(1..=30u32)
+    } else {
+        0
+    };
+    if appears_on > day {
+        return false;
+    }
+    for d in 1..=day {
+        let roll: f64 = rng.random();
+        let pick = rng.random_range(0..DAILY_EVENTS.len());
+        if d < appears_on || plan.status != Status::Active {
+            continue;
+        }
+        let on = as_of
+            .checked_sub_days(chrono::Days::new(u64::from(day - d)))
+            .unwrap_or(as_of);
+        if roll < 0.004 {
+            let rule = DAILY_EVENTS[pick];
+            let excluded = EXCLUSIVE.iter().any(|group| {
+                group.contains(&rule) && plan.situations.iter().any(|s| group.contains(s))
+            });
+            if !excluded && !plan.has(rule) {
+                plan.situations.push(rule);
+            }
+        } else if roll < 0.007 {
+            if let Some(i) = plan
+                .situations
+                .iter()
+                .position(|s| DAILY_EVENTS.contains(s))
+            {
+                plan.situations.remove(i);
+            }
+        } else if roll < 0.008 {
+            plan.status = Status::Deregistered;
+            plan.status_changed_on = Some(on);
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ mod http_feeds;
 mod ingest;
 mod ingest_cases;
 mod keys;
+mod month;
 mod operate;
 mod publish;
 mod report;
