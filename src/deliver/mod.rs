@@ -392,20 +392,66 @@ async fn send_once(
         ),
         retry_after: None,
     })?;
-    if status.is_success() {
-        return parse_receipt(batch, &body);
+    judge(batch, status.as_u16(), retry_after, &body)
+}
+
+/// What an answer of the platform means for a batch.
+fn judge(
+    batch: &OutboxBatch,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<(String, u64, Value), SendError> {
+    if (200..300).contains(&status) {
+        return parse_receipt(batch, body);
     }
-    let text = truncate(&String::from_utf8_lossy(&body));
-    if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+    let text = truncate(&String::from_utf8_lossy(body));
+    if status >= 500 || status == 429 || status == 408 {
         return Err(SendError::Retry {
             message: format!("batch {}: HTTP {status}: {text}", batch.key),
             retry_after,
         });
     }
     Err(SendError::Refused {
-        status: status.as_u16(),
+        status,
         response: text,
     })
+}
+
+/// How the push reads one answer of the platform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// A receipt naming the batch's key and row count.
+    Acknowledged {
+        /// The platform's receipt id.
+        receipt_id: String,
+    },
+    /// Worth sending again.
+    Retry,
+    /// Refused for good: the batch is parked.
+    Refused,
+}
+
+/// Reads an answer (status and body) to the batch `key` of `rows` records:
+/// what the push does with every response (exposed for the fuzzers).
+pub fn read_answer(key: &str, rows: u64, status: u16, body: &[u8]) -> Answer {
+    let batch = OutboxBatch {
+        key: key.to_string(),
+        pipeline: String::new(),
+        run_id: String::new(),
+        business_date: NaiveDate::default(),
+        kind: String::new(),
+        batch: 1,
+        batches: 1,
+        rows,
+        body: String::new(),
+        queued_at: chrono::DateTime::default(),
+    };
+    match judge(&batch, status, None, body) {
+        Ok((receipt_id, _, _)) => Answer::Acknowledged { receipt_id },
+        Err(SendError::Retry { .. }) => Answer::Retry,
+        Err(SendError::Refused { .. }) => Answer::Refused,
+    }
 }
 
 /// A reqwest error without the URL (which may carry a token in its query).
