@@ -1,5 +1,7 @@
-//! Record reading of the court (NDJSON) and credit (CSV, with 万元 amounts)
-//! feeds: any file content is read into rows or refused with an error.
+//! Record reading and mapping of the court (NDJSON) and credit (CSV, with
+//! 万元 amounts) feeds: any file content is read into rows or refused with
+//! an error, and every row read is mapped to a canonical row or
+//! quarantined.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -7,6 +9,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use qinglian::project::Project;
 use qinglian::source::{FetchOptions, PayloadSink, PayloadWriter, fetch, wanted_fields};
+use qinglian::validate::{Mapper, source_sql_fields};
 
 struct Discard;
 impl std::io::Write for Discard {
@@ -59,12 +62,31 @@ fuzz_target!(|data: &[u8]| {
             .expect("runtime");
         runtime.block_on(async {
             let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-            let fields = wanted_fields(source, &std::collections::BTreeSet::new());
+            let fields = wanted_fields(source, &source_sql_fields(source));
+            let schema = &project().schemas[&source.schema];
+            let mapper = Mapper::new(
+                source,
+                schema,
+                fields.clone(),
+                Some(b"fuzz-key".to_vec()),
+                0,
+                std::sync::Arc::new(qinglian::keys::RegistryCodes::default()),
+            )
+            .expect("mapper");
             let fetching = tokio::spawn({
                 let source = source.clone();
                 async move { fetch(&source, fields, &options, tx, Box::new(Sink)).await }
             });
-            while rx.recv().await.is_some() {}
+            while let Some(batch) = rx.recv().await {
+                if let Ok(mapped) = mapper.map(&batch) {
+                    // Every row read is landed or quarantined.
+                    assert_eq!(
+                        mapped.accepted.len() + mapped.quarantined.len(),
+                        batch.rows.len()
+                    );
+                    assert_eq!(mapped.batch.num_rows(), mapped.accepted.len());
+                }
+            }
             let _ = fetching.await;
         });
     }
