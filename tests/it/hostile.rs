@@ -36,28 +36,6 @@ fn run(feeds: &Path, warehouse: &Path) -> (String, u64) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), rss)
 }
 
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(
-                    p.strip_prefix(dir)
-                        .expect("rel")
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_records_are_refused_or_quarantined_within_bounded_memory() {
     let root_dir = tempfile::tempdir().expect("tmp");
@@ -103,7 +81,7 @@ async fn hostile_records_are_refused_or_quarantined_within_bounded_memory() {
             > HUNDRED_MB
     );
 
-    let before = files_under(root_dir.path());
+    let before = crate::support::walk(root_dir.path());
     let warehouse = root_dir.path().join("warehouse");
     let (text, rss) = run(&feeds, &warehouse);
     assert!(
@@ -166,7 +144,7 @@ async fn hostile_records_are_refused_or_quarantined_within_bounded_memory() {
         "peak RSS {rss} KiB against {baseline_rss} KiB without the hostile records"
     );
     // Nothing written outside the warehouse.
-    let after = files_under(root_dir.path());
+    let after = crate::support::walk(root_dir.path());
     let new: Vec<&String> = after
         .iter()
         .filter(|p| !before.contains(p) && !p.starts_with("warehouse/"))

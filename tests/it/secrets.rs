@@ -41,27 +41,12 @@ async fn texts(path: &Path) -> String {
     }
 }
 
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// The identity numbers in clear of the generated persons feed.
 fn identity_numbers(feeds: &Path) -> Vec<String> {
-    let path = files(feeds)
+    let path = crate::support::walk(feeds)
         .into_iter()
-        .find(|p| p.to_string_lossy().contains("persons"))
+        .find(|p| p.contains("persons"))
+        .map(|p| feeds.join(p))
         .expect("persons feed");
     let text = String::from_utf8_lossy(&std::fs::read(path).expect("persons")).into_owned();
     let mut ids: Vec<String> = text
@@ -134,12 +119,8 @@ async fn no_secret_and_no_identity_number_leaks_anywhere_it_should_not() {
     for b in platform.batches() {
         scanned.push((format!("body {}", b.key), b.body.to_string()));
     }
-    for f in files(warehouse.path()) {
-        let rel = f
-            .strip_prefix(warehouse.path())
-            .expect("rel")
-            .to_string_lossy()
-            .into_owned();
+    for rel in crate::support::walk(warehouse.path()) {
+        let f = warehouse.path().join(&rel);
         if rel.starts_with("landing/") || rel.starts_with("quarantine/") {
             continue;
         }
