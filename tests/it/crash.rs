@@ -86,25 +86,7 @@ async fn checksums(warehouse: &Path) -> BTreeMap<String, Vec<String>> {
     p.verify(&["profiles", "hits", "codes", "changes", "quarantine", "runs"])
         .await
         .expect("nothing partial or altered is visible");
-    ["profiles", "hits", "codes", "changes", "quarantine"]
-        .iter()
-        .map(|d| {
-            (
-                d.to_string(),
-                p.manifest.datasets[*d]
-                    .files
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "{} {}",
-                            f.path.rsplit('/').next().unwrap_or_default(),
-                            f.sha256
-                        )
-                    })
-                    .collect(),
-            )
-        })
-        .collect()
+    crate::support::reproducible_sums(&p)
 }
 
 /// A moment of the run, seen from the warehouse.

@@ -24,22 +24,6 @@ async fn current(warehouse: &Path, day: NaiveDate) -> Published {
         .expect("published")
 }
 
-fn sums(p: &Published) -> BTreeMap<String, Vec<String>> {
-    ["profiles", "hits", "codes", "changes", "quarantine"]
-        .iter()
-        .map(|d| {
-            (
-                d.to_string(),
-                p.manifest.datasets[*d]
-                    .files
-                    .iter()
-                    .map(|f| f.sha256.clone())
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_nights_reconcile_explain_every_change_and_reproduce() {
     let root = tempfile::tempdir().expect("tmp");
@@ -97,7 +81,7 @@ async fn thirty_nights_reconcile_explain_every_change_and_reproduce() {
                 }
             }
         }
-        published.insert(k, sums(&version));
+        published.insert(k, crate::support::reproducible_sums(&version));
     }
     println!(
         "30 nights: {changes} colour changes after the first ({registrations} new codes, {deregistrations} withdrawn), {unexplained} unexplained"
@@ -120,7 +104,7 @@ async fn thirty_nights_reconcile_explain_every_change_and_reproduce() {
         );
         assert_eq!(run.attempt, 2);
         assert_eq!(
-            sums(&current(&warehouse, day).await),
+            crate::support::reproducible_sums(&current(&warehouse, day).await),
             published[&k],
             "re-run of {day} reproduces its checksums"
         );

@@ -311,3 +311,27 @@ pub(crate) fn walk(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The checksums of the datasets that must not depend on the attempt
+/// (all but `runs`), by dataset: file name and SHA-256 of each file.
+pub(crate) fn reproducible_sums(
+    p: &qinglian::publish::Published,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    ["profiles", "hits", "codes", "changes", "quarantine"]
+        .iter()
+        .map(|d| {
+            let files = p.manifest.datasets[*d]
+                .files
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} {}",
+                        f.path.rsplit('/').next().unwrap_or_default(),
+                        f.sha256
+                    )
+                })
+                .collect();
+            (d.to_string(), files)
+        })
+        .collect()
+}
