@@ -182,6 +182,11 @@ enum Command {
         #[arg(long, default_value = ".")]
         project: PathBuf,
     },
+    /// Measurements behind BENCHMARKS.md (driven by `bench/run`).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Write deterministic synthetic feeds for every department, with ground truth.
     Generate {
         /// Number of organizations.
@@ -242,6 +247,43 @@ enum JobsCommand {
         /// Project directory.
         #[arg(long, default_value = ".")]
         project: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// The floor of ingest: read a pipeline's raw feed files with DataFusion
+    /// and write them as Parquet, with no mapping, validation or scoring.
+    /// Prints the figures as JSON.
+    Baseline {
+        /// Project directory.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Pipeline whose feeds to read.
+        #[arg(long, default_value = "nightly")]
+        pipeline: String,
+        /// Folder with one sub-folder of raw files per feed (`qinglian generate --out`).
+        #[arg(long)]
+        feeds: PathBuf,
+        /// Folder for the Parquet output (one sub-folder per feed).
+        #[arg(long)]
+        out: PathBuf,
+        /// DataFusion target partitions (default: the machine's cores).
+        #[arg(long)]
+        partitions: Option<usize>,
+    },
+    /// Key classification over Arrow string arrays on one core, against a
+    /// plain checksum loop. Prints the figures as JSON.
+    Keys {
+        /// Codes per pass.
+        #[arg(long, default_value_t = 2_000_000)]
+        codes: usize,
+        /// Share of codes in dirty forms (spaces, hyphens, lower case, full width).
+        #[arg(long, default_value_t = 0.1)]
+        dirty: f64,
+        /// Passes; the best counts.
+        #[arg(long, default_value_t = 5)]
+        passes: usize,
     },
 }
 
@@ -456,6 +498,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
+        Command::Bench { command } => bench(command),
         Command::Generate {
             orgs,
             seed,
@@ -482,6 +525,61 @@ pub fn main() -> ExitCode {
                     ExitCode::from(EXIT_FAILED)
                 }
             }
+        }
+    }
+}
+
+fn bench(command: BenchCommand) -> ExitCode {
+    match command {
+        BenchCommand::Baseline {
+            project,
+            pipeline,
+            feeds,
+            out,
+            partitions,
+        } => {
+            let project = match load_project(&project) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let Some(pipeline) = project.pipelines.get(&pipeline) else {
+                eprintln!("error: no pipeline {pipeline:?} in the project");
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let partitions = partitions.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            });
+            let done = runtime().and_then(|rt| {
+                rt.block_on(crate::bench::bare_baseline(
+                    &project, pipeline, &feeds, &out, partitions,
+                ))
+                .map_err(|e| e.to_string())
+            });
+            match done {
+                Ok(report) => print_json(&report),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+        BenchCommand::Keys {
+            codes,
+            dirty,
+            passes,
+        } => print_json(&crate::bench::key_throughput(codes, dirty, passes)),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> ExitCode {
+    match serde_json::to_string(value) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
         }
     }
 }
@@ -743,6 +841,21 @@ fn print_run(r: &crate::ledger::RunRecord) {
             .filter_map(|st| r.stage_ms.get(*st).map(|ms| format!("{st} {ms} ms")))
             .collect();
         println!("  timings: {}", stages.join(", "));
+    }
+    let usage: Vec<String> = ["ingest", "score", "publish", "deliver", "drop"]
+        .iter()
+        .filter_map(|st| r.stage_usage.get(*st).map(|u| (st, u)))
+        .filter_map(|(st, u)| {
+            let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1_048_576.0);
+            let peak = u.peak_rss_kib.map(|k| format!("peak {}", mib(k * 1024)));
+            let read = u.read_bytes.map(|b| format!("read {}", mib(b)));
+            let wrote = u.written_bytes.map(|b| format!("wrote {}", mib(b)));
+            let parts: Vec<String> = [peak, read, wrote].into_iter().flatten().collect();
+            (!parts.is_empty()).then(|| format!("{st} {}", parts.join(" ")))
+        })
+        .collect();
+    if !usage.is_empty() {
+        println!("  resources: {}", usage.join("; "));
     }
     if let Some(d) = &r.delivery {
         println!(

@@ -160,6 +160,9 @@ pub struct RunRecord {
     /// Wall time per stage (ingest, score, publish, deliver, drop), ms.
     #[serde(default)]
     pub stage_ms: BTreeMap<String, u64>,
+    /// Peak memory and bytes read and written per stage (Linux only).
+    #[serde(default)]
+    pub stage_usage: BTreeMap<String, crate::usage::StageUsage>,
     /// The run's HTML report, relative to the warehouse.
     #[serde(default)]
     pub report: Option<String>,

@@ -25,13 +25,16 @@
 //! | [`metrics`], [`report`] | (operators) | Prometheus metrics of the daemon; the self-contained HTML report of each run |
 //! | [`explain`] | (operators, analysts) | why an organization has its colour, read from what a run wrote |
 //! | [`keys`] | (shared) | one classification of every organization key, in Rust and as SQL functions |
+//! | [`usage`] | (operators, benchmarks) | peak memory and bytes read and written per stage, from `/proc/self` |
 //! | [`store`] | (shared) | one way to open `file://`, `memory://` and `s3://` URLs, settings from the environment |
 //! | [`generate`] | (demo, tests, benchmarks) | deterministic synthetic feeds in the departments' own forms, with ground truth |
 //! | [`simulator`], [`platform`] | (demo, tests) | the departments' paged APIs and the oversight platform's intake on 127.0.0.1, with faults on demand |
 //! | [`demo`] | (newcomers) | the nightly job end to end on its embedded defaults |
+//! | [`bench`] | (benchmarks) | the bare DataFusion baseline and key throughput behind `BENCHMARKS.md` |
 //! | [`cli`] | the `qinglian` binary | exit codes: 0 ok, 1 run failed, 2 usage or configuration, 3 degraded |
 //!
 
+pub mod bench;
 pub mod cli;
 pub mod deliver;
 pub mod demo;
@@ -52,4 +55,5 @@ pub mod score;
 pub mod simulator;
 pub mod source;
 pub mod store;
+pub mod usage;
 pub mod validate;

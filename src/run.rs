@@ -409,6 +409,7 @@ async fn run_locked(
         delivery: None,
         drop: None,
         stage_ms: BTreeMap::new(),
+        stage_usage: BTreeMap::new(),
         report: None,
         error: None,
     };
@@ -425,12 +426,13 @@ async fn run_locked(
     write(&record).await?;
     info!(run_id = %ctx.run_id, business_date = %ctx.business_date, "run started");
 
-    let mut stage = Instant::now();
+    let mut stage = (Instant::now(), crate::usage::Counters::start());
     let mut lap = |record: &mut RunRecord, name: &str| {
         record
             .stage_ms
-            .insert(name.to_string(), stage.elapsed().as_millis() as u64);
-        stage = Instant::now();
+            .insert(name.to_string(), stage.0.elapsed().as_millis() as u64);
+        record.stage_usage.insert(name.to_string(), stage.1.usage());
+        stage = (Instant::now(), crate::usage::Counters::start());
     };
     let mut registry = RegistryIndex::default();
     let progress = |stage: &str| {

@@ -14,7 +14,7 @@
 //! byte-identical files.
 
 mod feeds;
-mod org;
+pub(crate) mod org;
 mod out;
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@
 //! index, …) so that every later error names the record.
 
 pub mod http;
-mod json_stream;
+pub(crate) mod json_stream;
 pub mod object_store;
 mod records;
 

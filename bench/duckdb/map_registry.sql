@@ -1,0 +1,70 @@
+-- map_registry.sql: the civil-affairs registry (pipelines/sources/registry.toml).
+-- GB18030 CSV with Chinese headers, transcoded to UTF-8 by pipeline.py
+-- ({files}); dates like 2017年03月24日. Record id: the delivered code.
+CREATE OR REPLACE TABLE stage_registry AS
+WITH raw AS (
+    SELECT to_json(r)::VARCHAR              AS _original,
+           txt(r."统一社会信用代码")        AS _k,
+           txt(r."社会组织名称")            AS _nm,
+           txt(r."统一社会信用代码")        AS _rid,
+           txt(r."社会组织名称")            AS t_name,
+           txt(r."社会组织类型")            AS t_org_type,
+           txt(r."登记管理机关")            AS t_registrar,
+           txt(r."登记机关区划")            AS t_registrar_division,
+           txt(r."业务主管单位")            AS t_supervisor,
+           txt(r."成立登记日期")            AS t_registered_on,
+           txt(r."登记状态")                AS t_status,
+           txt(r."状态变更日期")            AS t_status_changed_on,
+           txt(r."住所")                    AS t_domicile,
+           txt(r."注册资金(元)")            AS t_initial_funds,
+           txt(r."慈善组织")                AS t_charity,
+           txt(r."公开募捐资格")            AS t_public_fundraising,
+           txt(r."建立党组织")              AS t_party_org,
+           txt(r."党建入章")                AS t_party_in_charter,
+           txt(r."兜底管理")                AS t_fallback_managed,
+           txt(r."签署清廉承诺")            AS t_integrity_pledge
+    FROM read_csv({files}, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
+                  null_padding = false, ignore_errors = true, store_rejects = true,
+                  rejects_table = 'rejects_registry', rejects_scan = 'rejects_scan_registry') r
+),
+typed AS (
+    SELECT *,
+           t_name AS name,
+           p_enum(t_org_type, MAP {'社会团体': 'social_group', '民办非企业单位': 'social_service',
+                                   '社会服务机构': 'social_service', '基金会': 'foundation', '其他': 'other'},
+                  ['social_group', 'social_service', 'foundation', 'other']) AS org_type,
+           t_registrar AS registrar,
+           t_registrar_division AS registrar_division,
+           t_supervisor AS supervisor,
+           p_date(t_registered_on) AS registered_on,
+           p_enum(t_status, MAP {'正常': 'active', '停止活动': 'suspended', '撤销': 'revoked',
+                                 '注销': 'deregistered', '吊销': 'certificate_revoked'},
+                  ['active', 'suspended', 'revoked', 'deregistered', 'certificate_revoked']) AS status,
+           p_date(t_status_changed_on) AS status_changed_on,
+           t_domicile AS domicile,
+           p_dec(t_initial_funds, 0) AS initial_funds,
+           p_bool(t_charity) AS charity,
+           p_bool(t_public_fundraising) AS public_fundraising,
+           p_bool(t_party_org) AS party_org,
+           p_bool(t_party_in_charter) AS party_in_charter,
+           p_bool(t_fallback_managed) AS fallback_managed,
+           p_bool(t_integrity_pledge) AS integrity_pledge
+    FROM raw
+)
+SELECT _original, false AS _malformed, _k, _nm, _rid, false AS _hashed,
+       coalesce(value_error('name', t_name, name, true, 'bad_value'),
+                value_error('org_type', t_org_type, org_type, true, 'bad_enum'),
+                value_error('registered_on', t_registered_on, registered_on, true, 'bad_value'),
+                value_error('status', t_status, status, true, 'bad_enum'),
+                value_error('status_changed_on', t_status_changed_on, status_changed_on, false, 'bad_value'),
+                value_error('initial_funds', t_initial_funds, initial_funds, false, 'bad_value'),
+                value_error('charity', t_charity, charity, false, 'bad_value'),
+                value_error('public_fundraising', t_public_fundraising, public_fundraising, false, 'bad_value'),
+                value_error('party_org', t_party_org, party_org, false, 'bad_value'),
+                value_error('party_in_charter', t_party_in_charter, party_in_charter, false, 'bad_value'),
+                value_error('fallback_managed', t_fallback_managed, fallback_managed, false, 'bad_value'),
+                value_error('integrity_pledge', t_integrity_pledge, integrity_pledge, false, 'bad_value')) AS _err,
+       name, org_type, registrar, registrar_division, supervisor, registered_on, status,
+       status_changed_on, domicile, initial_funds, charity, public_fundraising, party_org,
+       party_in_charter, fallback_managed, integrity_pledge
+FROM typed;
