@@ -210,7 +210,7 @@ def render(results, keys, machine, command):
         lines += [f"### Tier {r['tier']} — {NAMES[r['tier']]}, {r['orgs']:,} organizations",
                   "",
                   f"Raw input: {g['files']} files, {size(g['bytes'])}, {o['rows_read']:,} feed rows "
-                  f"(generated in {g["generate_s"]:.1f} s). Organizations scored: "
+                  f"(generated in {g['generate_s']:.1f} s). Organizations scored: "
                   f"{o['organizations']:,}; hits: {o['hits']:,}.", "",
                   "| | wall | vs DuckDB | vs bare baseline | peak memory | written |",
                   "|---|---:|---:|---:|---:|---:|",

@@ -102,6 +102,36 @@ pub struct FeedRecord {
 }
 
 impl FeedRecord {
+    /// A feed's record before anything happened: nothing read, failed
+    /// until it lands.
+    pub fn starting(feed: &str, required: bool) -> Self {
+        FeedRecord {
+            feed: feed.to_string(),
+            status: FeedStatus::Failed,
+            required,
+            read: 0,
+            landed: 0,
+            quarantined: 0,
+            duplicates: 0,
+            quarantine_reasons: BTreeMap::new(),
+            keyed: 0,
+            in_registry: 0,
+            units: 0,
+            retries: 0,
+            declared: None,
+            notes: Vec::new(),
+            bytes: 0,
+            duration_ms: 0,
+            guards: Vec::new(),
+            watermark_before: None,
+            watermark_after: None,
+            snapshot: None,
+            missing_fields: Vec::new(),
+            unmapped_fields: Vec::new(),
+            error: None,
+        }
+    }
+
     /// `read = landed + quarantined + duplicates`.
     pub fn reconciles(&self) -> bool {
         self.read == self.landed + self.quarantined + self.duplicates

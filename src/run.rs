@@ -128,6 +128,7 @@ pub enum RunError {
 }
 
 /// One run in progress.
+#[derive(Clone)]
 pub struct RunContext {
     /// The run id.
     pub run_id: String,
@@ -440,37 +441,79 @@ async fn run_locked(
             p.stage(stage);
         }
     };
+    // Feeds land concurrently, one per core: each is a chain of reading,
+    // mapping and writing that keeps about one core busy. The registry
+    // lands alone, after the feeds before it and before those after it,
+    // which resolve organization codes against it. Records stay in
+    // pipeline order.
+    let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut in_flight: std::collections::VecDeque<FeedTask> = std::collections::VecDeque::new();
+    let mut interrupted_at = None;
     for source in sources {
         let Some(schema) = project.schemas.get(&source.schema) else {
             continue;
         };
+        let is_registry = source.feed == "registry";
+        let room = if is_registry { 1 } else { parallel };
+        while in_flight.len() >= room {
+            if let Some(task) = in_flight.pop_front() {
+                record.feeds.push(feed_done(task, options).await);
+                write(&record).await?;
+            }
+        }
         if cancel.is_cancelled() {
-            return interrupted(&ctx, record, &format!("before fetching {}", source.feed)).await;
+            interrupted_at = Some(format!("before fetching {}", source.feed));
+            break;
         }
         progress(&format!("fetch {}", source.feed));
         let span = info_span!("feed", feed = %source.feed, run_id = %ctx.run_id);
-        let feed = ingest_feed(
-            &ctx,
-            source,
-            schema,
-            hash_key.clone(),
-            &options.vars,
-            &mut registry,
-        )
-        .instrument(span)
-        .await;
-        if source.feed == "registry"
-            && feed.status != FeedStatus::Landed
-            && let Some(snapshot) = &feed.snapshot
-        {
-            // Unchanged or held: later feeds resolve against the last good registry.
-            registry = RegistryIndex::from_snapshot(&ctx, snapshot).await;
+        if is_registry {
+            let feed = ingest_feed(
+                &ctx,
+                source,
+                schema,
+                hash_key.clone(),
+                &options.vars,
+                &mut registry,
+            )
+            .instrument(span)
+            .await;
+            if feed.status != FeedStatus::Landed
+                && let Some(snapshot) = &feed.snapshot
+            {
+                // Unchanged or held: later feeds resolve against the last good registry.
+                registry = RegistryIndex::from_snapshot(&ctx, snapshot).await;
+            }
+            if let Some(p) = &options.progress {
+                p.feed_done(&feed);
+            }
+            record.feeds.push(feed);
+            write(&record).await?;
+        } else {
+            let (ctx, source, schema) = (ctx.clone(), source.clone(), schema.clone());
+            let (hash_key, vars, mut registry) =
+                (hash_key.clone(), options.vars.clone(), registry.clone());
+            let (feed, required) = (source.feed.clone(), source.required);
+            let task =
+                tokio::spawn(
+                    async move {
+                        ingest_feed(&ctx, &source, &schema, hash_key, &vars, &mut registry).await
+                    }
+                    .instrument(span),
+                );
+            in_flight.push_back(FeedTask {
+                feed,
+                required,
+                task,
+            });
         }
-        if let Some(p) = &options.progress {
-            p.feed_done(&feed);
-        }
-        record.feeds.push(feed);
+    }
+    while let Some(task) = in_flight.pop_front() {
+        record.feeds.push(feed_done(task, options).await);
         write(&record).await?;
+    }
+    if let Some(at) = interrupted_at {
+        return interrupted(&ctx, record, &at).await;
     }
     if cancel.is_cancelled() {
         return interrupted(&ctx, record, "before scoring").await;
@@ -672,7 +715,7 @@ async fn interrupted(
 }
 
 /// What later feeds need from the registry: its codes.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct RegistryIndex {
     codes: Arc<crate::keys::RegistryCodes>,
 }
@@ -717,6 +760,35 @@ async fn snapshot_keys(ctx: &RunContext, snapshot: &str) -> Option<HashSet<Strin
 }
 
 #[allow(clippy::too_many_lines)]
+/// A feed landing in its own task.
+struct FeedTask {
+    feed: String,
+    required: bool,
+    task: tokio::task::JoinHandle<FeedRecord>,
+}
+
+/// The record of a feed landed in its own task; a task that panicked is a
+/// failed (or, optional, held) feed, named.
+async fn feed_done(task: FeedTask, options: &RunOptions) -> FeedRecord {
+    let FeedTask {
+        feed,
+        required,
+        task,
+    } = task;
+    let feed = task.await.unwrap_or_else(|e| {
+        let mut failed = FeedRecord::starting(&feed, required);
+        if !required {
+            failed.status = FeedStatus::Held;
+        }
+        failed.error = Some(format!("the feed's task stopped: {e}"));
+        failed
+    });
+    if let Some(p) = &options.progress {
+        p.feed_done(&feed);
+    }
+    feed
+}
+
 async fn ingest_feed(
     ctx: &RunContext,
     source: &Source,
@@ -728,29 +800,10 @@ async fn ingest_feed(
     let started = Instant::now();
     let state = ctx.ledger.feed_state(&source.feed).await.ok().flatten();
     let mut rec = FeedRecord {
-        feed: source.feed.clone(),
-        status: FeedStatus::Failed,
-        required: source.required,
-        read: 0,
-        landed: 0,
-        quarantined: 0,
-        duplicates: 0,
-        quarantine_reasons: BTreeMap::new(),
-        keyed: 0,
-        in_registry: 0,
-        units: 0,
-        retries: 0,
-        declared: None,
-        notes: Vec::new(),
-        bytes: 0,
-        duration_ms: 0,
-        guards: Vec::new(),
         watermark_before: state.as_ref().and_then(|s| s.watermark.clone()),
         watermark_after: state.as_ref().and_then(|s| s.watermark.clone()),
         snapshot: state.as_ref().map(|s| s.snapshot.clone()),
-        missing_fields: Vec::new(),
-        unmapped_fields: Vec::new(),
-        error: None,
+        ..FeedRecord::starting(&source.feed, source.required)
     };
     let outcome = land_feed(ctx, source, schema, hash_key, vars, registry, &mut rec).await;
     rec.duration_ms = started.elapsed().as_millis() as u64;

@@ -10,10 +10,15 @@
 --    invalid or repairable key, missing record id, a column's value, no key
 --    at all (no code, no name, no hashed person).
 -- 3. Accepted rows land without exact duplicates (identical records as
---    delivered); rejected rows go to quarantine.
+--    delivered, found by a 128-bit fingerprint of the record, as ours
+--    does: src/validate/dedup.rs); rejected rows go to quarantine with
+--    the record as delivered. Only rejected rows keep that text here: the
+--    staged table, which holds every record's, is dropped after landing.
 CREATE OR REPLACE TABLE checked_{feed} AS
 WITH normalized AS (
-    SELECT *, key_norm(coalesce(_k, '')) AS _kn FROM stage_{feed}
+    SELECT * EXCLUDE (_original), key_norm(coalesce(_k, '')) AS _kn,
+           md5_number(_original) AS _fp, _original AS _record
+    FROM stage_{feed}
 ),
 classified AS (
     SELECT *, uscc_class(_kn) AS _class FROM normalized
@@ -26,6 +31,9 @@ resolved AS (
     FROM classified c
     LEFT JOIN registry_codes rc ON c._class = 'org_code_only' AND rc.org_code = c._kn
 )
+SELECT * EXCLUDE (_record, _rejected), _rejected,
+       CASE WHEN _rejected IS NOT NULL THEN _record END AS _original
+FROM (
 SELECT *,
        name_norm(subject_name) AS subject_name_key,
        coalesce(
@@ -36,15 +44,17 @@ SELECT *,
            _err,
            CASE WHEN uscc IS NULL AND subject_name IS NULL AND _k IS NULL AND NOT _hashed
                 THEN {'field': 'key', 'reason': 'missing_key'} END) AS _rejected
-FROM resolved;
+FROM resolved
+);
 
--- Of identical accepted records, the first (in arrival order) lands.
+-- Of identical accepted records one lands. Identical records map to
+-- identical rows, so which one does not change the landed rows; their
+-- order is not kept (preserve_insertion_order is off, to bound memory).
 CREATE OR REPLACE TABLE {feed}_landed AS
 SELECT uscc, _k AS uscc_raw, key_class, subject_name, subject_name_key, _rid AS source_record_id,
        get_current_timestamp() AS fetched_at, {columns}
 FROM checked_{feed}
-WHERE rowid IN (SELECT min(rowid) FROM checked_{feed} WHERE _rejected IS NULL GROUP BY _original)
-ORDER BY rowid;
+WHERE rowid IN (SELECT min(rowid) FROM checked_{feed} WHERE _rejected IS NULL GROUP BY _fp);
 
 INSERT INTO quarantine
 SELECT '{feed}' AS feed, _rejected.field, _rejected.reason AS reason_code, _rid AS source_record_id,

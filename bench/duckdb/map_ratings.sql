@@ -1,13 +1,16 @@
 -- map_ratings.sql: grade assessments (pipelines/sources/ratings.toml).
 -- One JSON document; the records are the array at the pointer {records}.
+-- The reader parses the document once and hands over the array's elements
+-- ({records_columns}, {records_array}: the pointer as a column type and
+-- a field path; {max_object_size}: the largest file). Extracting the array
+-- as text and casting it to JSON[] parsed it twice and needed over 4 GB
+-- for a 240 MB document.
 CREATE OR REPLACE TABLE stage_ratings AS
-WITH docs AS (
-    SELECT json_extract(content, {records}) AS arr FROM read_text({files})
-),
-recs AS (
-    SELECT unnest(CASE WHEN json_type(arr) = 'ARRAY' THEN arr::JSON[]
+WITH recs AS (
+    SELECT unnest(CASE WHEN {records_array} IS NOT NULL THEN {records_array}
                        ELSE error('ratings: no record array at JSON pointer ' || {records}) END)::VARCHAR AS rec
-    FROM docs
+    FROM read_json({files}, format = 'unstructured', columns = {records_columns},
+                   maximum_object_size = {max_object_size})
 ),
 parsed AS (
     SELECT rec AS _original, json_type(rec) <> 'OBJECT' AS _malformed,

@@ -18,7 +18,11 @@ The last line of standard output is one JSON object with the stage times
 (wall seconds) and row counts.
 
     python3 bench/duckdb/pipeline.py --project . --feeds /tmp/bench-s/feeds \
-        --out /tmp/bench-s/duckdb --date 2026-11-28 [--threads N] [--memory-limit 4GB]
+        --out /tmp/bench-s/duckdb --date 2026-11-28 [--threads N] [--memory-limit 4GB] \
+        [--temp-dir DIR]
+
+Tables live in a database file in a temporary folder (<out>/_tmp, or a new
+folder inside --temp-dir), where DuckDB also spills; see README.md, Memory.
 """
 
 import argparse
@@ -32,6 +36,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -107,6 +112,21 @@ def transcode_gb18030(files, tmp_dir, feed):
     return out
 
 
+def json_pointer_columns(pointer):
+    """A JSON pointer to a document's record array (`/result/records`) as
+    read_json's columns ({'result': 'STRUCT("records" JSON[])'}) and the
+    path to the array in its rows ("result"."records")."""
+    if not pointer.startswith("/"):
+        raise SystemExit(f"records: {pointer!r} is not a JSON pointer")
+    keys = [k.replace("~1", "/").replace("~0", "~") for k in pointer[1:].split("/")]
+    ident = lambda k: '"' + k.replace('"', '""') + '"'
+    column_type = "JSON[]"
+    for key in reversed(keys[1:]):
+        column_type = f"STRUCT({ident(key)} {column_type})"
+    columns = "{" + sql_string(keys[0]) + ": " + sql_string(column_type) + "}"
+    return columns, ".".join(ident(k) for k in keys)
+
+
 def duckdb_type(spec):
     t = spec["type"]
     m = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", t)
@@ -174,6 +194,8 @@ def main():
     ap.add_argument("--pipeline", default="nightly")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--memory-limit")
+    ap.add_argument("--temp-dir", type=Path,
+                    help="the working database, spilled data and transcoded copies (default: <out>/_tmp)")
     args = ap.parse_args()
 
     project = args.project.resolve()
@@ -188,15 +210,29 @@ def main():
 
     out = args.out.resolve()
     (out / "landing").mkdir(parents=True, exist_ok=True)
-    tmp = out / "_tmp"
-    tmp.mkdir(exist_ok=True)
+    if args.temp_dir:
+        args.temp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="qinglian-duckdb-", dir=args.temp_dir.resolve()))
+    else:
+        tmp = out / "_tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
 
-    con = duckdb.connect()
+    # Tables live in a database file in the temporary folder, not in memory:
+    # the staged feeds of a large tier (the court's records alone are GBs)
+    # do not fit a memory limit of a few GB; a file-backed table's blocks are
+    # compressed and written out, so the buffer manager can drop them.
+    # Operators (joins, aggregates, sorts) spill to the same folder.
+    con = duckdb.connect(str(tmp / "work.duckdb"))
     if args.threads:
         con.execute(f"SET threads = {int(args.threads)}")
     if args.memory_limit:
         con.execute(f"SET memory_limit = {sql_string(args.memory_limit)}")
-    con.execute(f"SET temp_directory = {sql_string(str(tmp))}")
+    con.execute(f"SET temp_directory = {sql_string(str(tmp / 'spill'))}")
+    # No result depends on the physical order of rows (every output that has
+    # an order says so with ORDER BY); keeping it costs memory in parallel
+    # scans and table writes.
+    con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
     person_key = os.environ.get(pipeline.get("person_hash_key_env", "QINGLIAN_PERSON_KEY"), "bench-key")
     con.execute(f"SET VARIABLE person_key = {sql_string(person_key)}")
@@ -219,20 +255,30 @@ def main():
             files = feed_files(source, args.feeds.resolve())
             if source["source"].get("encoding", "utf-8").lower() == "gb18030":
                 files = transcode_gb18030(files, tmp, feed)
+            records = source["source"].get("records", "")
+            records_columns, records_array = json_pointer_columns(records) if records else ("", "")
             con.execute(template(
                 f"map_{feed}.sql",
                 files="[" + ", ".join(sql_string(f) for f in files) + "]",
-                records=sql_string(source["source"].get("records", "")),
+                records=sql_string(records),
+                records_columns=records_columns,
+                records_array=records_array,
+                max_object_size=str(max(os.path.getsize(f) for f in files) + 1024),
             ))
             feed_seconds[feed]["read_map"] = round(time.perf_counter() - t, 3)
 
     # KEYS: classify, resolve, quarantine, de-duplicate and land; the
-    # registry first, then every feed resolved against it.
+    # registry first, then every feed resolved against it. The staged and
+    # checked rows are dropped once a feed has landed and been counted.
+    counts = {}
     with stages.run("keys"):
         for feed in feeds:
             t = time.perf_counter()
             own = [c["name"] for c in schemas[feed]["columns"]]
             con.execute(template("land.sql", feed=feed, columns=", ".join(f'"{c}"' for c in own)))
+            con.execute(f"DROP TABLE stage_{feed}")
+            counts[feed] = feed_counts(con, feed)
+            con.execute(f"DROP TABLE checked_{feed}")
             con.execute(template("spine.sql") if feed == "registry" else template("resolve.sql", feed=feed))
             check_landed_schema(con, feed, schemas[feed])
             feed_seconds[feed]["keys"] = round(time.perf_counter() - t, 3)
@@ -270,7 +316,7 @@ def main():
         for feed in feeds:
             con.execute(template("write_landed.sql", feed=feed, out=str(out)))
 
-    counts = {feed: feed_counts(con, feed) | {"seconds": feed_seconds[feed]} for feed in feeds}
+    counts = {feed: counts[feed] | {"seconds": feed_seconds[feed]} for feed in feeds}
     colours = dict(con.execute("SELECT coalesce(colour, 'none'), count(*) FROM profiles GROUP BY 1 ORDER BY 1").fetchall())
     summary = {
         "engine": f"duckdb {duckdb.__version__}",

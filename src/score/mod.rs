@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type};
 use datafusion::datasource::MemTable;
@@ -196,42 +196,58 @@ pub async fn resolve_feeds(
             )
         };
         ctx.sql(&sql).await.map_err(engine)?;
-        let count = ctx
-            .sql(&format!(
-                "SELECT count(*) FROM \"{feed}\" WHERE uscc IS NULL"
-            ))
+    }
+    // What matched nothing, and what matched by name alone (the evidence of
+    // low confidence), from one pass over each feed's rows without a USCC:
+    // the view's join matters only for them, and they are few.
+    let mut evidence: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    for &(feed, _) in &tables {
+        let sql = if feed == "registry" {
+            "SELECT source_record_id, false AS named FROM registry_landed WHERE uscc IS NULL"
+                .to_string()
+        } else {
+            format!(
+                "SELECT f.source_record_id, n.uscc IS NOT NULL AS named \
+                 FROM \"{feed}_landed\" f LEFT JOIN registry_names n \
+                 ON f.subject_name_key = n.subject_name_key WHERE f.uscc IS NULL"
+            )
+        };
+        let batches = ctx
+            .sql(&sql)
             .await
             .map_err(engine)?
             .collect()
             .await
             .map_err(engine)?;
-        let n = count
-            .first()
-            .and_then(|b| cast(b.column(0), &DataType::UInt64).ok())
-            .map_or(0, |c| {
-                c.as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
-                    .value(0)
-            });
+        let mut none = 0u64;
+        for b in &batches {
+            let record = cast(b.column(0), &DataType::Utf8).map_err(engine)?;
+            let record = record.as_string::<i32>();
+            let named = b.column(1).as_boolean();
+            for r in 0..b.num_rows() {
+                if named.is_valid(r) && named.value(r) {
+                    let record = record.is_valid(r).then(|| record.value(r).to_string());
+                    evidence.insert((feed.clone(), record));
+                } else {
+                    none += 1;
+                }
+            }
+        }
         if pipeline.sources.contains(feed) {
-            unmatched.insert(feed.clone(), n);
+            unmatched.insert(feed.clone(), none);
         }
     }
-    // Which records matched by name alone: the evidence of low confidence.
-    let parts: Vec<String> = tables
-        .iter()
-        .map(|(f, _)| {
-            format!("SELECT '{f}' AS feed, source_record_id FROM \"{f}\" WHERE \"match\" = 'name'")
-        })
-        .collect();
-    materialize(
-        ctx,
-        "evidence_by_name",
-        &format!(
-            "SELECT feed, source_record_id FROM ({}) GROUP BY feed, source_record_id",
-            parts.join(" UNION ALL ")
+    let (feeds, records): (Vec<String>, Vec<Option<String>>) = evidence.into_iter().unzip();
+    let evidence = RecordBatch::try_from_iter(vec![
+        ("feed", Arc::new(StringArray::from(feeds)) as ArrayRef),
+        (
+            "source_record_id",
+            Arc::new(StringArray::from(records)) as ArrayRef,
         ),
-    )
-    .await?;
+    ])
+    .map_err(engine)?;
+    ctx.register_batch("evidence_by_name", evidence)
+        .map_err(engine)?;
     Ok(unmatched)
 }
 
@@ -419,7 +435,10 @@ pub async fn run_rules(
 ) -> Result<Vec<Hit>, ScoreError> {
     let mut hits = Vec::new();
     for rule in project.pipeline_rules(pipeline) {
-        hits.extend(run_rule(ctx, rule, business_date).await?);
+        let started = std::time::Instant::now();
+        let found = run_rule(ctx, rule, business_date).await?;
+        tracing::info!(rule = %rule.id, hits = found.len(), ms = started.elapsed().as_millis() as u64, "rule evaluated");
+        hits.extend(found);
     }
     hits.sort_by(|a, b| {
         (
@@ -649,8 +668,19 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
             )
         })
         .collect();
+    let started = std::time::Instant::now();
     let unmatched = register_feeds(&ctx, input.project, input.pipeline, &snapshots).await?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "feeds resolved against the registry"
+    );
+    let started = std::time::Instant::now();
     let hits = run_rules(&ctx, input.project, input.pipeline, input.business_date).await?;
+    tracing::info!(
+        hits = hits.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "rules evaluated"
+    );
     let scores = aggregate(input.project, &hits);
     let version = rules_version(input.project, input.pipeline);
     let stale = stale_feeds(

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::json_stream::for_each_at_pointer;
-use super::records::{Presence, malformed_row, row_from_object};
+use super::records::{Presence, malformed_row, row_from_json_line, row_from_object};
 use super::{
     BATCH_ROWS, Drift, FetchError, FetchOptions, FetchReport, PayloadSink, PayloadWriter, RawBatch,
     RawRow,
@@ -415,28 +415,7 @@ fn read_ndjson(
         }
         let position = format!("{}:{line_no}", ctx.name);
         records += 1;
-        let row = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(object)) => row_from_object(
-                &ctx.fields,
-                &object,
-                position,
-                text.to_string(),
-                drift,
-                &mut presence,
-            ),
-            Ok(_) => malformed_row(
-                &ctx.fields,
-                position,
-                text.to_string(),
-                "not a JSON object".into(),
-            ),
-            Err(e) => malformed_row(
-                &ctx.fields,
-                position,
-                text.to_string(),
-                format!("malformed JSON: {e}"),
-            ),
-        };
+        let row = row_from_json_line(&ctx.fields, text, position, drift, &mut presence);
         batcher.push(row)?;
     }
 }

@@ -1,6 +1,7 @@
 //! Exact duplicates, found with bounded memory.
 //!
-//! Canonical rows are staged on local disk in arrival order beside a file
+//! Canonical rows are staged on local disk in arrival order (Arrow IPC:
+//! written and read back without encoding) beside a file
 //! of 128-bit fingerprints of their records as delivered; repeats are found
 //! one of 256 fingerprint buckets at a time and marked in a bitmap of one
 //! bit per row, which filters the staged rows on their way to the landing
@@ -9,7 +10,8 @@
 use std::hash::{BuildHasher, RandomState};
 
 use datafusion::arrow::array::RecordBatch;
-use futures::StreamExt;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
 
 /// A 128-bit fingerprint of a record as delivered, for exact duplicates:
 /// two independently keyed 64-bit hashes.
@@ -42,7 +44,7 @@ impl Fingerprints {
 pub(crate) struct Staging {
     dir: tempfile::TempDir,
     rows_path: std::path::PathBuf,
-    rows: parquet::arrow::AsyncArrowWriter<tokio::fs::File>,
+    rows: StreamWriter<std::io::BufWriter<std::fs::File>>,
     fps: std::io::BufWriter<std::fs::File>,
     staged: u64,
 }
@@ -60,16 +62,11 @@ impl Staging {
     ) -> Result<Self, String> {
         let err = |e: &dyn std::fmt::Display| format!("staging: {e}");
         let dir = tempfile::tempdir().map_err(|e| err(&e))?;
-        let rows_path = dir.path().join("rows.parquet");
-        let file = tokio::fs::File::create(&rows_path)
-            .await
-            .map_err(|e| err(&e))?;
-        let rows = parquet::arrow::AsyncArrowWriter::try_new(
-            file,
-            canonical,
-            Some(crate::land::bounded_properties()),
-        )
-        .map_err(|e| err(&e))?;
+        let rows_path = dir.path().join("rows.arrows");
+        let file = std::fs::File::create(&rows_path).map_err(|e| err(&e))?;
+        let rows =
+            StreamWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file), &canonical)
+                .map_err(|e| err(&e))?;
         let fps =
             std::fs::File::create(dir.path().join("fingerprints.bin")).map_err(|e| err(&e))?;
         Ok(Self {
@@ -94,10 +91,7 @@ impl Staging {
                 .map_err(|e| format!("staging: {e}"))?;
         }
         self.staged += batch.num_rows() as u64;
-        self.rows
-            .write(batch)
-            .await
-            .map_err(|e| format!("staging: {e}"))
+        self.rows.write(batch).map_err(|e| format!("staging: {e}"))
     }
 
     /// Marks every row whose record appeared at an earlier row.
@@ -175,12 +169,12 @@ impl Staging {
 
     /// Starts the deduplicated read-back.
     pub(crate) async fn distinct(mut self) -> Result<Distinct, String> {
-        use parquet::arrow::ParquetRecordBatchStreamBuilder;
         use std::io::Write;
         self.fps.flush().map_err(|e| format!("staging: {e}"))?;
+        self.rows.finish().map_err(|e| format!("staging: {e}"))?;
         self.rows
-            .close()
-            .await
+            .get_mut()
+            .flush()
             .map_err(|e| format!("staging: {e}"))?;
         let dir = self.dir.path().to_path_buf();
         let staged = self.staged;
@@ -188,14 +182,8 @@ impl Staging {
             .await
             .map_err(|e| format!("deduplicating: {e}"))?
             .map_err(|e| format!("deduplicating: {e}"))?;
-        let file = tokio::fs::File::open(&self.rows_path)
-            .await
-            .map_err(|e| format!("staging: {e}"))?;
-        let rows = ParquetRecordBatchStreamBuilder::new(file)
-            .await
-            .map_err(|e| format!("staging: {e}"))?
-            .with_batch_size(crate::source::BATCH_ROWS)
-            .build()
+        let file = std::fs::File::open(&self.rows_path).map_err(|e| format!("staging: {e}"))?;
+        let rows = StreamReader::try_new(std::io::BufReader::with_capacity(1 << 20, file), None)
             .map_err(|e| format!("staging: {e}"))?;
         Ok(Distinct {
             _dir: self.dir,
@@ -210,7 +198,7 @@ impl Staging {
 /// Staged rows read back in order without their duplicates.
 pub(crate) struct Distinct {
     _dir: tempfile::TempDir,
-    rows: parquet::arrow::async_reader::ParquetRecordBatchStream<tokio::fs::File>,
+    rows: StreamReader<std::io::BufReader<std::fs::File>>,
     bitmap: Vec<u64>,
     offset: u64,
     pub(crate) staged: u64,
@@ -221,7 +209,7 @@ impl Distinct {
     pub(crate) async fn next(&mut self) -> Option<Result<RecordBatch, String>> {
         use datafusion::arrow::array::BooleanArray;
         use datafusion::arrow::compute::filter_record_batch;
-        let batch = match self.rows.next().await? {
+        let batch = match self.rows.next()? {
             Ok(b) => b,
             Err(e) => return Some(Err(format!("staging: {e}"))),
         };

@@ -133,7 +133,7 @@ pub struct Mapper {
     key: usize,
     name: Option<usize>,
     record_id: Vec<usize>,
-    hash_key: Option<Vec<u8>>,
+    hasher: Option<PersonHasher>,
     fetched_at: i64,
     org_codes: Arc<keys::RegistryCodes>,
 }
@@ -167,18 +167,35 @@ pub fn source_sql_fields(source: &Source) -> BTreeSet<String> {
 /// The keyed hash of a person identity number: HMAC-SHA256 over the
 /// number (trimmed, upper case), hex.
 pub fn person_hash(key: &[u8], number: &str) -> String {
-    let normalized = number.trim().to_ascii_uppercase();
-    // HMAC takes keys of any length.
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
-    mac.update(normalized.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    PersonHasher::new(key).map_or_else(String::new, |h| h.hash(number))
+}
+
+/// [`person_hash`] under one key, the key schedule computed once.
+#[derive(Clone)]
+struct PersonHasher(Hmac<Sha256>);
+
+impl PersonHasher {
+    fn new(key: &[u8]) -> Option<Self> {
+        // HMAC takes keys of any length.
+        <Hmac<Sha256> as Mac>::new_from_slice(key).ok().map(Self)
+    }
+
+    fn hash(&self, number: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.0.clone();
+        let trimmed = number.trim();
+        if trimmed.bytes().any(|b| b.is_ascii_lowercase()) {
+            mac.update(trimmed.to_ascii_uppercase().as_bytes());
+        } else {
+            mac.update(trimmed.as_bytes());
+        }
+        let mut out = String::with_capacity(64);
+        for b in mac.finalize().into_bytes() {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        out
+    }
 }
 
 impl Mapper {
@@ -260,7 +277,7 @@ impl Mapper {
                 .collect(),
             raw_schema,
             fields,
-            hash_key,
+            hasher: hash_key.as_deref().and_then(PersonHasher::new),
             fetched_at,
             org_codes,
         })
@@ -444,9 +461,9 @@ impl Mapper {
                     .and_then(|v| v[r].clone())
                     .filter(|s| !s.trim().is_empty()),
             };
-            let field_name = match plan {
-                Plan::Field { index, .. } => self.fields[*index].clone(),
-                _ => column.name.clone(),
+            let field_name: &str = match plan {
+                Plan::Field { index, .. } => &self.fields[*index],
+                _ => &column.name,
             };
             let Some(value) = value else {
                 if !column.nullable {
@@ -469,7 +486,7 @@ impl Mapper {
                 _ => (1, None, false),
             };
             if hash {
-                let key = self.hash_key.as_deref().ok_or_else(|| {
+                let hasher = self.hasher.as_ref().ok_or_else(|| {
                     (
                         column.name.clone(),
                         Reason::NoHashKey,
@@ -477,7 +494,7 @@ impl Mapper {
                     )
                 })?;
                 any_hashed_person = true;
-                own.push(Cell::Str(person_hash(key, &value)));
+                own.push(Cell::Str(hasher.hash(&value)));
                 continue;
             }
             let cell = coerce_cell(column, &value, scale, labels).map_err(|(reason, why)| {

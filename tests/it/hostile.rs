@@ -137,10 +137,14 @@ async fn hostile_records_are_refused_or_quarantined_within_bounded_memory() {
         "{}",
         originals[huge].as_deref().map_or(0, str::len)
     );
-    // Within bounded memory: the 100 MB records were never held whole.
+    // Within bounded memory: the 100 MB records were never held whole. A
+    // feed's reader holds at most one record of the 16 MiB allowed (and
+    // its read buffer); feeds land one per core at a time, so with two
+    // cores both hostile feeds (court and credit) may hold one at once.
     println!("peak RSS {rss} KiB with the hostile records, {baseline_rss} KiB without");
+    let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u64;
     assert!(
-        rss < baseline_rss + 64 * 1024,
+        rss < baseline_rss + 64 * 1024 * parallel.min(2),
         "peak RSS {rss} KiB against {baseline_rss} KiB without the hostile records"
     );
     // Nothing written outside the warehouse.
