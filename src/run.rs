@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -447,9 +447,20 @@ async fn run_locked(
     // which resolve organization codes against it. Records stay in
     // pipeline order.
     let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    // Largest first (by a listing of the files, where there is one), so
+    // that the longest feed does not start last; the registry stays first.
+    let mut order = sources.clone();
+    let mut sizes = BTreeMap::new();
+    for s in &order {
+        sizes.insert(
+            s.feed.clone(),
+            source::estimated_bytes(s, &options.vars).await.unwrap_or(0),
+        );
+    }
+    order.sort_by_key(|s| (s.feed != "registry", std::cmp::Reverse(sizes[&s.feed])));
     let mut in_flight: std::collections::VecDeque<FeedTask> = std::collections::VecDeque::new();
     let mut interrupted_at = None;
-    for source in sources {
+    for source in order {
         let Some(schema) = project.schemas.get(&source.schema) else {
             continue;
         };
@@ -512,6 +523,10 @@ async fn run_locked(
         record.feeds.push(feed_done(task, options).await);
         write(&record).await?;
     }
+    // Recorded in pipeline order, whatever order they ran in.
+    record
+        .feeds
+        .sort_by_key(|f| sources.iter().position(|s| s.feed == f.feed));
     if let Some(at) = interrupted_at {
         return interrupted(&ctx, record, &at).await;
     }
@@ -760,6 +775,26 @@ async fn snapshot_keys(ctx: &RunContext, snapshot: &str) -> Option<HashSet<Strin
 }
 
 #[allow(clippy::too_many_lines)]
+/// Counts landed rows and their keys (collecting the registry's codes).
+fn count_keys(
+    batch: &RecordBatch,
+    is_registry: bool,
+    new_codes: &mut crate::keys::RegistryCodes,
+    registry: &crate::keys::RegistryCodes,
+    rec: &mut FeedRecord,
+) {
+    rec.landed += batch.num_rows() as u64;
+    let uscc = batch.column(0).as_string::<i32>();
+    for value in uscc.iter().flatten() {
+        rec.keyed += 1;
+        if is_registry {
+            new_codes.insert(value);
+        } else if registry.contains(value) {
+            rec.in_registry += 1;
+        }
+    }
+}
+
 /// A feed landing in its own task.
 struct FeedTask {
     feed: String,
@@ -973,6 +1008,7 @@ async fn land_feed(
     let is_registry = source.feed == "registry";
     let fingerprints = validate::dedup::Fingerprints::new();
     let mut staging = validate::dedup::Staging::new(mapper.schema()).await?;
+    let mut new_codes = crate::keys::RegistryCodes::default();
     let mut consume_error = None;
     while let Some(batch) = rx.recv().await {
         rec.read += batch.rows.len() as u64;
@@ -994,9 +1030,19 @@ async fn land_feed(
             .iter()
             .map(|r| fingerprints.of(&batch.rows[*r].original))
             .collect();
-        if let Err(e) = staging.write(&mapped.batch, &fps).await {
-            consume_error = Some(e);
-            break;
+        match staging.write(&mapped.batch, &fps).await {
+            Ok(Some(first)) => {
+                count_keys(&first, is_registry, &mut new_codes, &registry.codes, rec);
+                if let Err(e) = data.write(&first).await {
+                    consume_error = Some(format!("cannot write {}: {e}", paths.data()));
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                consume_error = Some(e);
+                break;
+            }
         }
         if !mapped.quarantined.is_empty() {
             let q = land::quarantine_batch(&source.feed, &mapped.quarantined)
@@ -1026,27 +1072,16 @@ async fn land_feed(
     if report.watermark.is_some() {
         rec.watermark_after = report.watermark;
     }
-    // Exact duplicates out, canonical rows in.
+    // Exact duplicates out: what a long feed staged on disk lands now.
     let mut distinct = staging.distinct().await?;
-    let staged = distinct.staged;
-    let mut new_codes = crate::keys::RegistryCodes::default();
     while let Some(batch) = distinct.next().await {
         let batch = batch?;
-        rec.landed += batch.num_rows() as u64;
-        let uscc = batch.column(0).as_string::<i32>();
-        for value in uscc.iter().flatten() {
-            rec.keyed += 1;
-            if is_registry {
-                new_codes.insert(value);
-            } else if registry.codes.contains(value) {
-                rec.in_registry += 1;
-            }
-        }
+        count_keys(&batch, is_registry, &mut new_codes, &registry.codes, rec);
         data.write(&batch)
             .await
             .map_err(|e| format!("cannot write {}: {e}", paths.data()))?;
     }
-    rec.duplicates = staged - rec.landed;
+    rec.duplicates = distinct.written - rec.landed;
     data.close()
         .await
         .map_err(|e| format!("cannot finish {}: {e}", paths.data()))?;

@@ -11,7 +11,7 @@
 
 pub mod outputs;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -151,8 +151,8 @@ pub async fn register_feeds(
 }
 
 /// Creates each feed's resolved view over its `<feed>_landed` table (the
-/// registry spine, name matching, the `match` column, the `evidence`
-/// view); returns the records per fetched feed that matched nothing.
+/// registry spine, name matching, the `match` column); returns the records
+/// per fetched feed that matched nothing.
 pub async fn resolve_feeds(
     ctx: &SessionContext,
     project: &Project,
@@ -197,58 +197,92 @@ pub async fn resolve_feeds(
         };
         ctx.sql(&sql).await.map_err(engine)?;
     }
-    // What matched nothing, and what matched by name alone (the evidence of
-    // low confidence), from one pass over each feed's rows without a USCC:
-    // the view's join matters only for them, and they are few.
-    let mut evidence: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    // What matched nothing: rows without a USCC that no name resolves.
+    // Which rows matched by name alone is asked for the hits only
+    // ([`mark_name_matched`]): at the national tier most court records
+    // carry only a name, millions of rows no rule hits.
     for &(feed, _) in &tables {
+        if !pipeline.sources.contains(feed) {
+            continue;
+        }
         let sql = if feed == "registry" {
-            "SELECT source_record_id, false AS named FROM registry_landed WHERE uscc IS NULL"
-                .to_string()
+            "SELECT count(*) FROM registry_landed WHERE uscc IS NULL".to_string()
         } else {
             format!(
-                "SELECT f.source_record_id, n.uscc IS NOT NULL AS named \
-                 FROM \"{feed}_landed\" f LEFT JOIN registry_names n \
-                 ON f.subject_name_key = n.subject_name_key WHERE f.uscc IS NULL"
+                "SELECT count(*) FROM \"{feed}_landed\" f LEFT JOIN registry_names n \
+                 ON f.subject_name_key = n.subject_name_key \
+                 WHERE f.uscc IS NULL AND n.uscc IS NULL"
             )
         };
-        let batches = ctx
+        let count = ctx
             .sql(&sql)
             .await
             .map_err(engine)?
             .collect()
             .await
             .map_err(engine)?;
-        let mut none = 0u64;
-        for b in &batches {
-            let record = cast(b.column(0), &DataType::Utf8).map_err(engine)?;
-            let record = record.as_string::<i32>();
-            let named = b.column(1).as_boolean();
-            for r in 0..b.num_rows() {
-                if named.is_valid(r) && named.value(r) {
-                    let record = record.is_valid(r).then(|| record.value(r).to_string());
-                    evidence.insert((feed.clone(), record));
-                } else {
-                    none += 1;
-                }
+        let n = count
+            .first()
+            .and_then(|b| cast(b.column(0), &DataType::UInt64).ok())
+            .map_or(0, |c| {
+                c.as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+                    .value(0)
+            });
+        unmatched.insert(feed.clone(), n);
+    }
+    Ok(unmatched)
+}
+
+/// Marks the hits whose evidence record matched its organization by name
+/// alone (a row without a USCC whose name names one registry
+/// organization): low confidence. One query per feed the hits cite, over
+/// that feed's rows without a USCC, joined to the cited record ids.
+pub async fn mark_name_matched(ctx: &SessionContext, hits: &mut [Hit]) -> Result<(), ScoreError> {
+    let mut cited: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for h in hits.iter() {
+        cited
+            .entry(h.source_feed.as_str())
+            .or_default()
+            .insert(h.source_record_id.as_str());
+    }
+    let mut named: HashSet<(String, String)> = HashSet::new();
+    for (feed, records) in cited {
+        let landed = format!("{feed}_landed");
+        // The registry is the spine: its rows match by USCC.
+        if feed == "registry" || !ctx.table_exist(landed.as_str()).map_err(engine)? {
+            continue;
+        }
+        let ids = RecordBatch::try_from_iter(vec![(
+            "source_record_id",
+            Arc::new(StringArray::from_iter_values(records)) as ArrayRef,
+        )])
+        .map_err(engine)?;
+        ctx.register_batch("cited_records", ids).map_err(engine)?;
+        let found = ctx
+            .sql(&format!(
+                "SELECT DISTINCT CAST(f.source_record_id AS VARCHAR) AS source_record_id \
+                 FROM cited_records c JOIN \"{landed}\" f ON f.source_record_id = c.source_record_id \
+                 JOIN registry_names n ON f.subject_name_key = n.subject_name_key \
+                 WHERE f.uscc IS NULL"
+            ))
+            .await
+            .map_err(engine)?
+            .collect()
+            .await;
+        ctx.deregister_table("cited_records").map_err(engine)?;
+        for b in &found.map_err(engine)? {
+            let ids = cast(b.column(0), &DataType::Utf8).map_err(engine)?;
+            for id in ids.as_string::<i32>().iter().flatten() {
+                named.insert((feed.to_string(), id.to_string()));
             }
         }
-        if pipeline.sources.contains(feed) {
-            unmatched.insert(feed.clone(), none);
+    }
+    for h in hits.iter_mut() {
+        if named.contains(&(h.source_feed.clone(), h.source_record_id.clone())) {
+            h.low_confidence = true;
         }
     }
-    let (feeds, records): (Vec<String>, Vec<Option<String>>) = evidence.into_iter().unzip();
-    let evidence = RecordBatch::try_from_iter(vec![
-        ("feed", Arc::new(StringArray::from(feeds)) as ArrayRef),
-        (
-            "source_record_id",
-            Arc::new(StringArray::from(records)) as ArrayRef,
-        ),
-    ])
-    .map_err(engine)?;
-    ctx.register_batch("evidence_by_name", evidence)
-        .map_err(engine)?;
-    Ok(unmatched)
+    Ok(())
 }
 
 /// Runs a query once and registers its result as an in-memory table.
@@ -272,8 +306,20 @@ fn windowed_sql(rule: &Rule, business_date: NaiveDate) -> String {
     }
 }
 
-/// Runs one rule; every row must name a valid USCC and a date.
+/// Runs one rule; every row must name a valid USCC and a date. Hits
+/// whose record matched by name alone are marked low confidence.
 pub async fn run_rule(
+    ctx: &SessionContext,
+    rule: &Rule,
+    business_date: NaiveDate,
+) -> Result<Vec<Hit>, ScoreError> {
+    let mut hits = rule_hits(ctx, rule, business_date).await?;
+    mark_name_matched(ctx, &mut hits).await?;
+    Ok(hits)
+}
+
+/// One rule's hits, not yet marked for confidence.
+async fn rule_hits(
     ctx: &SessionContext,
     rule: &Rule,
     business_date: NaiveDate,
@@ -283,9 +329,8 @@ pub async fn run_rule(
         message,
     };
     let sql = format!(
-        "SELECT h.uscc, h.source_feed, h.source_record_id, h.event_date, h.detail, \
-         e.feed IS NOT NULL AS by_name \
-         FROM ({}) AS h LEFT JOIN evidence_by_name e ON e.feed = h.source_feed AND e.source_record_id = h.source_record_id",
+        "SELECT h.uscc, h.source_feed, h.source_record_id, h.event_date, h.detail \
+         FROM ({}) AS h",
         windowed_sql(rule, business_date)
     );
     let batches = ctx
@@ -308,7 +353,6 @@ pub async fn run_rule(
         );
         let dates = cast(b.column(3), &DataType::Date32).map_err(|e| fail(e.to_string()))?;
         let dates = dates.as_primitive::<Date32Type>();
-        let by_name = b.column(5).as_boolean();
         for r in 0..b.num_rows() {
             let record_id = if record.is_null(r) {
                 ""
@@ -341,7 +385,7 @@ pub async fn run_rule(
                 } else {
                     detail.value(r).to_string()
                 },
-                low_confidence: by_name.value(r),
+                low_confidence: false,
             });
         }
     }
@@ -436,10 +480,11 @@ pub async fn run_rules(
     let mut hits = Vec::new();
     for rule in project.pipeline_rules(pipeline) {
         let started = std::time::Instant::now();
-        let found = run_rule(ctx, rule, business_date).await?;
+        let found = rule_hits(ctx, rule, business_date).await?;
         tracing::info!(rule = %rule.id, hits = found.len(), ms = started.elapsed().as_millis() as u64, "rule evaluated");
         hits.extend(found);
     }
+    mark_name_matched(ctx, &mut hits).await?;
     hits.sort_by(|a, b| {
         (
             &a.uscc,

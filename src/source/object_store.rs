@@ -9,7 +9,7 @@
 //! the decoder and parser, and records leave in batches through a bounded
 //! channel. No file is ever held in memory whole.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 
@@ -79,6 +79,31 @@ async fn list_matching(
         .await?;
     files.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(files)
+}
+
+/// The bytes of the files a source URL selects, gzip counted five times.
+pub(super) async fn estimated_bytes(
+    url_template: &str,
+    gzip: bool,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Option<u64> {
+    let var = |n: &str| vars.get(n).cloned().or_else(|| std::env::var(n).ok());
+    let url = expand_env(url_template, var).ok()?;
+    let (base, pattern) = split_glob(&url);
+    let (store, prefix) = store::open_with(&base, false, vars).ok()?;
+    let glob = Glob::new(pattern.as_deref().unwrap_or("*"))
+        .ok()?
+        .compile_matcher();
+    let files = list_matching(&store, &prefix, &glob).await.ok()?;
+    Some(
+        files
+            .iter()
+            .map(|m| {
+                let compressed = gzip || m.location.as_ref().ends_with(".gz");
+                if compressed { m.size * 5 } else { m.size }
+            })
+            .sum(),
+    )
 }
 
 /// Fetches every file the source's URL selects.
@@ -536,6 +561,7 @@ fn read_csv(
         .iter()
         .map(|f| index.get(f.as_str()).copied())
         .collect();
+    let object_keys = object_keys(&headers);
     let mut record = csv::ByteRecord::new();
     loop {
         let more = match csv.read_byte_record(&mut record) {
@@ -558,19 +584,23 @@ fn read_csv(
             .iter()
             .map(|b| std::str::from_utf8(b).map_err(|_| ()))
             .collect();
-        let mut original = serde_json::Map::new();
-        for (i, t) in texts.iter().enumerate() {
-            let key = headers
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| format!("_{}", i + 1));
-            let value = match t {
-                Ok(s) => Value::String((*s).to_string()),
-                Err(()) => Value::String(String::from_utf8_lossy(&record[i]).into_owned()),
-            };
-            original.insert(key, value);
-        }
-        let original = Value::Object(original).to_string();
+        let original = if record.len() == headers.len() && texts.iter().all(Result::is_ok) {
+            original_of_row(&object_keys, &texts)
+        } else {
+            let mut original = serde_json::Map::new();
+            for (i, t) in texts.iter().enumerate() {
+                let key = headers
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("_{}", i + 1));
+                let value = match t {
+                    Ok(s) => Value::String((*s).to_string()),
+                    Err(()) => Value::String(String::from_utf8_lossy(&record[i]).into_owned()),
+                };
+                original.insert(key, value);
+            }
+            Value::Object(original).to_string()
+        };
         // A row with the wrong number of fields or bytes that are not text
         // cannot be trusted field by field: validation quarantines it.
         if record.len() != headers.len() {
@@ -594,6 +624,39 @@ fn read_csv(
             malformed: None,
         })?;
     }
+}
+
+/// The keys of a CSV row as a JSON object, in the order a
+/// `serde_json::Map` keeps them (sorted; a repeated header's last column
+/// wins), each with its column and its JSON-escaped form.
+fn object_keys(headers: &[String]) -> Vec<(usize, String)> {
+    let mut last: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        last.insert(h.as_str(), i);
+    }
+    last.into_iter()
+        .map(|(h, i)| (i, Value::String(h.to_string()).to_string()))
+        .collect()
+}
+
+/// A CSV row of text fields as the compact JSON object text of its
+/// headers and values: what serializing the `serde_json::Map` gives,
+/// written without building it.
+fn original_of_row(keys: &[(usize, String)], texts: &[Result<&str, ()>]) -> String {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (n, (i, key)) in keys.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(key.as_bytes());
+        out.push(b':');
+        let text = texts.get(*i).and_then(|t| t.ok()).unwrap_or_default();
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, text);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Parquet needs random access: the file is streamed to a local temporary
@@ -741,6 +804,30 @@ mod tests {
         assert_eq!(
             split_glob("/data/registry.csv"),
             ("/data".to_string(), Some("registry.csv".to_string()))
+        );
+    }
+}
+
+#[cfg(test)]
+mod csv_original_tests {
+    use super::*;
+
+    /// The row's JSON text is what serializing its map gives, byte for byte.
+    #[test]
+    fn a_row_reads_as_its_serialized_map() {
+        let headers: Vec<String> = ["名称", "b", "a", "b", "q\"uote", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let values = ["杭州\n\"x\"", "1", "", "second b", "\u{1}\t", "e"];
+        let texts: Vec<Result<&str, ()>> = values.iter().map(|v| Ok(*v)).collect();
+        let mut map = serde_json::Map::new();
+        for (h, v) in headers.iter().zip(values) {
+            map.insert(h.clone(), Value::String(v.to_string()));
+        }
+        assert_eq!(
+            original_of_row(&object_keys(&headers), &texts),
+            Value::Object(map).to_string()
         );
     }
 }

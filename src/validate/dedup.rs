@@ -1,11 +1,14 @@
 //! Exact duplicates, found with bounded memory.
 //!
-//! Canonical rows are staged on local disk in arrival order (Arrow IPC:
-//! written and read back without encoding) beside a file
-//! of 128-bit fingerprints of their records as delivered; repeats are found
-//! one of 256 fingerprint buckets at a time and marked in a bitmap of one
-//! bit per row, which filters the staged rows on their way to the landing
-//! file. Memory is a bit per row plus one bucket, whatever the feed.
+//! Rows stream straight to their landing file while a set of 128-bit
+//! fingerprints of their records as delivered (16 bytes a row) tells first
+//! occurrences from repeats. A feed longer than [`STREAMED_ROWS`] distinct
+//! records spills: the set goes to a fingerprint file on local disk and
+//! later rows are staged there (Arrow IPC, written and read back without
+//! encoding) beside their fingerprints; repeats among them are found one of
+//! 256 fingerprint buckets at a time and marked in a bitmap of one bit per
+//! row, which filters the staged rows on their way to the landing file.
+//! Memory is at most the set, whatever the feed.
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -33,65 +36,140 @@ impl Fingerprints {
     }
 }
 
-/// Canonical rows staged on local disk in arrival order, beside a file of
-/// their 128-bit record fingerprints. Deduplication partitions the
-/// fingerprints into 256 buckets on disk, finds repeats one bucket at a time
-/// (a bucket holds 1/256 of the feed), and marks them in a bitmap of one bit
-/// per row; the staged rows are then streamed once, skipping marked rows.
-/// Memory is a bit per row plus one bucket, whatever the feed's length or
-/// its number of duplicates; feeds of at most [`IN_MEMORY_ROWS`] rows skip
-/// the buckets and use one set of their fingerprints.
+/// Deduplication of one feed in arrival order: first occurrences are
+/// returned by [`write`](Self::write) to land at once while the set of
+/// fingerprints stays below [`STREAMED_ROWS`]; past it, rows are staged on
+/// disk and [`distinct`](Self::distinct) returns the rest.
 pub(crate) struct Staging {
+    canonical: datafusion::arrow::datatypes::SchemaRef,
+    seen: Option<std::collections::HashSet<u128>>,
+    spill: Option<Spill>,
+    /// Rows written, staged or not.
+    written: u64,
+    /// The cap of the streamed set.
+    streamed_rows: usize,
+}
+
+/// Rows staged on disk once the fingerprint set is full: the fingerprint
+/// file starts with the `landed` fingerprints of the rows streamed before.
+struct Spill {
     dir: tempfile::TempDir,
     rows_path: std::path::PathBuf,
     rows: StreamWriter<std::io::BufWriter<std::fs::File>>,
     fps: std::io::BufWriter<std::fs::File>,
+    landed: u64,
     staged: u64,
 }
 
-/// Fingerprint buckets: a bucket holds 1/BUCKETS of the feed's rows.
+/// Distinct records kept in memory before a feed spills to disk: 16 MiB
+/// of fingerprints a million rows (a 10-million-row feed, the largest of
+/// the national tier, keeps about 200 MiB).
+const STREAMED_ROWS: usize = 1 << 24;
+
+/// Fingerprint buckets: a bucket holds 1/BUCKETS of the spilled rows.
 const BUCKETS: usize = 256;
 
-/// Feeds up to this many rows are deduplicated in one in-memory set of
+/// Spilled rows up to this many are deduplicated in one in-memory set of
 /// fingerprints (at most a few MiB) instead of buckets on disk.
 const IN_MEMORY_ROWS: u64 = 1 << 17;
+
+fn fingerprint((hi, lo): (u64, u64)) -> u128 {
+    (u128::from(hi) << 64) | u128::from(lo)
+}
 
 impl Staging {
     pub(crate) async fn new(
         canonical: datafusion::arrow::datatypes::SchemaRef,
     ) -> Result<Self, String> {
-        let err = |e: &dyn std::fmt::Display| format!("staging: {e}");
-        let dir = tempfile::tempdir().map_err(|e| err(&e))?;
-        let rows_path = dir.path().join("rows.arrows");
-        let file = std::fs::File::create(&rows_path).map_err(|e| err(&e))?;
-        let rows =
-            StreamWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file), &canonical)
-                .map_err(|e| err(&e))?;
-        let fps =
-            std::fs::File::create(dir.path().join("fingerprints.bin")).map_err(|e| err(&e))?;
-        Ok(Self {
-            rows,
-            fps: std::io::BufWriter::with_capacity(1 << 16, fps),
-            rows_path,
-            dir,
-            staged: 0,
-        })
+        Ok(Self::with_cap(canonical, STREAMED_ROWS))
     }
 
+    fn with_cap(canonical: datafusion::arrow::datatypes::SchemaRef, streamed_rows: usize) -> Self {
+        Self {
+            canonical,
+            seen: Some(std::collections::HashSet::new()),
+            spill: None,
+            written: 0,
+            streamed_rows,
+        }
+    }
+
+    /// Takes a batch of canonical rows with their fingerprints; returns the
+    /// first occurrences that land now (none once the feed has spilled).
     pub(crate) async fn write(
         &mut self,
         batch: &RecordBatch,
         fps: &[(u64, u64)],
-    ) -> Result<(), String> {
+    ) -> Result<Option<RecordBatch>, String> {
+        use datafusion::arrow::array::BooleanArray;
+        use datafusion::arrow::compute::filter_record_batch;
+        self.written += batch.num_rows() as u64;
+        let Some(seen) = self.seen.as_mut() else {
+            self.stage(batch, fps)?;
+            return Ok(None);
+        };
+        let mut keep = Vec::with_capacity(fps.len());
+        let mut full_at = None;
+        for (i, fp) in fps.iter().enumerate() {
+            keep.push(seen.insert(fingerprint(*fp)));
+            if seen.len() >= self.streamed_rows {
+                full_at = Some(i + 1);
+                break;
+            }
+        }
+        let streamed = batch.slice(0, keep.len());
+        let now = filter_record_batch(&streamed, &BooleanArray::from(keep))
+            .map_err(|e| format!("deduplicating: {e}"))?;
+        if let Some(at) = full_at {
+            self.start_spill()?;
+            self.stage(&batch.slice(at, batch.num_rows() - at), &fps[at..])?;
+        }
+        Ok(Some(now))
+    }
+
+    /// Moves the fingerprint set to disk; later rows are staged.
+    fn start_spill(&mut self) -> Result<(), String> {
         use std::io::Write;
-        for (hi, lo) in fps {
-            self.fps
-                .write_all(&hi.to_le_bytes())
-                .and_then(|()| self.fps.write_all(&lo.to_le_bytes()))
+        let err = |e: &dyn std::fmt::Display| format!("staging: {e}");
+        let dir = tempfile::tempdir().map_err(|e| err(&e))?;
+        let rows_path = dir.path().join("rows.arrows");
+        let file = std::fs::File::create(&rows_path).map_err(|e| err(&e))?;
+        let rows = StreamWriter::try_new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            &self.canonical,
+        )
+        .map_err(|e| err(&e))?;
+        let fps =
+            std::fs::File::create(dir.path().join("fingerprints.bin")).map_err(|e| err(&e))?;
+        let mut fps = std::io::BufWriter::with_capacity(1 << 16, fps);
+        let seen = self.seen.take().unwrap_or_default();
+        for fp in &seen {
+            fps.write_all(&fp.to_le_bytes()).map_err(|e| err(&e))?;
+        }
+        self.spill = Some(Spill {
+            dir,
+            rows_path,
+            rows,
+            fps,
+            landed: seen.len() as u64,
+            staged: 0,
+        });
+        Ok(())
+    }
+
+    fn stage(&mut self, batch: &RecordBatch, fps: &[(u64, u64)]) -> Result<(), String> {
+        use std::io::Write;
+        let Some(spill) = self.spill.as_mut() else {
+            return Err("staging: not spilled".into());
+        };
+        for fp in fps {
+            spill
+                .fps
+                .write_all(&fingerprint(*fp).to_le_bytes())
                 .map_err(|e| format!("staging: {e}"))?;
         }
-        self.staged += batch.num_rows() as u64;
-        self.rows.write(batch).map_err(|e| format!("staging: {e}"))
+        spill.staged += batch.num_rows() as u64;
+        spill.rows.write(batch).map_err(|e| format!("staging: {e}"))
     }
 
     /// Marks every row whose record appeared at an earlier row.
@@ -167,66 +245,139 @@ impl Staging {
         Ok(bitmap)
     }
 
-    /// Starts the deduplicated read-back.
-    pub(crate) async fn distinct(mut self) -> Result<Distinct, String> {
+    /// The rows still to land (those staged after a spill), without
+    /// their repeats; `written` counts every row taken.
+    pub(crate) async fn distinct(self) -> Result<Distinct, String> {
         use std::io::Write;
-        self.fps.flush().map_err(|e| format!("staging: {e}"))?;
-        self.rows.finish().map_err(|e| format!("staging: {e}"))?;
-        self.rows
+        let Some(mut spill) = self.spill else {
+            return Ok(Distinct {
+                rest: None,
+                written: self.written,
+            });
+        };
+        spill.fps.flush().map_err(|e| format!("staging: {e}"))?;
+        spill.rows.finish().map_err(|e| format!("staging: {e}"))?;
+        spill
+            .rows
             .get_mut()
             .flush()
             .map_err(|e| format!("staging: {e}"))?;
-        let dir = self.dir.path().to_path_buf();
-        let staged = self.staged;
-        let bitmap = tokio::task::spawn_blocking(move || Self::duplicates(&dir, staged))
+        let dir = spill.dir.path().to_path_buf();
+        let total = spill.landed + spill.staged;
+        let bitmap = tokio::task::spawn_blocking(move || Self::duplicates(&dir, total))
             .await
             .map_err(|e| format!("deduplicating: {e}"))?
             .map_err(|e| format!("deduplicating: {e}"))?;
-        let file = std::fs::File::open(&self.rows_path).map_err(|e| format!("staging: {e}"))?;
+        let file = std::fs::File::open(&spill.rows_path).map_err(|e| format!("staging: {e}"))?;
         let rows = StreamReader::try_new(std::io::BufReader::with_capacity(1 << 20, file), None)
             .map_err(|e| format!("staging: {e}"))?;
         Ok(Distinct {
-            _dir: self.dir,
-            rows,
-            bitmap,
-            offset: 0,
-            staged,
+            rest: Some(Rest {
+                _dir: spill.dir,
+                rows,
+                bitmap,
+                offset: spill.landed,
+            }),
+            written: self.written,
         })
     }
 }
 
 /// Staged rows read back in order without their duplicates.
 pub(crate) struct Distinct {
+    rest: Option<Rest>,
+    /// Rows taken by the staging, duplicates included.
+    pub(crate) written: u64,
+}
+
+struct Rest {
     _dir: tempfile::TempDir,
     rows: StreamReader<std::io::BufReader<std::fs::File>>,
     bitmap: Vec<u64>,
+    /// Ordinal of the first staged row among all fingerprints.
     offset: u64,
-    pub(crate) staged: u64,
 }
 
 impl Distinct {
-    /// The next batch of distinct rows, `None` at the end.
+    /// The next batch of distinct staged rows, `None` at the end.
     pub(crate) async fn next(&mut self) -> Option<Result<RecordBatch, String>> {
         use datafusion::arrow::array::BooleanArray;
         use datafusion::arrow::compute::filter_record_batch;
-        let batch = match self.rows.next()? {
+        let rest = self.rest.as_mut()?;
+        let batch = match rest.rows.next()? {
             Ok(b) => b,
             Err(e) => return Some(Err(format!("staging: {e}"))),
         };
         let keep: BooleanArray = (0..batch.num_rows() as u64)
             .map(|i| {
-                let ord = self.offset + i;
-                Some(self.bitmap[(ord / 64) as usize] & (1 << (ord % 64)) == 0)
+                let ord = rest.offset + i;
+                Some(rest.bitmap[(ord / 64) as usize] & (1 << (ord % 64)) == 0)
             })
             .collect();
-        self.offset += batch.num_rows() as u64;
+        rest.offset += batch.num_rows() as u64;
         Some(filter_record_batch(&batch, &keep).map_err(|e| e.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::AsArray;
+
     use super::*;
+
+    /// Streaming, spilling part-way and spilling at once land the same
+    /// rows in the same order: every first occurrence, in arrival order.
+    #[tokio::test]
+    async fn a_feed_lands_the_same_rows_whether_it_spills_or_not() {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        // 3,000 rows, every 5th repeating a row 700 before it.
+        let values: Vec<i64> = (0..3_000i64)
+            .map(|i| if i >= 700 && i % 5 == 0 { i - 700 } else { i })
+            .collect();
+        let expected: Vec<i64> = {
+            let mut seen = std::collections::HashSet::new();
+            values.iter().copied().filter(|v| seen.insert(*v)).collect()
+        };
+        for cap in [usize::MAX, 1_000, 1] {
+            let mut staging = Staging::with_cap(Arc::clone(&schema), cap);
+            let mut landed = Vec::new();
+            for chunk in values.chunks(256) {
+                let batch = RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(Int64Array::from(chunk.to_vec()))],
+                )
+                .expect("batch");
+                let fps: Vec<(u64, u64)> = chunk.iter().map(|v| (*v as u64, 7)).collect();
+                if let Some(now) = staging.write(&batch, &fps).await.expect("write") {
+                    landed.extend(
+                        now.column(0)
+                            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                            .values()
+                            .iter()
+                            .copied(),
+                    );
+                }
+            }
+            let mut rest = staging.distinct().await.expect("distinct");
+            assert_eq!(rest.written, 3_000);
+            while let Some(batch) = rest.next().await {
+                let batch = batch.expect("batch");
+                landed.extend(
+                    batch
+                        .column(0)
+                        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                        .values()
+                        .iter()
+                        .copied(),
+                );
+            }
+            assert_eq!(landed, expected, "cap {cap}");
+        }
+    }
 
     /// Both ways of finding repeats mark the same rows.
     #[test]

@@ -291,8 +291,9 @@ impl Mapper {
     /// Maps one raw batch.
     pub fn map(&self, batch: &RawBatch) -> Result<Mapped, MapperError> {
         let sql_values = self.evaluate_sql(batch)?;
-        let mut columns: Vec<Vec<Cell>> =
-            vec![Vec::with_capacity(batch.rows.len()); self.schema.fields().len()];
+        let mut columns: Vec<Vec<Cell>> = (0..self.schema.fields().len())
+            .map(|_| Vec::with_capacity(batch.rows.len()))
+            .collect();
         let mut quarantined = Vec::new();
         let mut accepted = Vec::with_capacity(batch.rows.len());
         for (r, row) in batch.rows.iter().enumerate() {
@@ -405,7 +406,7 @@ impl Mapper {
             check.class = KeyClass::NameOnly;
         }
         let uscc = match check.class {
-            KeyClass::Valid => Some(check.normalized.clone()),
+            KeyClass::Valid => Some(std::mem::take(&mut check.normalized)),
             KeyClass::OrgCodeOnly => self.org_codes.resolve_org_code(&check.normalized),
             KeyClass::RegNoOnly => None,
             KeyClass::NameOnly => {
@@ -452,13 +453,13 @@ impl Mapper {
         let mut any_hashed_person = false;
         let mut own = Vec::with_capacity(self.own.len());
         for ((column, plan), sql) in self.own.iter().zip(&self.plans).zip(sql_values) {
-            let value: Option<String> = match plan {
+            let value: Option<&str> = match plan {
                 Plan::Null => None,
-                Plan::Constant(v) => Some(v.clone()),
-                Plan::Field { index, .. } => text(*index).map(str::to_string),
+                Plan::Constant(v) => Some(v.as_str()),
+                Plan::Field { index, .. } => text(*index),
                 Plan::Sql(_) => sql
                     .as_ref()
-                    .and_then(|v| v[r].clone())
+                    .and_then(|v| v[r].as_deref())
                     .filter(|s| !s.trim().is_empty()),
             };
             let field_name: &str = match plan {
@@ -494,10 +495,10 @@ impl Mapper {
                     )
                 })?;
                 any_hashed_person = true;
-                own.push(Cell::Str(hasher.hash(&value)));
+                own.push(Cell::Str(hasher.hash(value)));
                 continue;
             }
-            let cell = coerce_cell(column, &value, scale, labels).map_err(|(reason, why)| {
+            let cell = coerce_cell(column, value, scale, labels).map_err(|(reason, why)| {
                 (column.name.clone(), reason, format!("{field_name}: {why}"))
             })?;
             own.push(cell);
@@ -595,7 +596,17 @@ fn build_array(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, Strin
         }};
     }
     Ok(match data_type {
-        DataType::Utf8 => collect!(Str, StringArray),
+        DataType::Utf8 => {
+            let values = cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Null => Ok(None),
+                    Cell::Str(v) => Ok(Some(v.as_str())),
+                    other => Err(wrong(other)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Arc::new(StringArray::from(values)) as ArrayRef
+        }
         DataType::Int64 => collect!(I64, Int64Array),
         DataType::Int32 => {
             let values = cells
