@@ -245,7 +245,7 @@ pub async fn mark_name_matched(ctx: &SessionContext, hits: &mut [Hit]) -> Result
             .or_default()
             .insert(h.source_record_id.as_str());
     }
-    let mut named: HashSet<(String, String)> = HashSet::new();
+    let mut named: HashMap<String, HashSet<String>> = HashMap::new();
     for (feed, records) in cited {
         let landed = format!("{feed}_landed");
         // The registry is the spine: its rows match by USCC.
@@ -273,12 +273,18 @@ pub async fn mark_name_matched(ctx: &SessionContext, hits: &mut [Hit]) -> Result
         for b in &found.map_err(engine)? {
             let ids = cast(b.column(0), &DataType::Utf8).map_err(engine)?;
             for id in ids.as_string::<i32>().iter().flatten() {
-                named.insert((feed.to_string(), id.to_string()));
+                named
+                    .entry(feed.to_string())
+                    .or_default()
+                    .insert(id.to_string());
             }
         }
     }
     for h in hits.iter_mut() {
-        if named.contains(&(h.source_feed.clone(), h.source_record_id.clone())) {
+        if named
+            .get(&h.source_feed)
+            .is_some_and(|ids| ids.contains(&h.source_record_id))
+        {
             h.low_confidence = true;
         }
     }
