@@ -67,3 +67,10 @@ CREATE OR REPLACE MACRO value_error(col, t, v, required, reason) AS (
 -- malformed record).
 CREATE OR REPLACE MACRO is_json_object(s) AS
     coalesce(CASE WHEN json_valid(s) THEN json_type(s) = 'OBJECT' END, false);
+
+-- The lines of NDJSON files (gzip undone by the reader), each trimmed as
+-- our reader trims a line; every NDJSON feed's map starts here.
+CREATE OR REPLACE MACRO ndjson_lines(files) AS TABLE
+    SELECT txt(line) AS line
+    FROM read_csv(files, columns = {'line': 'VARCHAR'}, header = false, auto_detect = false,
+                  delim = E'\x01', quote = '', escape = '');

@@ -1,11 +1,7 @@
 -- map_court.sql: court records (pipelines/sources/court.toml). NDJSON with
 -- the court's own keys; dates as epoch milliseconds. Record id: caseCode|recordType.
 CREATE OR REPLACE TABLE stage_court AS
-WITH lines AS (
-    SELECT txt(line) AS line
-    FROM read_csv({files}, columns = {'line': 'VARCHAR'}, header = false, auto_detect = false,
-                  delim = E'\x01', quote = '', escape = '')
-),
+WITH lines AS (SELECT * FROM ndjson_lines({files})),
 parsed AS (
     SELECT line AS _original, NOT is_json_object(line) AS _malformed,
            from_json(CASE WHEN is_json_object(line) THEN line ELSE '{}' END,

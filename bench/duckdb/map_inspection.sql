@@ -3,11 +3,7 @@
 -- mapping lpad("resultCode", 2, '0'): it runs on the raw, untrimmed field,
 -- and only an all-blank result counts as empty, as in our mapper.
 CREATE OR REPLACE TABLE stage_inspection AS
-WITH lines AS (
-    SELECT txt(line) AS line
-    FROM read_csv({files}, columns = {'line': 'VARCHAR'}, header = false, auto_detect = false,
-                  delim = E'\x01', quote = '', escape = '')
-),
+WITH lines AS (SELECT * FROM ndjson_lines({files})),
 parsed AS (
     SELECT line AS _original, NOT is_json_object(line) AS _malformed,
            from_json(CASE WHEN is_json_object(line) THEN line ELSE '{}' END,

@@ -1,11 +1,7 @@
 -- map_police.sql: public-security cases (pipelines/sources/police.toml).
 -- NDJSON; the subject person's identity number is hashed here.
 CREATE OR REPLACE TABLE stage_police AS
-WITH lines AS (
-    SELECT txt(line) AS line
-    FROM read_csv({files}, columns = {'line': 'VARCHAR'}, header = false, auto_detect = false,
-                  delim = E'\x01', quote = '', escape = '')
-),
+WITH lines AS (SELECT * FROM ndjson_lines({files})),
 parsed AS (
     SELECT line AS _original, NOT is_json_object(line) AS _malformed,
            from_json(CASE WHEN is_json_object(line) THEN line ELSE '{}' END,
