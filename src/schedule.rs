@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::ledger::{Ledger, RunStatus};
+use crate::project::crontab::CronSchedule;
 use crate::project::{BusinessDatePolicy, CatchUp, Job};
 use crate::run::Clock;
 
@@ -33,14 +34,13 @@ const MAX_FIRES: usize = 100_000;
 
 /// Fire times strictly after `after` and no later than `until`.
 pub fn fires(
-    schedule: &cron::Schedule,
+    schedule: &CronSchedule,
     tz: Tz,
     after: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Vec<DateTime<Utc>> {
     schedule
-        .after(&after.with_timezone(&tz))
-        .map(|t| t.with_timezone(&Utc))
+        .after(tz, after)
         .take_while(|t| *t <= until)
         .take(MAX_FIRES)
         .collect()
@@ -48,16 +48,12 @@ pub fn fires(
 
 /// The next `count` fire times after `after`.
 pub fn next_fires(
-    schedule: &cron::Schedule,
+    schedule: &CronSchedule,
     tz: Tz,
     after: DateTime<Utc>,
     count: usize,
 ) -> Vec<DateTime<Utc>> {
-    schedule
-        .after(&after.with_timezone(&tz))
-        .map(|t| t.with_timezone(&Utc))
-        .take(count)
-        .collect()
+    schedule.after(tz, after).take(count).collect()
 }
 
 /// The business date a tick at `fire` processes.

@@ -10,6 +10,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use serde::de::DeserializeOwned;
 
 use super::Project;
+use super::crontab::CronSchedule;
 use super::diag::{Diagnostics, key};
 use super::env::expand_env;
 use super::model::*;
@@ -1031,100 +1032,13 @@ fn compile_push(file: &str, p: RawPush, d: &mut Diagnostics) -> Push {
     }
 }
 
-/// Reads a 5-field crontab or a 6/7-field seconds-first expression.
-pub fn parse_cron(expr: &str) -> Result<(cron::Schedule, CronDialect), String> {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    let (text, dialect) = match fields.len() {
-        5 => {
-            let weekday = crontab_weekday(fields[4]);
-            (
-                format!(
-                    "0 {} {} {} {} {}",
-                    fields[0], fields[1], fields[2], fields[3], weekday
-                ),
-                CronDialect::Crontab,
-            )
-        }
-        6 | 7 => (fields.join(" "), CronDialect::WithSeconds),
-        n => {
-            return Err(format!(
-                "found {expr:?} with {n} fields, expected 5 (crontab: minute hour day month weekday) or 6-7 (seconds first)"
-            ));
-        }
-    };
-    cron::Schedule::from_str(&text)
-        .map(|s| (s, dialect))
-        .map_err(|_| {
-            let how = match dialect {
-                CronDialect::Crontab => {
-                    "a 5-field crontab expression (minute hour day month weekday)"
-                }
-                CronDialect::WithSeconds => {
-                    "a 6-field cron expression (second minute hour day month weekday)"
-                }
-            };
-            let why = cron_culprit(&text, &fields, dialect).unwrap_or_default();
-            format!("found {expr:?}, expected {how}{why}")
-        })
-}
-
-/// Names the first field that does not parse on its own, as written.
-fn cron_culprit(seconds_first: &str, written: &[&str], dialect: CronDialect) -> Option<String> {
-    const FIELDS: [(&str, &str); 7] = [
-        ("second", "0-59"),
-        ("minute", "0-59"),
-        ("hour", "0-23"),
-        ("day of month", "1-31"),
-        ("month", "1-12 or JAN-DEC"),
-        ("day of week", "1-7 or SUN-SAT"),
-        ("year", "1970-2099"),
-    ];
-    let fields: Vec<&str> = seconds_first.split_whitespace().collect();
-    // The crontab form has no seconds field: written index = index - 1.
-    let offset = usize::from(dialect == CronDialect::Crontab);
-    (offset..fields.len()).find_map(|i| {
-        let probe: Vec<&str> = (0..fields.len())
-            .map(|j| if j == i { fields[j] } else { "*" })
-            .collect();
-        cron::Schedule::from_str(&probe.join(" ")).err().map(|_| {
-            let (name, range) = FIELDS[i];
-            let range = if dialect == CronDialect::Crontab && i == 5 {
-                "0-7 or SUN-SAT"
-            } else {
-                range
-            };
-            format!(
-                ": {name} field {:?} is out of range ({range})",
-                written.get(i - offset).copied().unwrap_or_default()
-            )
-        })
+/// Reads a 5-field crontab line, an `@` name, or a 6/7-field seconds-first
+/// expression (see [`CronSchedule`]).
+pub fn parse_cron(expr: &str) -> Result<(CronSchedule, CronDialect), String> {
+    CronSchedule::parse(expr).map(|s| {
+        let dialect = s.dialect();
+        (s, dialect)
     })
-}
-
-/// Crontab counts weekdays 0–7 from Sunday; the `cron` crate counts 1–7.
-/// Names mean the same in both, so numbers become names.
-fn crontab_weekday(field: &str) -> String {
-    const NAMES: [&str; 8] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
-    let mut out = String::new();
-    let mut chars = field.chars().peekable();
-    let mut after_slash = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() && !after_slash {
-            let mut n = c.to_digit(10).unwrap_or(0) as usize;
-            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
-                n = n * 10 + d as usize;
-                chars.next();
-            }
-            match NAMES.get(n) {
-                Some(name) => out.push_str(name),
-                None => out.push_str(&n.to_string()),
-            }
-        } else {
-            after_slash = c == '/' || (after_slash && c.is_ascii_digit());
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn cron_note(file: &str, job: &Job) -> String {
@@ -1220,14 +1134,6 @@ fn compile_job(f: &ConfigFile, pipelines: &BTreeSet<String>, d: &mut Diagnostics
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crontab_weekdays_become_names() {
-        assert_eq!(crontab_weekday("1-5"), "MON-FRI");
-        assert_eq!(crontab_weekday("0,6"), "SUN,SAT");
-        assert_eq!(crontab_weekday("*/2"), "*/2");
-        assert_eq!(crontab_weekday("*"), "*");
-    }
 
     #[test]
     fn both_cron_dialects_parse() {

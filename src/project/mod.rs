@@ -8,6 +8,7 @@
 //! must plan against empty tables of the declared schemas.
 
 mod compile;
+pub mod crontab;
 mod diag;
 mod env;
 pub mod model;

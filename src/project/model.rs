@@ -704,8 +704,8 @@ pub struct Job {
     pub cron: String,
     /// How it was read.
     pub cron_dialect: CronDialect,
-    /// The parsed schedule (seconds-first form).
-    pub schedule: cron::Schedule,
+    /// The parsed schedule, as crontab(5) means it.
+    pub schedule: super::crontab::CronSchedule,
     /// Time zone of the schedule and the business date.
     pub timezone: Tz,
     /// Which date a tick processes.

@@ -5,6 +5,7 @@ mod config;
 mod conformance;
 mod contract;
 mod crash;
+mod cron_table;
 mod deliver;
 mod demo;
 mod explain;
