@@ -599,6 +599,7 @@ pub struct ScoreSummary {
 struct Previous {
     date: NaiveDate,
     colours: HashMap<String, Option<String>>,
+    names: HashMap<String, String>,
     rules: HashMap<String, BTreeSet<String>>,
 }
 
@@ -628,24 +629,29 @@ async fn previous_result(
     };
 
     let text = |b: &RecordBatch, i: usize| cast(b.column(i), &DataType::Utf8).map_err(engine);
-    let mut colours = HashMap::new();
+    let (mut colours, mut names) = (HashMap::new(), HashMap::new());
     let profiles = ctx
         .read_parquet(files("profiles")?, ParquetReadOptions::default())
         .await
         .map_err(engine)?
-        .select_columns(&["uscc", "colour"])
+        .select_columns(&["uscc", "colour", "name"])
         .map_err(engine)?
         .collect()
         .await
         .map_err(engine)?;
     for b in &profiles {
-        let (u, c) = (text(b, 0)?, text(b, 1)?);
-        let (u, c) = (u.as_string::<i32>(), c.as_string::<i32>());
+        let (u, c, n) = (text(b, 0)?, text(b, 1)?, text(b, 2)?);
+        let (u, c, n) = (
+            u.as_string::<i32>(),
+            c.as_string::<i32>(),
+            n.as_string::<i32>(),
+        );
         for r in 0..b.num_rows() {
             colours.insert(
                 u.value(r).to_string(),
                 (!c.is_null(r)).then(|| c.value(r).to_string()),
             );
+            names.insert(u.value(r).to_string(), n.value(r).to_string());
         }
     }
     let mut rules: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -671,6 +677,7 @@ async fn previous_result(
     Ok(Some(Previous {
         date,
         colours,
+        names,
         rules,
     }))
 }
@@ -795,8 +802,10 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     let no_previous = Previous {
         date: input.business_date,
         colours: HashMap::new(),
+        names: HashMap::new(),
         rules: HashMap::new(),
     };
+    let mut registered: HashSet<String> = HashSet::new();
     let mut rules_now: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     for h in &hits {
         rules_now
@@ -831,6 +840,7 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
                     .as_ref()
                     .and_then(|c| (!c.is_null(r)).then(|| c.value(r).to_string()));
                 let code = uscc.value(r);
+                registered.insert(code.to_string());
                 let before = prev.colours.get(code).cloned().flatten();
                 if before != now {
                     let empty = BTreeSet::new();
@@ -863,6 +873,31 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
             .await
             .map_err(engine)?;
         writer.write(&profiles).await.map_err(engine)?;
+    }
+    // An organization that had a colour and is no longer in the registry
+    // at all has lost it: a change like a deregistration.
+    if let Some(prev) = &previous {
+        let mut gone: Vec<(&String, &String)> = prev
+            .colours
+            .iter()
+            .filter(|(code, _)| !registered.contains(*code))
+            .filter_map(|(code, colour)| colour.as_ref().map(|c| (code, c)))
+            .collect();
+        gone.sort();
+        for (code, colour) in gone {
+            changes.push(outputs::Change {
+                uscc: code.clone(),
+                name: prev.names.get(code).cloned().unwrap_or_default(),
+                previous_colour: Some(colour.clone()),
+                colour: None,
+                added: Vec::new(),
+                removed: prev
+                    .rules
+                    .get(code)
+                    .map(|r| r.iter().cloned().collect())
+                    .unwrap_or_default(),
+            });
+        }
     }
     codes.close().await.map_err(engine)?;
     outputs.insert("codes".to_string(), rel(&codes_path));
