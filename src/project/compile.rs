@@ -836,6 +836,19 @@ fn compile_rules(f: &ConfigFile, rules: &mut Vec<Rule>, d: &mut Diagnostics) {
                 ),
             );
         }
+        if let Some(event) = &r.event {
+            let mut seen = BTreeSet::new();
+            if event.is_empty() {
+                d.push(
+                    &f.rel,
+                    format!("{at}.event"),
+                    "found [], expected the output columns that name the event (default: [\"source_feed\", \"source_record_id\"])",
+                );
+            }
+            for c in event.iter().filter(|c| !seen.insert(c.as_str())) {
+                d.push(&f.rel, format!("{at}.event"), format!("names {c:?} twice"));
+            }
+        }
         if let Some(flag) = r.flag.as_deref().filter(|f| !FLAGS.contains(f)) {
             d.push(
                 &f.rel,
@@ -867,6 +880,9 @@ fn compile_rules(f: &ConfigFile, rules: &mut Vec<Rule>, d: &mut Diagnostics) {
                 window,
                 flag: r.flag,
                 basis: r.basis,
+                event: r
+                    .event
+                    .unwrap_or_else(|| DEFAULT_EVENT.iter().map(|c| c.to_string()).collect()),
                 sql: r.sql,
             });
         }

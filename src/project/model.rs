@@ -513,9 +513,18 @@ pub struct Rule {
     pub flag: Option<String>,
     /// Statutory or policy basis.
     pub basis: Option<String>,
+    /// Columns of the query's output that name the event a hit evidences
+    /// (a penalty decision, a listing, a revoked organization a person
+    /// led): hits of one organization and rule sharing them are one event
+    /// and deduct once. Default: the evidence record
+    /// ([`DEFAULT_EVENT`]).
+    pub event: Vec<String>,
     /// SQL with placeholders, returning the hit columns.
     pub sql: String,
 }
+
+/// A rule's event when it names none: its evidence record.
+pub const DEFAULT_EVENT: [&str; 2] = ["source_feed", "source_record_id"];
 
 /// Columns a rule's query returns, in order, with their types.
 pub const HIT_COLUMNS: [(&str, DataType); 5] = [

@@ -95,13 +95,30 @@ pub(super) async fn plan_rules(
         let fields = df.schema().fields();
         let found: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
         let expected: Vec<&str> = HIT_COLUMNS.iter().map(|(n, _)| *n).collect();
-        if found != expected {
+        // After the hit columns, only the columns its event names.
+        let extra_named = found
+            .iter()
+            .skip(expected.len())
+            .all(|c| rule.event.contains(c));
+        if found.len() < expected.len() || found[..expected.len()] != expected || !extra_named {
+            let events = rule
+                .event
+                .iter()
+                .filter(|c| !expected.contains(&c.as_str()))
+                .map(String::as_str);
+            let with: Vec<&str> = expected.iter().copied().chain(events).collect();
             report(format!(
                 "returns columns ({}), expected ({})",
                 found.join(", "),
-                expected.join(", ")
+                with.join(", ")
             ));
             continue;
+        }
+        for c in rule.event.iter().filter(|c| !found.contains(c)) {
+            report(format!(
+                "event names column {c:?}, which the query does not return (it returns {})",
+                found.join(", ")
+            ));
         }
         for (field, (name, want)) in fields.iter().zip(HIT_COLUMNS.iter()) {
             let got = field.data_type();

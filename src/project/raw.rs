@@ -252,6 +252,9 @@ pub(crate) struct RawRule {
     /// Statutory or policy basis, shown by `explain`.
     #[serde(default)]
     pub(crate) basis: Option<String>,
+    /// Output columns naming the event a hit evidences.
+    #[serde(default)]
+    pub(crate) event: Option<Vec<String>>,
     pub(crate) sql: String,
 }
 

@@ -27,7 +27,7 @@ pub use outputs::{
     OUTPUT_DATASETS, changes_schema, codes_schema, hits_schema, profiles_schema, write_dataset,
 };
 
-use crate::keys::{self, KeyClass};
+use crate::keys;
 use crate::project::{Colour, Dimension, Pipeline, Project, Rule};
 
 /// Why scoring failed; the run then publishes nothing.
@@ -79,6 +79,9 @@ pub struct Hit {
     pub detail: String,
     /// `high`, or `low` when the evidence matched by name alone.
     pub low_confidence: bool,
+    /// The event the evidence belongs to (the rule's `event` columns):
+    /// hits of one organization and rule sharing it deduct once.
+    pub event: String,
 }
 
 /// The content hash of a pipeline's rules and bands.
@@ -312,31 +315,67 @@ fn windowed_sql(rule: &Rule, business_date: NaiveDate) -> String {
     }
 }
 
-/// Runs one rule; every row must name a valid USCC and a date. Hits
-/// whose record matched by name alone are marked low confidence.
+/// Runs one rule; every row naming a registered organization must carry a
+/// date. Hits whose record matched by name alone are marked low
+/// confidence.
 pub async fn run_rule(
     ctx: &SessionContext,
     rule: &Rule,
     business_date: NaiveDate,
 ) -> Result<Vec<Hit>, ScoreError> {
-    let mut hits = rule_hits(ctx, rule, business_date).await?;
+    let registered = registered(ctx).await?;
+    let mut hits = rule_hits(ctx, rule, business_date, &registered).await?;
     mark_name_matched(ctx, &mut hits).await?;
     Ok(hits)
 }
 
-/// One rule's hits, not yet marked for confidence.
+/// The USCC of every registered organization (the spine): hits on anything
+/// else are not hits.
+async fn registered(ctx: &SessionContext) -> Result<HashSet<String>, ScoreError> {
+    let batches = ctx
+        .sql("SELECT uscc FROM registry WHERE uscc IS NOT NULL")
+        .await
+        .map_err(engine)?
+        .collect()
+        .await
+        .map_err(engine)?;
+    let mut out = HashSet::new();
+    for b in &batches {
+        let codes = cast(b.column(0), &DataType::Utf8).map_err(engine)?;
+        out.extend(
+            codes
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
+    }
+    Ok(out)
+}
+
+/// One rule's hits on registered organizations, not yet marked for
+/// confidence. Rows naming no registered organization (an unregistered
+/// subject, an invalid or missing key) are left out and counted in the
+/// log: they score nothing (DOMAIN.md §4).
 async fn rule_hits(
     ctx: &SessionContext,
     rule: &Rule,
     business_date: NaiveDate,
+    registered: &HashSet<String>,
 ) -> Result<Vec<Hit>, ScoreError> {
     let fail = |message: String| ScoreError::Rule {
         rule: rule.id.clone(),
         message,
     };
+    let event = rule
+        .event
+        .iter()
+        .map(|c| format!("COALESCE(CAST(h.\"{c}\" AS VARCHAR), '')"))
+        .collect::<Vec<_>>()
+        .join(", '|', ");
     let sql = format!(
-        "SELECT h.uscc, h.source_feed, h.source_record_id, h.event_date, h.detail \
-         FROM ({}) AS h",
+        "SELECT h.uscc, h.source_feed, h.source_record_id, h.event_date, h.detail, \
+         concat({event}) AS event FROM ({}) AS h",
         windowed_sql(rule, business_date)
     );
     let batches = ctx
@@ -346,16 +385,18 @@ async fn rule_hits(
         .collect()
         .await
         .map_err(|e| fail(format!("failed at run time: {e}")))?;
-    let mut hits = Vec::new();
+    let (mut hits, mut outside) = (Vec::new(), 0u64);
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     for b in &batches {
         let text = |i: usize| cast(b.column(i), &DataType::Utf8).map_err(|e| fail(e.to_string()));
         let (uscc, feed, record, detail) = (text(0)?, text(1)?, text(2)?, text(4)?);
-        let (uscc, feed, record, detail) = (
+        let event = text(5)?;
+        let (uscc, feed, record, detail, event) = (
             uscc.as_string::<i32>(),
             feed.as_string::<i32>(),
             record.as_string::<i32>(),
             detail.as_string::<i32>(),
+            event.as_string::<i32>(),
         );
         let dates = cast(b.column(3), &DataType::Date32).map_err(|e| fail(e.to_string()))?;
         let dates = dates.as_primitive::<Date32Type>();
@@ -366,10 +407,9 @@ async fn rule_hits(
                 record.value(r)
             };
             let code = if uscc.is_null(r) { "" } else { uscc.value(r) };
-            if keys::classify(code).class != KeyClass::Valid || keys::normalize(code) != code {
-                return Err(fail(format!(
-                    "row for record {record_id:?} has uscc {code:?}, expected a valid USCC"
-                )));
+            if !registered.contains(code) {
+                outside += 1;
+                continue;
             }
             if dates.is_null(r) {
                 return Err(fail(format!(
@@ -392,8 +432,16 @@ async fn rule_hits(
                     detail.value(r).to_string()
                 },
                 low_confidence: false,
+                event: if event.is_null(r) {
+                    String::new()
+                } else {
+                    event.value(r).to_string()
+                },
             });
         }
+    }
+    if outside > 0 {
+        tracing::info!(rule = %rule.id, rows = outside, "rule rows naming no registered organization left out");
     }
     Ok(hits)
 }
@@ -445,12 +493,12 @@ impl OrgScore {
     }
 }
 
-/// Adds every hit to its organization's score (hits are distinct by rule,
-/// organization and record).
+/// Adds every hit to its organization's score, once per event: evidence
+/// rows of one organization, rule and event deduct once.
 pub fn aggregate(project: &Project, hits: &[Hit]) -> HashMap<String, OrgScore> {
     let rules: HashMap<&str, &Rule> = project.rules.iter().map(|r| (r.id.as_str(), r)).collect();
     let mut scores: HashMap<String, OrgScore> = HashMap::new();
-    for hit in hits {
+    for hit in first_of_each_event(hits) {
         let Some(rule) = rules.get(hit.rule_id.as_str()) else {
             continue;
         };
@@ -476,6 +524,25 @@ pub fn aggregate(project: &Project, hits: &[Hit]) -> HashMap<String, OrgScore> {
     scores
 }
 
+/// The hits that count: the first evidence row (in order) of each
+/// organization, rule and event. A high-confidence row counts before a
+/// low-confidence one of the same event.
+pub fn first_of_each_event(hits: &[Hit]) -> impl Iterator<Item = &Hit> {
+    let mut best: HashMap<(&str, &str, &str), &Hit> = HashMap::new();
+    for h in hits {
+        let slot = best
+            .entry((h.uscc.as_str(), h.rule_id.as_str(), h.event.as_str()))
+            .or_insert(h);
+        if slot.low_confidence && !h.low_confidence {
+            *slot = h;
+        }
+    }
+    hits.iter().filter(move |h| {
+        best.get(&(h.uscc.as_str(), h.rule_id.as_str(), h.event.as_str()))
+            .is_some_and(|b| std::ptr::eq(*b, *h))
+    })
+}
+
 /// Runs every rule of the pipeline; hits sorted and distinct.
 pub async fn run_rules(
     ctx: &SessionContext,
@@ -484,9 +551,10 @@ pub async fn run_rules(
     business_date: NaiveDate,
 ) -> Result<Vec<Hit>, ScoreError> {
     let mut hits = Vec::new();
+    let registered = registered(ctx).await?;
     for rule in project.pipeline_rules(pipeline) {
         let started = std::time::Instant::now();
-        let found = rule_hits(ctx, rule, business_date).await?;
+        let found = rule_hits(ctx, rule, business_date, &registered).await?;
         tracing::info!(rule = %rule.id, hits = found.len(), ms = started.elapsed().as_millis() as u64, "rule evaluated");
         hits.extend(found);
     }

@@ -58,6 +58,8 @@ pub fn hits_schema() -> SchemaRef {
         Field::new("event_date", DataType::Date32, false),
         Field::new("detail", DataType::Utf8, false),
         Field::new("confidence", DataType::Utf8, false),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("counted", DataType::Boolean, false),
         Field::new("rules_version", DataType::Utf8, false),
         Field::new("business_date", DataType::Date32, false),
     ]))
@@ -78,6 +80,11 @@ pub(super) fn hits_batch(
         project.rules.iter().map(|r| (r.id.as_str(), r)).collect();
     let rule = |h: &Hit| rules.get(h.rule_id.as_str()).copied();
     let n = hits.len();
+    // The row of each event that deducts; the others are its evidence.
+    let counted: std::collections::HashSet<*const Hit> = super::first_of_each_event(hits)
+        .map(|h| h as *const Hit)
+        .collect();
+    let counts = |h: &Hit| counted.contains(&(h as *const Hit));
     let strings = |f: &dyn Fn(&Hit) -> String| -> ArrayRef {
         Arc::new(StringArray::from(hits.iter().map(f).collect::<Vec<_>>()))
     };
@@ -93,7 +100,7 @@ pub(super) fn hits_batch(
         Arc::new(Int32Array::from(
             hits.iter()
                 .map(|h| {
-                    if h.low_confidence {
+                    if h.low_confidence || !counts(h) {
                         0
                     } else {
                         rule(h).map_or(0, |r| r.points as i32)
@@ -124,6 +131,10 @@ pub(super) fn hits_batch(
                 "high".into()
             }
         }),
+        strings(&|h| h.event.clone()),
+        Arc::new(BooleanArray::from(
+            hits.iter().map(counts).collect::<Vec<_>>(),
+        )),
         Arc::new(StringArray::from(vec![rules_version; n])),
         Arc::new(Date32Array::from(vec![days(date); n])),
     ];
