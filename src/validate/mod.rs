@@ -543,6 +543,12 @@ fn coerce_cell(
     labels: Option<&BTreeMap<String, String>>,
 ) -> Result<Cell, (Reason, String)> {
     let bad = |why: String| (Reason::BadValue, why);
+    let below_zero = || {
+        bad(format!(
+            "found {value:?}, expected zero or more ({} takes no negative values)",
+            column.name
+        ))
+    };
     Ok(match column.data_type {
         DataType::Utf8 => {
             let mapped = labels.and_then(|l| l.get(value)).cloned();
@@ -557,15 +563,52 @@ fn coerce_cell(
             }
             Cell::Str(v)
         }
-        DataType::Int32 | DataType::Int64 => Cell::I64(coerce::parse_int(value).map_err(bad)?),
-        DataType::Float64 => Cell::F64(coerce::parse_float(value).map_err(bad)? * scale as f64),
+        DataType::Int32 | DataType::Int64 => {
+            let v = coerce::parse_int(value).map_err(bad)?;
+            if column.data_type == DataType::Int32 && i32::try_from(v).is_err() {
+                return Err(bad(format!(
+                    "found {value:?}, expected a whole number from {} to {}",
+                    i32::MIN,
+                    i32::MAX
+                )));
+            }
+            if v < 0 && !column.negative {
+                return Err(below_zero());
+            }
+            Cell::I64(v)
+        }
+        DataType::Float64 => {
+            let v = coerce::parse_float(value).map_err(bad)? * scale as f64;
+            if !v.is_finite() {
+                return Err(bad(format!("found {value:?}, expected a finite number")));
+            }
+            if v < 0.0 && !column.negative {
+                return Err(below_zero());
+            }
+            // -0 is zero: it lands as 0, not as a negative value.
+            Cell::F64(if v == 0.0 { 0.0 } else { v })
+        }
         DataType::Boolean => Cell::Bool(coerce::parse_bool(value).map_err(bad)?),
         DataType::Date32 => {
             let d = coerce::parse_date(value).map_err(bad)?;
+            if d == coerce::PLACEHOLDER_DATE {
+                return placeholder(column, value);
+            }
+            within_dates(column, value, d)?;
             let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
             Cell::Date((d - epoch).num_days() as i32)
         }
-        DataType::Timestamp(..) => Cell::Ts(coerce::parse_timestamp(value).map_err(bad)?),
+        DataType::Timestamp(..) => {
+            let ms = coerce::parse_timestamp(value).map_err(bad)?;
+            let day = chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.with_timezone(&chrono_tz::Asia::Shanghai).date_naive())
+                .ok_or_else(|| bad(format!("found {value:?}, expected an instant")))?;
+            if day == coerce::PLACEHOLDER_DATE {
+                return placeholder(column, value);
+            }
+            within_dates(column, value, day)?;
+            Cell::Ts(ms)
+        }
         DataType::Decimal128(p, s) => {
             let v = coerce::parse_decimal(value, scale, s).map_err(bad)?;
             if v.unsigned_abs() >= 10u128.pow(u32::from(p)) {
@@ -574,10 +617,52 @@ fn coerce_cell(
                     p - s as u8
                 )));
             }
+            if v < 0 && !column.negative {
+                return Err(below_zero());
+            }
             Cell::Dec(v)
         }
         ref other => return Err(bad(format!("unsupported column type {other}"))),
     })
+}
+
+/// 1900-01-01, the exports' "no date": NULL where the column may be empty,
+/// a missing value where it may not.
+fn placeholder(column: &ColumnSpec, value: &str) -> Result<Cell, (Reason, String)> {
+    if column.nullable {
+        Ok(Cell::Null)
+    } else {
+        Err((
+            Reason::MissingValue,
+            format!(
+                "found {value:?}, the placeholder for no date; {} requires a value",
+                column.name
+            ),
+        ))
+    }
+}
+
+fn within_dates(
+    column: &ColumnSpec,
+    value: &str,
+    day: chrono::NaiveDate,
+) -> Result<(), (Reason, String)> {
+    let (earliest, latest) = column.dates;
+    if day < earliest || day > latest {
+        let read_as = if value.trim() == day.to_string() {
+            String::new()
+        } else {
+            format!(" ({day})")
+        };
+        return Err((
+            Reason::BadValue,
+            format!(
+                "found {value:?}{read_as}, expected a date from {earliest} to {latest} for {}",
+                column.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn build_array(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, String> {
