@@ -433,8 +433,22 @@ fn read_ndjson(
             ))?;
             continue;
         }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim();
+        let text = match std::str::from_utf8(&line) {
+            Ok(text) => text.trim(),
+            Err(e) => {
+                // Replacing the bytes would land a changed value unseen.
+                records += 1;
+                let at = e.valid_up_to();
+                let kept = String::from_utf8_lossy(&line[..line.len().min(KEPT_OF_OVERSIZED)]);
+                batcher.push(malformed_row(
+                    &ctx.fields,
+                    format!("{}:{line_no}", ctx.name),
+                    kept.trim().to_string(),
+                    format!("bytes that are not UTF-8 at byte {}", at + 1),
+                ))?;
+                continue;
+            }
+        };
         if text.is_empty() {
             continue;
         }
