@@ -165,7 +165,8 @@ pub fn source_sql_fields(source: &Source) -> BTreeSet<String> {
 }
 
 /// The keyed hash of a person identity number: HMAC-SHA256 over the
-/// number (trimmed, upper case), hex.
+/// number (white space and invisible characters removed, full-width forms
+/// folded, upper case), hex.
 pub fn person_hash(key: &[u8], number: &str) -> String {
     PersonHasher::new(key).map_or_else(String::new, |h| h.hash(number))
 }
@@ -184,8 +185,26 @@ impl PersonHasher {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut mac = self.0.clone();
         let trimmed = number.trim();
-        if trimmed.bytes().any(|b| b.is_ascii_lowercase()) {
-            mac.update(trimmed.to_ascii_uppercase().as_bytes());
+        if !trimmed.is_ascii() {
+            // Full-width digits and invisible characters (a zero-width
+            // space pasted into a 身份证号) must not make another person.
+            use unicode_normalization::UnicodeNormalization;
+            let clean: String = trimmed
+                .nfkc()
+                .filter(|c| !c.is_whitespace() && !keys::is_invisible(*c))
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
+            mac.update(clean.as_bytes());
+        } else if trimmed
+            .bytes()
+            .any(|b| b.is_ascii_lowercase() || b.is_ascii_whitespace())
+        {
+            let clean: String = trimmed
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
+            mac.update(clean.as_bytes());
         } else {
             mac.update(trimmed.as_bytes());
         }

@@ -359,3 +359,20 @@ fn dates_out_of_range_are_bad_values_and_1900_01_01_is_no_date() {
     assert!(outcome(&ts, "9999999999999").starts_with("bad_value at:"));
     assert_eq!(outcome(&ts, "2026-11-28T10:00:00+08:00"), "landed");
 }
+
+#[test]
+fn identity_numbers_hash_the_same_through_invisible_and_full_width_forms() {
+    use qinglian::validate::person_hash;
+    let key = b"k";
+    let clean = person_hash(key, "33010619800101001X");
+    for dirty in [
+        " 33010619800101001x ",
+        "330106\u{200b}19800101001X",
+        "\u{feff}33010619800101001X\u{2060}",
+        "３３０１０６１９８００１０１００１Ｘ",
+        "330106 19800101 001X",
+    ] {
+        assert_eq!(person_hash(key, dirty), clean, "{dirty:?}");
+    }
+    assert_ne!(person_hash(key, "33010619800101002X"), clean);
+}
