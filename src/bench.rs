@@ -273,7 +273,12 @@ fn readable_copy(
     let output = std::fs::File::create(&target).map_err(|e| file_error(&target, e))?;
     let mut output = BufWriter::new(output);
     if let FileFormat::Json { pointer } = format {
-        let mut each = |value: serde_json::Value| -> Result<(), String> {
+        use crate::source::json_stream::Element;
+        let mut each = |element: Element| -> Result<(), String> {
+            let value = match element {
+                Element::Record(value) => value,
+                Element::TooDeep(text) => return Err(format!("a record too deep: {text}")),
+            };
             serde_json::to_writer(&mut output, &value).map_err(|e| e.to_string())?;
             output.write_all(b"\n").map_err(|e| e.to_string())
         };

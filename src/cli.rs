@@ -1300,6 +1300,18 @@ fn uscc_check(input: &str, format: CheckFormat, header: bool) -> Result<(), Stri
         let line = std::str::from_utf8(bytes)
             .map_err(|e| format!("{input}: line {line_no}: not UTF-8 ({e})"))?;
         let check = keys::classify(line);
+        let mut warnings = Vec::new();
+        let invisible = keys::invisible_chars(line);
+        if !invisible.is_empty() {
+            let listed: Vec<String> = invisible
+                .iter()
+                .map(|(at, c)| format!("U+{:04X} at {at}", u32::from(*c)))
+                .collect();
+            warnings.push(format!(
+                "invisible characters removed: {}",
+                listed.join(", ")
+            ));
+        }
         let decoded = if check.normalized.len() == 18 && check.normalized.is_ascii() {
             keys::decode(&check.normalized)
         } else {
@@ -1319,7 +1331,10 @@ fn uscc_check(input: &str, format: CheckFormat, header: bool) -> Result<(), Stri
             org_type: decoded.org_type.unwrap_or(""),
             division: &decoded.division_code,
             division_name: decoded.division.unwrap_or(""),
-            warning: decoded.warnings.join("; "),
+            warning: {
+                warnings.extend(decoded.warnings.iter().map(ToString::to_string));
+                warnings.join("; ")
+            },
         };
         match format {
             CheckFormat::Jsonl => {

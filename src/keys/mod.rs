@@ -22,7 +22,7 @@ mod uscc;
 
 pub use classify::{KeyCheck, KeyClass, KeyReason, classify};
 pub use decode::{Decoded, decode};
-pub use normalize::{normalize, normalize_into, normalize_name};
+pub use normalize::{invisible_chars, is_invisible, normalize, normalize_into, normalize_name};
 pub use org_code::OrgCode;
 pub use reg_no::RegNo;
 pub use registry_codes::RegistryCodes;

@@ -298,12 +298,62 @@ fn compile_columns(
                 ),
             );
         }
+        let numeric = matches!(
+            data_type,
+            DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Decimal128(..)
+        );
+        if c.negative && !numeric {
+            d.push(
+                &f.rel,
+                format!("{at}.negative"),
+                format!(
+                    "found negative = true on a {} column, expected a numeric column",
+                    c.data_type
+                ),
+            );
+        }
+        let dated = matches!(data_type, DataType::Date32 | DataType::Timestamp(..));
+        let mut bound = |option: &str, text: Option<&String>, default: chrono::NaiveDate| {
+            let Some(text) = text else {
+                return default;
+            };
+            if !dated {
+                d.push(
+                    &f.rel,
+                    format!("{at}.{option}"),
+                    format!(
+                        "found {option} on a {} column, expected a date or timestamp column",
+                        c.data_type
+                    ),
+                );
+                return default;
+            }
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_else(|_| {
+                d.push(
+                    &f.rel,
+                    format!("{at}.{option}"),
+                    format!("found {text:?}, expected a date YYYY-MM-DD"),
+                );
+                default
+            })
+        };
+        let earliest = bound("earliest", c.earliest.as_ref(), DEFAULT_EARLIEST);
+        let latest = bound("latest", c.latest.as_ref(), DEFAULT_LATEST);
+        if earliest > latest {
+            d.push(
+                &f.rel,
+                format!("{at}.latest"),
+                format!("found {latest}, expected a date not before earliest {earliest}"),
+            );
+        }
         columns.push(ColumnSpec {
             name: c.name,
             data_type,
             nullable: c.nullable,
             domain: c.domain,
             description: c.description,
+            negative: c.negative,
+            dates: (earliest, latest),
         });
     }
     columns

@@ -23,7 +23,30 @@ pub struct ColumnSpec {
     pub domain: Option<Vec<String>>,
     /// What the column means.
     pub description: String,
+    /// Numeric columns: whether a value below zero is accepted (schema
+    /// option `negative = true`); otherwise it is a `bad_value`.
+    pub negative: bool,
+    /// Date and timestamp columns: the dates accepted (schema options
+    /// `earliest`, `latest`); by default 1900-01-01 to 2099-12-31.
+    pub dates: (chrono::NaiveDate, chrono::NaiveDate),
 }
+
+/// The first date a date or timestamp column accepts unless its schema
+/// says otherwise (`earliest`): 1900-01-01. Outside the default range a
+/// date is a typing or export error (year 0, negative years, the year 2286
+/// of an epoch in microseconds read as milliseconds), and some readers
+/// (pyarrow's conversion to Python dates) cannot even hold it.
+pub const DEFAULT_EARLIEST: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => chrono::NaiveDate::MIN,
+};
+
+/// The last date a column accepts unless its schema says otherwise
+/// (`latest`): 2099-12-31.
+pub const DEFAULT_LATEST: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(2099, 12, 31) {
+    Some(d) => d,
+    None => chrono::NaiveDate::MAX,
+};
 
 /// The canonical schema of one feed (`schemas/<feed>.toml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +157,8 @@ impl FeedSchema {
                 nullable,
                 domain: None,
                 description: description.to_string(),
+                negative: false,
+                dates: (DEFAULT_EARLIEST, DEFAULT_LATEST),
             };
         let mut key_class = column(
             "key_class",

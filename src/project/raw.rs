@@ -44,6 +44,15 @@ pub(crate) struct RawColumn {
     #[serde(rename = "enum")]
     pub(crate) domain: Option<Vec<String>>,
     pub(crate) description: String,
+    /// Numeric columns: whether values below zero are accepted.
+    #[serde(default)]
+    pub(crate) negative: bool,
+    /// Date and timestamp columns: the first date accepted (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub(crate) earliest: Option<String>,
+    /// Date and timestamp columns: the last date accepted (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub(crate) latest: Option<String>,
 }
 
 fn yes() -> bool {

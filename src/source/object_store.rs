@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::json_stream::for_each_at_pointer;
+use super::json_stream::{Element, RECORD_DEPTH, for_each_at_pointer};
 use super::records::{Presence, malformed_row, row_from_json_line, row_from_object};
 use super::{
     BATCH_ROWS, Drift, FetchError, FetchOptions, FetchReport, PayloadSink, PayloadWriter, RawBatch,
@@ -433,8 +433,22 @@ fn read_ndjson(
             ))?;
             continue;
         }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim();
+        let text = match std::str::from_utf8(&line) {
+            Ok(text) => text.trim(),
+            Err(e) => {
+                // Replacing the bytes would land a changed value unseen.
+                records += 1;
+                let at = e.valid_up_to();
+                let kept = String::from_utf8_lossy(&line[..line.len().min(KEPT_OF_OVERSIZED)]);
+                batcher.push(malformed_row(
+                    &ctx.fields,
+                    format!("{}:{line_no}", ctx.name),
+                    kept.trim().to_string(),
+                    format!("bytes that are not UTF-8 at byte {}", at + 1),
+                ))?;
+                continue;
+            }
+        };
         if text.is_empty() {
             continue;
         }
@@ -455,9 +469,21 @@ fn read_json(
     let mut index = 0u64;
     let mut stopped = None;
     let mut presence = Presence::new(&ctx.fields);
-    let found = for_each_at_pointer(reader, pointer, &mut |value| {
+    let found = for_each_at_pointer(reader, pointer, &mut |element| {
         let position = format!("{}{pointer}/{index}", ctx.name);
         index += 1;
+        let value = match element {
+            Element::Record(value) => value,
+            Element::TooDeep(original) => {
+                let why = format!("a record nested deeper than {RECORD_DEPTH} levels");
+                let row = malformed_row(&ctx.fields, position, original, why);
+                return batcher.push(row).map_err(|e| {
+                    let message = e.to_string();
+                    stopped = Some(e);
+                    message
+                });
+            }
+        };
         let original = value.to_string();
         let row = match &value {
             Value::Object(object) => row_from_object(
@@ -539,8 +565,29 @@ fn read_csv(
             )
         })?
         .iter()
-        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .map(|h| header_name(&String::from_utf8_lossy(h)))
         .collect();
+    // A mapped field under two headers: which column is meant cannot be
+    // told, and taking either would be a silent guess.
+    for f in &ctx.fields {
+        let columns: Vec<String> = headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| *h == f)
+            .map(|(i, _)| (i + 1).to_string())
+            .collect();
+        if columns.len() > 1 {
+            return Err(payload_err(
+                &ctx.feed,
+                &format!("{}:1", ctx.name),
+                format!(
+                    "header {f:?} appears {} times (columns {}); the mapping reads it, so the file is refused",
+                    columns.len(),
+                    columns.join(", ")
+                ),
+            ));
+        }
+    }
     let index: HashMap<&str, usize> = headers
         .iter()
         .enumerate()
@@ -624,6 +671,23 @@ fn read_csv(
             malformed: None,
         })?;
     }
+}
+
+/// A CSV header as the mapping names it: white space around it and
+/// invisible characters (a BOM or zero-width space pasted into a header)
+/// removed. Full-width forms are kept: `金额（万元）` is not `金额(万元)`, and
+/// a mapping naming the other form sees the field as missing (drift).
+fn header_name(raw: &str) -> String {
+    let trimmed = raw.trim();
+    if trimmed.is_ascii() {
+        return trimmed.to_string();
+    }
+    trimmed
+        .chars()
+        .filter(|c| !crate::keys::is_invisible(*c))
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// The keys of a CSV row as a JSON object, in the order a
@@ -813,6 +877,21 @@ mod csv_original_tests {
     use super::*;
 
     /// The row's JSON text is what serializing its map gives, byte for byte.
+    #[test]
+    fn headers_are_named_without_spaces_or_invisible_characters() {
+        for raw in [
+            "名称",
+            " 名称 ",
+            "\u{feff}名称",
+            "名\u{200b}称\t",
+            "\u{3000}名称",
+        ] {
+            assert_eq!(header_name(raw), "名称", "{raw:?}");
+        }
+        assert_eq!(header_name("金额（万元）"), "金额（万元）");
+        assert_eq!(header_name(""), "");
+    }
+
     #[test]
     fn a_row_reads_as_its_serialized_map() {
         let headers: Vec<String> = ["名称", "b", "a", "b", "q\"uote", ""]

@@ -8,7 +8,8 @@ use chrono_tz::Asia::Shanghai;
 /// `2019-11-18 00:00:00`, `2019/11/18`, `20191118`, an RFC 3339 instant, or
 /// epoch milliseconds (the date in Beijing time).
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    let t = text.trim();
+    let folded = fold_numerals(text.trim());
+    let t = folded.trim();
     let expected = || {
         format!(
             "found {t:?}, expected a date (2017年03月24日, 2019-11-18, 2019-11-18 00:00:00 or epoch milliseconds)"
@@ -51,10 +52,19 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
     Err(expected())
 }
 
+/// 1900-01-01: what government exports write for "no date" (the zero of
+/// their date pickers). It is read as a missing value: NULL in a nullable
+/// column, a `missing_value` quarantine in a required one.
+pub const PLACEHOLDER_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+
 /// Parses an instant: RFC 3339, epoch milliseconds, or a local date-time
 /// (Beijing time); returns epoch milliseconds.
 pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    let t = text.trim();
+    let folded = fold_numerals(text.trim());
+    let t = folded.trim();
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Ok(d.timestamp_millis());
     }
@@ -81,17 +91,60 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("found {t:?}, expected an instant (RFC 3339 or epoch milliseconds)"))
 }
 
+/// The numeral forms departments type besides ASCII: full-width digits,
+/// signs, comma and point (`１，５００．００`, `－３`) and the minus sign
+/// U+2212, folded to ASCII; everything else is kept as it is (and refused
+/// by the parsers).
+fn fold_numerals(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.is_ascii() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+                '，' => ',',
+                '．' => '.',
+                '－' | '−' => '-',
+                '＋' => '+',
+                '　' => ' ',
+                c => c,
+            })
+            .collect(),
+    )
+}
+
+/// Whether the integer part of an amount groups its digits by thousands
+/// when it holds commas: `1,500` and `12,345,678` do, `1,5`, `1,50,000`,
+/// `,5` and `1,,500` do not.
+fn grouped_by_thousands(int: &str) -> bool {
+    let mut groups = int.split(',');
+    let head = groups.next().unwrap_or_default();
+    (1..=3).contains(&head.len()) && groups.all(|g| g.len() == 3)
+}
+
 /// Parses a decimal amount exactly into an integer of `scale` decimal
 /// places, after multiplying by `factor` (10,000 for 万元). Thousands
-/// separators are accepted; exponents and more decimals than fit are not.
+/// separators are accepted only where they group thousands (`12,345.67`,
+/// not `1,5`); full-width digits and signs are read as ASCII; exponents and
+/// more decimals than fit are not accepted.
 pub fn parse_decimal(text: &str, factor: i64, scale: i8) -> Result<i128, String> {
-    let t: String = text.trim().chars().filter(|c| *c != ',').collect();
+    let folded = fold_numerals(text.trim());
+    let t = folded.trim();
     let expected = || format!("found {:?}, expected a decimal amount", text.trim());
-    let (negative, digits) = match t.strip_prefix('-') {
+    let (negative, signed) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(&t)),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let (int, frac) = signed.split_once('.').unwrap_or((signed, ""));
+    if int.contains(',') && !grouped_by_thousands(int) {
+        return Err(format!(
+            "found {:?}, expected a decimal amount (a comma only between groups of three digits, as in 12,345.67)",
+            text.trim()
+        ));
+    }
+    let int: String = int.chars().filter(|c| *c != ',').collect();
+    let (int, frac) = (int.as_str(), frac);
     if int.is_empty() && frac.is_empty()
         || !int.bytes().all(|b| b.is_ascii_digit())
         || !frac.bytes().all(|b| b.is_ascii_digit())
@@ -153,9 +206,11 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses an integer; a whole number written with `.0` is accepted.
+/// Parses an integer; a whole number written with `.0` is accepted, and
+/// full-width digits are read as ASCII.
 pub fn parse_int(text: &str) -> Result<i64, String> {
-    let t = text.trim();
+    let folded = fold_numerals(text.trim());
+    let t = folded.trim();
     t.parse::<i64>()
         .or_else(|_| match t.strip_suffix(".0") {
             Some(whole) => whole.parse::<i64>(),
@@ -164,9 +219,11 @@ pub fn parse_int(text: &str) -> Result<i64, String> {
         .map_err(|_| format!("found {t:?}, expected a whole number"))
 }
 
-/// Parses a floating-point number.
+/// Parses a finite floating-point number; full-width digits are read as
+/// ASCII.
 pub fn parse_float(text: &str) -> Result<f64, String> {
-    let t = text.trim();
+    let folded = fold_numerals(text.trim());
+    let t = folded.trim();
     t.parse::<f64>()
         .ok()
         .filter(|v| v.is_finite())
@@ -203,6 +260,21 @@ mod tests {
         assert!(parse_decimal("1e5", 1, 2).is_err());
         assert!(parse_decimal("", 1, 2).is_err());
         assert_eq!(parse_decimal("0.00", 1, 2), Ok(0));
+    }
+
+    #[test]
+    fn commas_group_thousands_or_are_refused() {
+        assert_eq!(parse_decimal("1,500", 10_000, 2), Ok(1_500_000_000));
+        assert_eq!(parse_decimal("12,345,678.9", 1, 2), Ok(1_234_567_890));
+        assert_eq!(parse_decimal("１，５００．５", 1, 2), Ok(150_050));
+        assert_eq!(parse_decimal("－１", 1, 0), Ok(-1));
+        for bad in [
+            "1,5", "1,50,000", ",5", "1,,500", "1500,", "1234,567", "0.1,5", "1 500",
+        ] {
+            assert!(parse_decimal(bad, 10_000, 2).is_err(), "{bad}");
+        }
+        assert_eq!(parse_int("２０２４"), Ok(2024));
+        assert_eq!(parse_date("２０１９-１１-１８"), Ok(d(2019, 11, 18)));
     }
 
     #[test]

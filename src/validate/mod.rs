@@ -165,7 +165,8 @@ pub fn source_sql_fields(source: &Source) -> BTreeSet<String> {
 }
 
 /// The keyed hash of a person identity number: HMAC-SHA256 over the
-/// number (trimmed, upper case), hex.
+/// number (white space and invisible characters removed, full-width forms
+/// folded, upper case), hex.
 pub fn person_hash(key: &[u8], number: &str) -> String {
     PersonHasher::new(key).map_or_else(String::new, |h| h.hash(number))
 }
@@ -184,8 +185,26 @@ impl PersonHasher {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut mac = self.0.clone();
         let trimmed = number.trim();
-        if trimmed.bytes().any(|b| b.is_ascii_lowercase()) {
-            mac.update(trimmed.to_ascii_uppercase().as_bytes());
+        if !trimmed.is_ascii() {
+            // Full-width digits and invisible characters (a zero-width
+            // space pasted into a 身份证号) must not make another person.
+            use unicode_normalization::UnicodeNormalization;
+            let clean: String = trimmed
+                .nfkc()
+                .filter(|c| !c.is_whitespace() && !keys::is_invisible(*c))
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
+            mac.update(clean.as_bytes());
+        } else if trimmed
+            .bytes()
+            .any(|b| b.is_ascii_lowercase() || b.is_ascii_whitespace())
+        {
+            let clean: String = trimmed
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
+            mac.update(clean.as_bytes());
         } else {
             mac.update(trimmed.as_bytes());
         }
@@ -543,6 +562,12 @@ fn coerce_cell(
     labels: Option<&BTreeMap<String, String>>,
 ) -> Result<Cell, (Reason, String)> {
     let bad = |why: String| (Reason::BadValue, why);
+    let below_zero = || {
+        bad(format!(
+            "found {value:?}, expected zero or more ({} takes no negative values)",
+            column.name
+        ))
+    };
     Ok(match column.data_type {
         DataType::Utf8 => {
             let mapped = labels.and_then(|l| l.get(value)).cloned();
@@ -557,15 +582,52 @@ fn coerce_cell(
             }
             Cell::Str(v)
         }
-        DataType::Int32 | DataType::Int64 => Cell::I64(coerce::parse_int(value).map_err(bad)?),
-        DataType::Float64 => Cell::F64(coerce::parse_float(value).map_err(bad)? * scale as f64),
+        DataType::Int32 | DataType::Int64 => {
+            let v = coerce::parse_int(value).map_err(bad)?;
+            if column.data_type == DataType::Int32 && i32::try_from(v).is_err() {
+                return Err(bad(format!(
+                    "found {value:?}, expected a whole number from {} to {}",
+                    i32::MIN,
+                    i32::MAX
+                )));
+            }
+            if v < 0 && !column.negative {
+                return Err(below_zero());
+            }
+            Cell::I64(v)
+        }
+        DataType::Float64 => {
+            let v = coerce::parse_float(value).map_err(bad)? * scale as f64;
+            if !v.is_finite() {
+                return Err(bad(format!("found {value:?}, expected a finite number")));
+            }
+            if v < 0.0 && !column.negative {
+                return Err(below_zero());
+            }
+            // -0 is zero: it lands as 0, not as a negative value.
+            Cell::F64(if v == 0.0 { 0.0 } else { v })
+        }
         DataType::Boolean => Cell::Bool(coerce::parse_bool(value).map_err(bad)?),
         DataType::Date32 => {
             let d = coerce::parse_date(value).map_err(bad)?;
+            if d == coerce::PLACEHOLDER_DATE {
+                return placeholder(column, value);
+            }
+            within_dates(column, value, d)?;
             let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
             Cell::Date((d - epoch).num_days() as i32)
         }
-        DataType::Timestamp(..) => Cell::Ts(coerce::parse_timestamp(value).map_err(bad)?),
+        DataType::Timestamp(..) => {
+            let ms = coerce::parse_timestamp(value).map_err(bad)?;
+            let day = chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.with_timezone(&chrono_tz::Asia::Shanghai).date_naive())
+                .ok_or_else(|| bad(format!("found {value:?}, expected an instant")))?;
+            if day == coerce::PLACEHOLDER_DATE {
+                return placeholder(column, value);
+            }
+            within_dates(column, value, day)?;
+            Cell::Ts(ms)
+        }
         DataType::Decimal128(p, s) => {
             let v = coerce::parse_decimal(value, scale, s).map_err(bad)?;
             if v.unsigned_abs() >= 10u128.pow(u32::from(p)) {
@@ -574,10 +636,52 @@ fn coerce_cell(
                     p - s as u8
                 )));
             }
+            if v < 0 && !column.negative {
+                return Err(below_zero());
+            }
             Cell::Dec(v)
         }
         ref other => return Err(bad(format!("unsupported column type {other}"))),
     })
+}
+
+/// 1900-01-01, the exports' "no date": NULL where the column may be empty,
+/// a missing value where it may not.
+fn placeholder(column: &ColumnSpec, value: &str) -> Result<Cell, (Reason, String)> {
+    if column.nullable {
+        Ok(Cell::Null)
+    } else {
+        Err((
+            Reason::MissingValue,
+            format!(
+                "found {value:?}, the placeholder for no date; {} requires a value",
+                column.name
+            ),
+        ))
+    }
+}
+
+fn within_dates(
+    column: &ColumnSpec,
+    value: &str,
+    day: chrono::NaiveDate,
+) -> Result<(), (Reason, String)> {
+    let (earliest, latest) = column.dates;
+    if day < earliest || day > latest {
+        let read_as = if value.trim() == day.to_string() {
+            String::new()
+        } else {
+            format!(" ({day})")
+        };
+        return Err((
+            Reason::BadValue,
+            format!(
+                "found {value:?}{read_as}, expected a date from {earliest} to {latest} for {}",
+                column.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn build_array(data_type: &DataType, cells: Vec<Cell>) -> Result<ArrayRef, String> {

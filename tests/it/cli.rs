@@ -126,3 +126,21 @@ fn large_corpus_agrees_with_the_reference() {
         }
     }
 }
+
+#[test]
+fn check_says_which_invisible_characters_it_removed() {
+    let input = "5333\u{2060}0000501874064B\n53330000501874064B\n";
+    let (code, stdout, _) = check(input.as_bytes(), "jsonl");
+    assert_eq!(code, Some(0));
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(rows[0]["valid"], true);
+    assert_eq!(rows[0]["normalized"], "53330000501874064B");
+    assert_eq!(
+        rows[0]["warning"],
+        "invisible characters removed: U+2060 at 5"
+    );
+    assert_eq!(rows[1]["warning"], "");
+}

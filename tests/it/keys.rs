@@ -194,3 +194,72 @@ async fn sql_functions_classify_whole_columns_like_rust() {
 +---------------+--------------------+-----------+";
     assert_eq!(table, expected);
 }
+
+/// Characters that cannot be seen: any format character (Cf, from the
+/// regex engine's own Unicode tables) and the other default-ignorables and
+/// space-likes we promise to drop.
+fn invisible() -> impl Strategy<Value = char> {
+    prop_oneof![
+        "\\p{Cf}".prop_map(|s| s.chars().next().unwrap_or('\u{200b}')),
+        proptest::sample::select(vec![
+            '\u{34f}',
+            '\u{115f}',
+            '\u{3164}',
+            '\u{fe0f}',
+            '\u{ffa0}',
+            '\u{e0100}',
+            '\u{a0}',
+            '\u{3000}',
+            '\u{2007}',
+            '\u{202f}',
+        ]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// A USCC with invisible characters anywhere is the USCC: in Rust, in
+    /// the SQL functions, and `uscc check` says what it removed.
+    #[test]
+    fn invisible_characters_anywhere_leave_a_valid_code(
+        code in valid_code(),
+        inserts in proptest::collection::vec((0usize..=18, invisible()), 1..4),
+    ) {
+        let mut chars: Vec<char> = code.chars().collect();
+        for (at, c) in &inserts {
+            chars.insert((*at).min(chars.len()), *c);
+        }
+        let dirty: String = chars.into_iter().collect();
+        let check = classify(&dirty);
+        prop_assert_eq!(check.class, KeyClass::Valid, "{:?}: {:?}", dirty, check.reason);
+        prop_assert_eq!(&check.normalized, &code);
+        prop_assert_eq!(keys::normalize_name(&dirty), code);
+    }
+}
+
+#[tokio::test]
+async fn sql_functions_drop_invisible_characters_like_rust() {
+    let inputs = [
+        "5333\u{2060}0000501874064B",
+        "53330000\u{200d}501874064B",
+        "\u{202e}53330000501874064B\u{202c}",
+        "5333\u{ad}0000501874064B",
+        "5333\u{3000}0000\u{a0}501874064B",
+    ];
+    let array: ArrayRef = Arc::new(StringArray::from(inputs.to_vec()));
+    let batch = RecordBatch::try_from_iter([("k", array)]).expect("batch");
+    let ctx = SessionContext::new();
+    keys::udf::register(&ctx);
+    ctx.register_batch("t", batch).expect("register");
+    let batches = ctx
+        .sql("SELECT uscc_normalize(k) AS n, uscc_class(k) AS class FROM t")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
+    let table = pretty_format_batches(&batches).expect("format").to_string();
+    let row = "| 53330000501874064B | valid |";
+    assert_eq!(table.matches(row).count(), inputs.len(), "{table}");
+}
