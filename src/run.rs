@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
+use std::panic::AssertUnwindSafe;
 use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -125,6 +127,10 @@ pub enum RunError {
     /// Another process holds the run's lease (exit code 1).
     #[error("{0}")]
     Busy(String),
+    /// The run stopped on a defect of the program (a panic); the ledger
+    /// records it failed (exit code 1).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// One run in progress.
@@ -294,6 +300,7 @@ pub async fn run_pipeline(
         cancel.clone(),
         stopped,
     ));
+    let ledger = Ledger::new(Arc::clone(&store), prefix.clone());
     let prepared = Prepared {
         store,
         prefix,
@@ -302,7 +309,15 @@ pub async fn run_pipeline(
         endpoint,
         drop_url,
     };
-    let result = run_locked(project, pipeline, &options, prepared, &cancel).await;
+    // A panic is a defect, but it must not leave the run `Running` in the
+    // ledger (nor its lease held until it lapses): it is recorded failed.
+    let result = match AssertUnwindSafe(run_locked(project, pipeline, &options, prepared, &cancel))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(panic) => Err(record_panic(&ledger, &options, panic_message(panic.as_ref())).await),
+    };
     let _ = stop.send(());
     if let Ok(Some(lease)) = keeper.await
         && let Err(e) = lease.release().await
@@ -310,6 +325,38 @@ pub async fn run_pipeline(
         warn!(error = %e, "could not release the run's lease; it lapses on its own");
     }
     result
+}
+
+/// What a panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Records the runs of this date left `Running` by a panic as failed
+/// (holding the lease, they are this process's) and says what happened.
+async fn record_panic(ledger: &Ledger, options: &RunOptions, what: String) -> RunError {
+    let message = format!(
+        "the run stopped on an internal error (a defect, please report it): {what}; nothing further was published"
+    );
+    tracing::error!(error = %message, "run panicked");
+    match ledger.runs_of(options.business_date).await {
+        Ok(runs) => {
+            for mut run in runs.into_iter().filter(|r| r.status == RunStatus::Running) {
+                run.status = RunStatus::Failed;
+                run.error = Some(message.clone());
+                run.finished_at = Some(options.clock.now());
+                if let Err(e) = ledger.write_run(&run).await {
+                    warn!(error = %e, run_id = %run.run_id, "could not record the run failed");
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "could not read the ledger to record the run failed"),
+    }
+    RunError::Internal(message)
 }
 
 /// Renews the lease every third of its ttl until told to stop; cancels the
