@@ -30,6 +30,13 @@ struct ConfigFile {
 /// out) and every problem. References are checked against the files that
 /// exist, so one broken file is reported once, not again by everything that
 /// names it.
+/// What `[scoring] memory_limit_mb` may be: below 64 MiB scoring cannot
+/// plan its joins; above 1 TiB the byte count would no longer mean memory.
+const MEMORY_LIMIT_MB: std::ops::RangeInclusive<u64> = 64..=1 << 20;
+
+/// The largest `[scoring] start_points` (the city's model starts at 12).
+const MAX_START_POINTS: u32 = 10_000;
+
 pub(super) fn compile(root: &Path, jobs_dir: &Path) -> Compiled {
     let mut d = Diagnostics::default();
 
@@ -958,6 +965,31 @@ fn compile_pipeline(
                 ),
             ),
         }
+    }
+    if let Some(mb) = raw.scoring.memory_limit_mb
+        && !MEMORY_LIMIT_MB.contains(&mb)
+    {
+        d.push(
+            &f.rel,
+            "scoring.memory_limit_mb",
+            format!(
+                "found {mb}, expected {} to {} (MiB, 64 MiB to 1 TiB)",
+                MEMORY_LIMIT_MB.start(),
+                MEMORY_LIMIT_MB.end()
+            ),
+        );
+    }
+    if raw.scoring.start_points > MAX_START_POINTS {
+        // Every total up to it is checked against the bands below.
+        d.push(
+            &f.rel,
+            "scoring.start_points",
+            format!(
+                "found {}, expected at most {MAX_START_POINTS}",
+                raw.scoring.start_points
+            ),
+        );
+        return None;
     }
     for points in 0..=raw.scoring.start_points {
         let n = bands
