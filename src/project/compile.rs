@@ -34,6 +34,14 @@ struct ConfigFile {
 /// plan its joins; above 1 TiB the byte count would no longer mean memory.
 const MEMORY_LIMIT_MB: std::ops::RangeInclusive<u64> = 64..=1 << 20;
 
+/// Every feed's `max_shrink` unless it sets one: a delivery with less than
+/// half the rows of the last good snapshot (an empty file, a collapsed
+/// export) is held, never taken as the new state.
+const DEFAULT_MAX_SHRINK: f64 = 0.5;
+
+/// The spine's `max_duplicate_keys` unless it sets one.
+const DEFAULT_MAX_DUPLICATE_KEYS: f64 = 0.05;
+
 /// The largest `[scoring] start_points` (the city's model starts at 12).
 const MAX_START_POINTS: u32 = 10_000;
 
@@ -612,6 +620,8 @@ fn compile_source(
         ("min_valid_keys", g.min_valid_keys),
         ("min_registry_match", g.min_registry_match),
         ("max_quarantined", g.max_quarantined),
+        ("max_shrink", g.max_shrink),
+        ("max_duplicate_keys", g.max_duplicate_keys),
     ] {
         if let Some(v) = share.filter(|v| !(0.0..=1.0).contains(v)) {
             d.push(
@@ -650,6 +660,8 @@ fn compile_source(
             min_valid_keys: g.min_valid_keys,
             min_registry_match: g.min_registry_match,
             max_quarantined: g.max_quarantined.unwrap_or(0.5),
+            max_shrink: Some(g.max_shrink.unwrap_or(DEFAULT_MAX_SHRINK)),
+            max_duplicate_keys: Some(g.max_duplicate_keys.unwrap_or(DEFAULT_MAX_DUPLICATE_KEYS)),
         },
     };
     (d.items.len() == before).then_some(source)
