@@ -176,7 +176,10 @@ pub fn holder_id() -> String {
 }
 
 fn later(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
-    now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX)
+    chrono::TimeDelta::from_std(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add_signed(ttl))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn lease_path(dir: &Path, generation: u64) -> Path {

@@ -1244,6 +1244,29 @@ fn compile_job(f: &ConfigFile, pipelines: &BTreeSet<String>, d: &mut Diagnostics
             }
         },
     };
+    // Bounded so that no retry count or backoff overflows the scheduler's
+    // clock arithmetic (a backoff doubles on every retry).
+    for (key, value, range) in [
+        (
+            "max_run_minutes",
+            raw.max_run_minutes.map(u64::from),
+            1..=10_080u64,
+        ),
+        ("retries", raw.retries.map(u64::from), 0..=100),
+        (
+            "retry_backoff_seconds",
+            raw.retry_backoff_seconds,
+            0..=86_400,
+        ),
+    ] {
+        if let Some(v) = value.filter(|v| !range.contains(v)) {
+            d.push(
+                &f.rel,
+                key,
+                format!("found {v}, expected {} to {}", range.start(), range.end()),
+            );
+        }
+    }
     let (schedule, cron_dialect) = cron?;
     let job = Job {
         name: raw.name,

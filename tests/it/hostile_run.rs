@@ -438,6 +438,20 @@ async fn a_lease_from_another_pid_namespace_is_never_taken_as_dead() {
             "pid {pid} in {namespace:?} was taken over while its lease lives"
         );
     }
+    // A lease of any length is a long lease, never an overflow.
+    let w = tempfile::tempdir().expect("tmp");
+    let (store, prefix) = warehouse_store(w.path());
+    let long = Lease::acquire(
+        store,
+        Lease::dir(&prefix, "nightly", date()),
+        "nightly 2026-11-28",
+        &qinglian::lease::holder_id(),
+        Duration::from_secs(u64::MAX),
+        Utc::now(),
+    )
+    .await
+    .expect("taken");
+    assert_eq!(long.info().expires_at, chrono::DateTime::<Utc>::MAX_UTC);
     // The same namespace and the process gone: certainly dead, taken over.
     let w = tempfile::tempdir().expect("tmp");
     let here = ProcessIdentity::current().pid_namespace;
@@ -564,7 +578,7 @@ fn validate_plans_rules_without_executing_them() {
 }
 
 #[test]
-fn a_memory_limit_past_its_range_is_refused_with_the_range() {
+fn configuration_numbers_past_their_range_are_refused_with_the_range() {
     // 2^44 MiB wrapped to 0 bytes; a value past u64 is already not TOML.
     for value in ["17592186044416", "0"] {
         let project = project_with("pipelines/nightly.toml", |text| {
@@ -585,6 +599,32 @@ fn a_memory_limit_past_its_range_is_refused_with_the_range() {
         assert_eq!(out.status.code(), Some(2), "{value}: {stdout}");
         assert!(
             stdout.contains("memory_limit_mb") && stdout.contains("expected 64 to 1048576"),
+            "{stdout}"
+        );
+    }
+    // The job's numbers the scheduler adds and doubles.
+    for (key, value) in [
+        ("retries = 2", "retries = 4294967295"),
+        (
+            "retry_backoff_seconds = 300",
+            "retry_backoff_seconds = 18446744073709551",
+        ),
+        ("max_run_minutes = 180", "max_run_minutes = 0"),
+    ] {
+        let project = project_with("jobs/nightly.toml", |text| text.replace(key, value));
+        let out = qinglian(
+            &[
+                "validate",
+                "--project",
+                project.path().to_str().expect("utf-8"),
+            ],
+            None,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let name = key.split(' ').next().expect("key");
+        assert_eq!(out.status.code(), Some(2), "{value}: {stdout}");
+        assert!(
+            stdout.contains(name) && stdout.contains("expected"),
             "{stdout}"
         );
     }
