@@ -844,6 +844,13 @@ fn compile_rules(f: &ConfigFile, rules: &mut Vec<Rule>, d: &mut Diagnostics) {
                 ),
             );
         }
+        if r.points > MAX_START_POINTS {
+            d.push(
+                &f.rel,
+                format!("{at}.points"),
+                format!("found {}, expected at most {MAX_START_POINTS}", r.points),
+            );
+        }
         if r.red_line && r.points > 0 {
             d.push(
                 &f.rel,

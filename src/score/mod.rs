@@ -438,7 +438,11 @@ pub struct OrgScore {
 impl OrgScore {
     /// Points left of the year's allowance.
     pub fn points(&self, start: u32) -> u32 {
-        start.saturating_sub(self.deductions.iter().sum())
+        start.saturating_sub(
+            self.deductions
+                .iter()
+                .fold(0u32, |sum, d| sum.saturating_add(*d)),
+        )
     }
 
     /// Whether any red line holds.
@@ -492,7 +496,7 @@ pub fn aggregate(project: &Project, hits: &[Hit]) -> HashMap<String, OrgScore> {
         if rule.red_line {
             s.red[d] = true;
         } else {
-            s.deductions[d] += rule.points;
+            s.deductions[d] = s.deductions[d].saturating_add(rule.points);
         }
     }
     scores
@@ -592,6 +596,10 @@ mod tests {
         assert_eq!(s.dimension_score(1, 12), 0.0);
         s.deductions[3] = 20;
         assert_eq!(s.points(12), 0);
+        // Deductions past any allowance floor at 0, never overflow.
+        s.deductions = [u32::MAX; 5];
+        assert_eq!(s.points(12), 0);
+        assert_eq!(s.dimension_score(0, 12), 0.0);
     }
 
     use datafusion::arrow::array::Date32Array;
