@@ -942,7 +942,7 @@ fn compile_pipeline(
             );
         }
     }
-    if !raw.sources.iter().any(|s| s == "registry") {
+    if !raw.sources.iter().any(|s| s == SPINE_FEED) {
         d.push(
             &f.rel,
             "sources",
