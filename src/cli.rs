@@ -8,9 +8,111 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// Writes a line to standard output through [`Output`]: never a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        crate::cli::Output::Stdout.line(format_args!($($arg)*))
+    };
+}
+
+/// Writes to standard output through [`Output`], without a newline.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        crate::cli::Output::Stdout.text(format_args!($($arg)*))
+    };
+}
+
+/// Writes a line to standard error through [`Output`]: never a panic.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        crate::cli::Output::Stderr.line(format_args!($($arg)*))
+    };
+}
+
 use crate::generate::{self, GenerateOptions};
 use crate::keys::{self, KeyClass};
 use crate::project::Project;
+
+/// Where every command writes what it shows. A reader that goes away
+/// (`qinglian status | head -1`, a closed terminal) ends the output, not
+/// the command: a run goes on to its end and its exit code, and nothing
+/// more is written to that stream. `println!` would panic instead.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Output {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static STDERR_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Output {
+    fn closed(self) -> &'static std::sync::atomic::AtomicBool {
+        match self {
+            Output::Stdout => &STDOUT_CLOSED,
+            Output::Stderr => &STDERR_CLOSED,
+        }
+    }
+
+    /// Whether the stream's reader went away.
+    pub(crate) fn is_closed(self) -> bool {
+        self.closed().load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn put(self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.is_closed() {
+            return Ok(());
+        }
+        let written = match self {
+            Output::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+            Output::Stderr => std::io::stderr().lock().write_all(bytes),
+        };
+        match written {
+            Err(e) => {
+                // Whatever the failure (a closed pipe, a full disk), the
+                // stream is done; a failure other than a closed pipe is said
+                // once on the other stream.
+                self.closed().store(true, Ordering::Relaxed);
+                if e.kind() != std::io::ErrorKind::BrokenPipe
+                    && let Output::Stdout = self
+                {
+                    Output::Stderr.line(format_args!("error: cannot write standard output: {e}"));
+                }
+                Err(e)
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Writes `text` and a newline.
+    pub(crate) fn line(self, text: std::fmt::Arguments<'_>) {
+        let _ = self.put(format!("{text}\n").as_bytes());
+    }
+
+    /// Writes `text`.
+    pub(crate) fn text(self, text: std::fmt::Arguments<'_>) {
+        let _ = self.put(text.to_string().as_bytes());
+    }
+}
+
+/// For bulk output through a `BufWriter`: a closed stream swallows what
+/// follows (the writer checks [`Output::is_closed`] to stop early).
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.put(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Exit code of a usage or configuration error.
 const EXIT_USAGE: u8 = 2;
@@ -332,15 +434,15 @@ pub fn main() -> ExitCode {
                             let written =
                                 crate::simulator::write_http_project(&project, &out, &sim.url());
                             if let Err(e) = written {
-                                eprintln!("error: cannot write {}: {e}", out.display());
+                                errln!("error: cannot write {}: {e}", out.display());
                                 return ExitCode::from(EXIT_FAILED);
                             }
-                            println!(
+                            outln!(
                                 "wrote {0}: run it with `qinglian run nightly --project {0}`",
                                 out.display()
                             );
                         }
-                        println!(
+                        outln!(
                             "serving {} at {}/api/<feed> (Ctrl-C stops)",
                             from.display(),
                             sim.url()
@@ -349,7 +451,7 @@ pub fn main() -> ExitCode {
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
-                        eprintln!("error: cannot serve {}: {e}", from.display());
+                        errln!("error: cannot serve {}: {e}", from.display());
                         ExitCode::from(EXIT_FAILED)
                     }
                 }
@@ -388,7 +490,7 @@ pub fn main() -> ExitCode {
                 };
                 match crate::demo::demo(&options).await {
                     Ok(summary) => {
-                        print!("{}", crate::demo::render(&summary));
+                        out!("{}", crate::demo::render(&summary));
                         match summary.run.status {
                             crate::ledger::RunStatus::Succeeded => ExitCode::SUCCESS,
                             crate::ledger::RunStatus::Degraded => ExitCode::from(EXIT_DEGRADED),
@@ -396,7 +498,7 @@ pub fn main() -> ExitCode {
                         }
                     }
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        errln!("error: {e}");
                         ExitCode::from(EXIT_FAILED)
                     }
                 }
@@ -445,9 +547,7 @@ pub fn main() -> ExitCode {
             window_seconds,
         } => {
             let Some(secret) = std::env::var(&secret_env).ok().filter(|s| !s.is_empty()) else {
-                eprintln!(
-                    "error: {secret_env} is not set; the simulator checks signatures with it"
-                );
+                errln!("error: {secret_env} is not set; the simulator checks signatures with it");
                 return ExitCode::from(EXIT_USAGE);
             };
             with_runtime(|rt| {
@@ -460,7 +560,7 @@ pub fn main() -> ExitCode {
                     .await
                     {
                         Ok(sim) => {
-                            println!(
+                            outln!(
                                 "oversight platform simulator at {} (GET /_stats counts what it accepted; Ctrl-C stops)",
                                 sim.url()
                             );
@@ -468,7 +568,7 @@ pub fn main() -> ExitCode {
                             ExitCode::SUCCESS
                         }
                         Err(e) => {
-                            eprintln!("error: cannot listen on 127.0.0.1:{port}: {e}");
+                            errln!("error: cannot listen on 127.0.0.1:{port}: {e}");
                             ExitCode::from(EXIT_FAILED)
                         }
                     }
@@ -494,7 +594,7 @@ pub fn main() -> ExitCode {
         } => match uscc_check(&input, format, header) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 ExitCode::from(EXIT_USAGE)
             }
         },
@@ -517,11 +617,11 @@ pub fn main() -> ExitCode {
                     .map_err(|e| e.to_string())
             }) {
                 Ok(summary) => {
-                    println!("{summary}");
+                    outln!("{summary}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     ExitCode::from(EXIT_FAILED)
                 }
             }
@@ -543,7 +643,7 @@ fn bench(command: BenchCommand) -> ExitCode {
                 Err(code) => return code,
             };
             let Some(pipeline) = project.pipelines.get(&pipeline) else {
-                eprintln!("error: no pipeline {pipeline:?} in the project");
+                errln!("error: no pipeline {pipeline:?} in the project");
                 return ExitCode::from(EXIT_USAGE);
             };
             let partitions = partitions.unwrap_or_else(|| {
@@ -558,7 +658,7 @@ fn bench(command: BenchCommand) -> ExitCode {
             match done {
                 Ok(report) => print_json(&report),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     ExitCode::from(EXIT_FAILED)
                 }
             }
@@ -574,11 +674,11 @@ fn bench(command: BenchCommand) -> ExitCode {
 fn print_json(value: &impl serde::Serialize) -> ExitCode {
     match serde_json::to_string(value) {
         Ok(text) => {
-            println!("{text}");
+            outln!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -663,7 +763,7 @@ fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCod
     match runtime() {
         Ok(rt) => f(&rt),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -687,7 +787,7 @@ fn shutdown_on_signals() -> tokio_util::sync::CancellationToken {
             _ = tokio::signal::ctrl_c() => {}
             () = terminate => {}
         }
-        eprintln!("shutdown requested: stopping at the next stage boundary");
+        errln!("shutdown requested: stopping at the next stage boundary");
         cancel.cancel();
     });
     token
@@ -699,9 +799,9 @@ const EXIT_DEGRADED: u8 = 3;
 fn load_project(root: &std::path::Path) -> Result<Project, ExitCode> {
     Project::load(root).map_err(|errors| {
         for d in &errors.0 {
-            eprintln!("error: {d}");
+            errln!("error: {d}");
         }
-        eprintln!(
+        errln!(
             "configuration has {} problem(s); run `qinglian validate`",
             errors.0.len()
         );
@@ -754,11 +854,11 @@ async fn run(
     let record = match result {
         Ok(r) => r,
         Err(e @ crate::run::RunError::Config(_)) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -771,7 +871,7 @@ async fn run(
 }
 
 fn print_run(r: &crate::ledger::RunRecord) {
-    println!(
+    outln!(
         "run {} ({} {}) {:?}{}",
         r.run_id,
         r.pipeline,
@@ -782,9 +882,14 @@ fn print_run(r: &crate::ledger::RunRecord) {
             .map(|e| format!(": {e}"))
             .unwrap_or_default()
     );
-    println!(
+    outln!(
         "  {:<16} {:>8} {:>10} {:>10} {:>11} {:>10}  note",
-        "feed", "status", "read", "landed", "quarantined", "duplicates"
+        "feed",
+        "status",
+        "read",
+        "landed",
+        "quarantined",
+        "duplicates"
     );
     for f in &r.feeds {
         let status = format!("{:?}", f.status).to_lowercase();
@@ -795,9 +900,14 @@ fn print_run(r: &crate::ledger::RunRecord) {
                 format!("fields missing: {}", f.missing_fields.join(", "))
             }
         });
-        println!(
+        outln!(
             "  {:<16} {:>8} {:>10} {:>10} {:>11} {:>10}  {note}",
-            f.feed, status, f.read, f.landed, f.quarantined, f.duplicates
+            f.feed,
+            status,
+            f.read,
+            f.landed,
+            f.quarantined,
+            f.duplicates
         );
     }
     if let Some(s) = &r.scoring {
@@ -805,7 +915,7 @@ fn print_run(r: &crate::ledger::RunRecord) {
             .iter()
             .filter_map(|c| s.colours.get(*c).map(|n| format!("{c} {n}")))
             .collect();
-        println!(
+        outln!(
             "scored {} organizations ({}), {} hits, {} colour changes; rules {}",
             s.profiles,
             colours.join(", "),
@@ -821,26 +931,26 @@ fn print_run(r: &crate::ledger::RunRecord) {
         .map(|f| f.feed.as_str())
         .collect();
     if !held.is_empty() {
-        println!(
+        outln!(
             "  degraded: held at their last good snapshot: {}",
             held.join(", ")
         );
     }
     if let Some(s) = r.scoring.as_ref().filter(|s| !s.stale.is_empty()) {
-        println!(
+        outln!(
             "  stale inputs (older than their max_age_days): {}",
             s.stale.join(", ")
         );
     }
     if let Some(m) = &r.manifest {
-        println!("  published: {m}");
+        outln!("  published: {m}");
     }
     if !r.stage_ms.is_empty() {
         let stages: Vec<String> = ["ingest", "score", "publish", "deliver", "drop"]
             .iter()
             .filter_map(|st| r.stage_ms.get(*st).map(|ms| format!("{st} {ms} ms")))
             .collect();
-        println!("  timings: {}", stages.join(", "));
+        outln!("  timings: {}", stages.join(", "));
     }
     let usage: Vec<String> = ["ingest", "score", "publish", "deliver", "drop"]
         .iter()
@@ -855,10 +965,10 @@ fn print_run(r: &crate::ledger::RunRecord) {
         })
         .collect();
     if !usage.is_empty() {
-        println!("  resources: {}", usage.join("; "));
+        outln!("  resources: {}", usage.join("; "));
     }
     if let Some(d) = &r.delivery {
-        println!(
+        outln!(
             "  delivery to {}: {} {} batch(es), {} rows ({} queued, {} acknowledged before); this run acknowledged {} batch(es) ({} rows) in {} request(s), parked {}, {} waiting{}",
             d.endpoint,
             d.batches,
@@ -878,15 +988,17 @@ fn print_run(r: &crate::ledger::RunRecord) {
         );
     }
     if let Some(rep) = &r.report {
-        println!("  report: {rep}");
+        outln!("  report: {rep}");
     }
     if let Some(d) = &r.drop {
         match &d.error {
-            None => println!(
+            None => outln!(
                 "  dropped to {}: {} file(s), {} bytes, then the manifest",
-                d.url, d.files, d.bytes
+                d.url,
+                d.files,
+                d.bytes
             ),
-            Some(e) => println!("  drop to {} incomplete: {e}", d.url),
+            Some(e) => outln!("  drop to {} incomplete: {e}", d.url),
         }
     }
 }
@@ -903,7 +1015,7 @@ type Warehouse = (
 fn open_pipeline_warehouse(at: &WarehouseArgs) -> Result<Warehouse, ExitCode> {
     let project = load_project(&at.project)?;
     let Some(p) = project.pipelines.get(&at.pipeline) else {
-        eprintln!("error: no pipeline {:?} in pipelines/", at.pipeline);
+        errln!("error: no pipeline {:?} in pipelines/", at.pipeline);
         return Err(ExitCode::from(EXIT_USAGE));
     };
     warehouse_of(p, at.warehouse.as_deref())
@@ -915,7 +1027,7 @@ fn warehouse_of(
     url: Option<&str>,
 ) -> Result<Warehouse, ExitCode> {
     crate::run::open_warehouse(pipeline, url, &Default::default()).map_err(|e| {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         ExitCode::from(EXIT_FAILED)
     })
 }
@@ -929,7 +1041,7 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
     let runs = match crate::ledger::Ledger::new(store, prefix).all_runs().await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -937,7 +1049,7 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
     let outbox = match OutboxView::read(&outbox).await {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -973,22 +1085,22 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
             "jobs": jobs,
         });
         match serde_json::to_string_pretty(&doc) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return ExitCode::from(EXIT_FAILED);
             }
         }
         return ExitCode::SUCCESS;
     }
     if runs.is_empty() {
-        println!("no runs recorded in {url}");
+        outln!("no runs recorded in {url}");
     }
     for r in &runs {
         print_run(r);
     }
     for rec in &reconciliation {
-        println!(
+        outln!(
             "reconciliation {}: queued {} batch(es) / {} rows; acknowledged {} / {} rows; waiting {}; dead letters {}{}",
             rec["run_id"].as_str().unwrap_or_default(),
             rec["batches"],
@@ -1005,7 +1117,7 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
         );
     }
     let totals = outbox.totals();
-    println!(
+    outln!(
         "outbox: {} acknowledged batch(es) ({} rows), {} waiting, {} dead letter(s)",
         totals["acknowledged_batches"],
         totals["acknowledged_rows"],
@@ -1013,13 +1125,17 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
         totals["dead_batches"]
     );
     for d in &outbox.dead {
-        println!(
+        outln!(
             "  dead letter {} (run {}, {} rows): HTTP {}: {}",
-            d.batch.key, d.batch.run_id, d.batch.rows, d.status, d.response
+            d.batch.key,
+            d.batch.run_id,
+            d.batch.rows,
+            d.status,
+            d.response
         );
     }
     for j in &jobs {
-        println!(
+        outln!(
             "job {}: next tick {} ({}) processes {}",
             j["job"].as_str().unwrap_or_default(),
             j["next_fire_utc"].as_str().unwrap_or_default(),
@@ -1114,20 +1230,20 @@ async fn deliver(at: &WarehouseArgs, requeue: bool) -> ExitCode {
         Err(code) => return code,
     };
     let Some(pipeline) = project.pipelines.get(&at.pipeline) else {
-        eprintln!("error: no pipeline {:?} in pipelines/", at.pipeline);
+        errln!("error: no pipeline {:?} in pipelines/", at.pipeline);
         return ExitCode::from(EXIT_USAGE);
     };
     let endpoint = match crate::deliver::Endpoint::resolve(pipeline, &Default::default()) {
         Ok(Some(e)) => e,
         Ok(None) => {
-            eprintln!(
+            errln!(
                 "error: pipeline {} has no push endpoint (set the variable its [push] endpoint names)",
                 pipeline.name
             );
             return ExitCode::from(EXIT_USAGE);
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -1138,9 +1254,9 @@ async fn deliver(at: &WarehouseArgs, requeue: bool) -> ExitCode {
     let outbox = crate::deliver::Outbox::new(store, prefix);
     if requeue {
         match outbox.requeue_dead().await {
-            Ok(n) => println!("moved {n} dead letter(s) back to the outbox"),
+            Ok(n) => outln!("moved {n} dead letter(s) back to the outbox"),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return ExitCode::from(EXIT_FAILED);
             }
         }
@@ -1152,10 +1268,10 @@ async fn deliver(at: &WarehouseArgs, requeue: bool) -> ExitCode {
     if let Err(e) =
         crate::deliver::drain(&outbox, &endpoint, &crate::run::SystemClock, &mut summary).await
     {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         return ExitCode::from(EXIT_FAILED);
     }
-    println!(
+    outln!(
         "delivered to {}: acknowledged {} batch(es) ({} rows) in {} request(s), parked {}, {} waiting{}",
         summary.endpoint,
         summary.acknowledged,
@@ -1184,24 +1300,24 @@ async fn explain(at: &WarehouseArgs, uscc: &str, date: Option<NaiveDate>, json: 
     match crate::explain::explain(store, prefix, uscc, date).await {
         Ok(e) if json => match serde_json::to_string_pretty(&e) {
             Ok(text) => {
-                println!("{text}");
+                outln!("{text}");
                 ExitCode::SUCCESS
             }
             Err(err) => {
-                eprintln!("error: {err}");
+                errln!("error: {err}");
                 ExitCode::from(EXIT_FAILED)
             }
         },
         Ok(e) => {
-            print!("{}", crate::explain::render(&e));
+            out!("{}", crate::explain::render(&e));
             ExitCode::SUCCESS
         }
         Err(e @ crate::explain::ExplainError::Key(_)) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(EXIT_USAGE)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -1211,23 +1327,23 @@ fn validate(root: &std::path::Path) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
     match rt.block_on(Project::validate(root)) {
         Ok(project) => {
             for note in &project.notes {
-                println!("note: {note}");
+                outln!("note: {note}");
             }
-            println!("ok: {}", project.summary());
+            outln!("ok: {}", project.summary());
             ExitCode::SUCCESS
         }
         Err(errors) => {
             for d in &errors.0 {
-                println!("error: {d}");
+                outln!("error: {d}");
             }
-            println!("{} problem(s) found in {}", errors.0.len(), root.display());
+            outln!("{} problem(s) found in {}", errors.0.len(), root.display());
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -1273,8 +1389,7 @@ fn uscc_check(input: &str, format: CheckFormat, header: bool) -> Result<(), Stri
         let file = std::fs::File::open(input).map_err(|e| format!("cannot open {input}: {e}"))?;
         Box::new(std::io::BufReader::new(file))
     };
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = BufWriter::new(Output::Stdout);
     let write_err = |e: std::io::Error| format!("cannot write output: {e}");
     if header && matches!(format, CheckFormat::Tsv) {
         writeln!(out, "{}", CHECK_COLUMNS.join("\t")).map_err(write_err)?;
@@ -1287,7 +1402,7 @@ fn uscc_check(input: &str, format: CheckFormat, header: bool) -> Result<(), Stri
         let n = reader
             .read_until(b'\n', &mut buf)
             .map_err(|e| format!("cannot read {input}: {e}"))?;
-        if n == 0 {
+        if n == 0 || Output::Stdout.is_closed() {
             break;
         }
         line_no += 1;
@@ -1378,7 +1493,7 @@ fn jobs_next(
                 Err(code) => return code,
             };
             let Some(j) = project.jobs.get(name) else {
-                eprintln!(
+                errln!(
                     "error: no job {name:?} in jobs/ (jobs: {})",
                     project.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
                 );
@@ -1396,14 +1511,14 @@ fn jobs_next(
             let schedule = match crate::project::parse_cron(expr) {
                 Ok((s, _)) => s,
                 Err(e) => {
-                    eprintln!("error: --cron {expr:?}: {e}");
+                    errln!("error: --cron {expr:?}: {e}");
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
             let zone: chrono_tz::Tz = match tz.parse() {
                 Ok(z) => z,
                 Err(_) => {
-                    eprintln!("error: --tz {tz:?}: not an IANA time zone (e.g. Asia/Shanghai)");
+                    errln!("error: --tz {tz:?}: not an IANA time zone (e.g. Asia/Shanghai)");
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
@@ -1416,7 +1531,7 @@ fn jobs_next(
             )
         }
         (None, None) => {
-            eprintln!("error: name a job or give --cron");
+            errln!("error: name a job or give --cron");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -1439,9 +1554,9 @@ fn jobs_next(
             "timezone": zone.name(),
             "fires": rows,
         });
-        println!("{doc:#}");
+        outln!("{doc:#}");
     } else {
-        println!(
+        outln!(
             "{} {expr:?} in {} after {}:",
             if name.is_empty() {
                 "cron".to_string()
@@ -1452,7 +1567,7 @@ fn jobs_next(
             after.to_rfc3339_opts(SecondsFormat::Secs, true)
         );
         for f in &fires {
-            println!(
+            outln!(
                 "  {}  {}  processes {}",
                 f.to_rfc3339_opts(SecondsFormat::Secs, true),
                 f.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %:z"),
@@ -1477,18 +1592,18 @@ async fn schedule(
         Ok(p) => p,
         Err(errors) => {
             for d in &errors.0 {
-                eprintln!("error: {d}");
+                errln!("error: {d}");
             }
             return ExitCode::from(EXIT_USAGE);
         }
     };
     let jobs: Vec<crate::project::Job> = project.jobs.values().cloned().collect();
     let Some(first) = jobs.first() else {
-        eprintln!("error: no job to schedule in jobs/");
+        errln!("error: no job to schedule in jobs/");
         return ExitCode::from(EXIT_USAGE);
     };
     let Some(pipeline) = project.pipelines.get(&first.pipeline) else {
-        eprintln!("error: job {} names no pipeline of pipelines/", first.name);
+        errln!("error: job {} names no pipeline of pipelines/", first.name);
         return ExitCode::from(EXIT_USAGE);
     };
     let (store, prefix, url) = match warehouse_of(pipeline, warehouse.as_deref()) {
@@ -1499,9 +1614,9 @@ async fn schedule(
     let observer = std::sync::Arc::new(crate::metrics::Metrics::new());
     if let Some(addr) = metrics {
         match crate::metrics::serve(std::sync::Arc::clone(&observer), addr).await {
-            Ok(bound) => eprintln!("metrics at http://{bound}/metrics"),
+            Ok(bound) => errln!("metrics at http://{bound}/metrics"),
             Err(e) => {
-                eprintln!("error: cannot serve metrics on {addr}: {e}");
+                errln!("error: cannot serve metrics on {addr}: {e}");
                 return ExitCode::from(EXIT_FAILED);
             }
         }
@@ -1510,7 +1625,7 @@ async fn schedule(
         if let Some(next) =
             crate::schedule::next_fires(&j.schedule, j.timezone, chrono::Utc::now(), 1).first()
         {
-            eprintln!(
+            errln!(
                 "job {}: pipeline {}, next tick {} ({}), warehouse {}",
                 j.name,
                 j.pipeline,
@@ -1535,7 +1650,7 @@ async fn schedule(
     )
     .observe(observer);
     scheduler.run(None).await;
-    eprintln!("scheduler stopped");
+    errln!("scheduler stopped");
     ExitCode::SUCCESS
 }
 
@@ -1556,11 +1671,11 @@ async fn backfill(
         .get(name)
         .map_or_else(|| name.to_string(), |j| j.pipeline.clone());
     let Some(pipeline) = project.pipelines.get(&pipeline_name) else {
-        eprintln!("error: no job or pipeline {name:?}");
+        errln!("error: no job or pipeline {name:?}");
         return ExitCode::from(EXIT_USAGE);
     };
     if from > to {
-        eprintln!("error: --from {from} is after --to {to}");
+        errln!("error: --from {from} is after --to {to}");
         return ExitCode::from(EXIT_USAGE);
     }
     let (store, prefix, _) = match warehouse_of(pipeline, warehouse.as_deref()) {
@@ -1571,13 +1686,13 @@ async fn backfill(
     let mut degraded = false;
     for date in from.iter_days().take_while(|d| *d <= to) {
         if shutdown.is_cancelled() {
-            eprintln!("backfill stopped before {date}; run it again to resume");
+            errln!("backfill stopped before {date}; run it again to resume");
             return ExitCode::from(EXIT_FAILED);
         }
         if !force {
             match crate::publish::Published::latest(&store, &prefix, date).await {
                 Ok(Some(p)) => {
-                    println!(
+                    outln!(
                         "{date}: already published by {} (skipped; --force re-runs it)",
                         p.manifest.run_id
                     );
@@ -1585,7 +1700,7 @@ async fn backfill(
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    eprintln!("error: {date}: {e}");
+                    errln!("error: {date}: {e}");
                     return ExitCode::from(EXIT_FAILED);
                 }
             }
@@ -1602,7 +1717,7 @@ async fn backfill(
                     crate::ledger::RunStatus::Succeeded => {}
                     crate::ledger::RunStatus::Degraded => degraded = true,
                     _ => {
-                        eprintln!(
+                        errln!(
                             "backfill stopped at {date}; fix it and run the same command to resume"
                         );
                         return ExitCode::from(EXIT_FAILED);
@@ -1610,11 +1725,11 @@ async fn backfill(
                 }
             }
             Err(e @ crate::run::RunError::Config(_)) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return ExitCode::from(EXIT_USAGE);
             }
             Err(e) => {
-                eprintln!("error: {date}: {e}");
+                errln!("error: {date}: {e}");
                 return ExitCode::from(EXIT_FAILED);
             }
         }

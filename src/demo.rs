@@ -51,6 +51,23 @@ pub struct DemoSummary {
 
 /// Runs the demo.
 pub async fn demo(options: &DemoOptions) -> Result<DemoSummary, String> {
+    // Before generating anything: the demo runs this project's pipelines.
+    let missing: Vec<&str> = ["schemas", "pipelines", "jobs"]
+        .into_iter()
+        .filter(|d| !options.project.join(d).is_dir())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{} is not a qinglian project (no {} there): run `qinglian demo` from the \
+             repository's root, or name the project with --project <dir>",
+            options.project.display(),
+            missing
+                .iter()
+                .map(|d| format!("{d}/"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let mut notes = Vec::new();
     let feeds = options.out.join("feeds");
     crate::generate::generate_to_url(

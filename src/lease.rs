@@ -32,12 +32,45 @@ pub struct LeaseInfo {
     pub expires_at: DateTime<Utc>,
     /// Given back by its holder.
     pub released: bool,
+    /// The process that wrote it, as far as it could tell (absent in
+    /// leases written before it was recorded: such a holder is waited out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessIdentity>,
 }
 
 impl LeaseInfo {
     fn live(&self, now: DateTime<Utc>) -> bool {
-        !self.released && self.expires_at > now && !holder_is_gone(&self.holder)
+        !self.released
+            && self.expires_at > now
+            && !self
+                .process
+                .as_ref()
+                .is_some_and(ProcessIdentity::certainly_gone)
     }
+}
+
+/// Who a lease holder is, enough to tell for certain that it died: a host
+/// name is not unique (containers share one, and PID namespaces reuse
+/// process ids), so a holder counts as gone only on this very kernel
+/// (boot id), in this PID namespace, with its process id unused or used by
+/// a process started at another instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    /// Random, drawn once per process: two holders never share it.
+    pub instance: String,
+    /// Host name.
+    pub host: String,
+    /// Process id, in its PID namespace.
+    pub pid: u32,
+    /// The PID namespace (`/proc/self/ns/pid`, e.g. `pid:[4026531836]`).
+    #[serde(default)]
+    pub pid_namespace: Option<String>,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`).
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    /// The process's start, in clock ticks after boot (`/proc/<pid>/stat`).
+    #[serde(default)]
+    pub start_ticks: Option<u64>,
 }
 
 fn host_name() -> String {
@@ -49,21 +82,55 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-/// A holder on this host whose process no longer exists (killed or
-/// crashed): its lease need not be waited out. Holders on other hosts are
-/// trusted until their lease lapses.
-fn holder_is_gone(holder: &str) -> bool {
-    let mut parts = holder.rsplitn(3, ':');
-    let (Some(_tag), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return false;
-    };
-    host == host_name()
-        && pid != std::process::id()
-        && std::path::Path::new("/proc/self").exists()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+/// When process `pid` started (field 22 of `/proc/<pid>/stat`, after the
+/// parenthesized command name, which may itself hold spaces and parentheses).
+fn start_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl ProcessIdentity {
+    /// This process.
+    pub fn current() -> Self {
+        static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let instance = INSTANCE.get_or_init(|| format!("{:016x}", rand::random::<u64>()));
+        Self {
+            instance: instance.clone(),
+            host: host_name(),
+            pid: std::process::id(),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|b| b.trim().to_string()),
+            start_ticks: start_ticks("self"),
+        }
+    }
+
+    /// The holder certainly no longer runs: same host, same kernel boot,
+    /// same PID namespace, another instance, and its process id is unused
+    /// or belongs to a process started at another instant. Anything less
+    /// certain (another namespace, a field that could not be read) waits
+    /// for the lease to lapse.
+    pub fn certainly_gone(&self) -> bool {
+        let here = Self::current();
+        let known = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
+        if self.instance == here.instance
+            || self.host != here.host
+            || !known(&self.boot_id, &here.boot_id)
+            || !known(&self.pid_namespace, &here.pid_namespace)
+        {
+            return false;
+        }
+        let pid = self.pid.to_string();
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return true;
+        }
+        // The id was reused by a process started at another instant.
+        matches!((self.start_ticks, start_ticks(&pid)), (Some(then), Some(now)) if then != now)
+    }
 }
 
 /// Why a lease could not be taken or kept.
@@ -101,18 +168,18 @@ fn store_err(path: &Path, e: impl std::fmt::Display) -> LeaseError {
     }
 }
 
-/// This process as a lease holder: host, process id and a random tag.
+/// This process as a lease holder: host, process id and its random
+/// instance id (the same for the life of the process).
 pub fn holder_id() -> String {
-    let host = host_name();
-    format!(
-        "{host}:{}:{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    )
+    let me = ProcessIdentity::current();
+    format!("{}:{}:{}", me.host, me.pid, me.instance)
 }
 
 fn later(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
-    now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX)
+    chrono::TimeDelta::from_std(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add_signed(ttl))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn lease_path(dir: &Path, generation: u64) -> Path {
@@ -172,6 +239,7 @@ impl Lease {
             acquired_at: now,
             expires_at: later(now, ttl),
             released: false,
+            process: Some(ProcessIdentity::current()),
         };
         let path = lease_path(&dir, info.generation);
         let body = serde_json::to_vec_pretty(&info).map_err(|e| store_err(&path, e))?;

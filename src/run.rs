@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
+use std::panic::AssertUnwindSafe;
 use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -30,7 +32,7 @@ use crate::ledger::{FeedRecord, FeedState, FeedStatus, GuardResult, Ledger, RunR
 use crate::project::{ColumnMapping, Pipeline, Project, Source, expand_env};
 use crate::source::{self, FetchOptions};
 use crate::store::relative;
-use crate::validate::{self, Mapper};
+use crate::validate::{self, Mapper, Reason};
 
 /// The wall clock, injectable so tests control time.
 pub trait Clock: Send + Sync {
@@ -125,6 +127,10 @@ pub enum RunError {
     /// Another process holds the run's lease (exit code 1).
     #[error("{0}")]
     Busy(String),
+    /// The run stopped on a defect of the program (a panic); the ledger
+    /// records it failed (exit code 1).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// One run in progress.
@@ -231,7 +237,7 @@ pub async fn run_pipeline(
         .collect();
     // The registry lands first: other feeds resolve organization codes and
     // measure registry coverage against it.
-    sources.sort_by_key(|s| s.feed != "registry");
+    sources.sort_by_key(|s| !s.is_spine());
 
     // A feed with person numbers and no key is refused before anything is fetched.
     let hash_key = options
@@ -294,6 +300,7 @@ pub async fn run_pipeline(
         cancel.clone(),
         stopped,
     ));
+    let ledger = Ledger::new(Arc::clone(&store), prefix.clone());
     let prepared = Prepared {
         store,
         prefix,
@@ -302,7 +309,15 @@ pub async fn run_pipeline(
         endpoint,
         drop_url,
     };
-    let result = run_locked(project, pipeline, &options, prepared, &cancel).await;
+    // A panic is a defect, but it must not leave the run `Running` in the
+    // ledger (nor its lease held until it lapses): it is recorded failed.
+    let result = match AssertUnwindSafe(run_locked(project, pipeline, &options, prepared, &cancel))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(panic) => Err(record_panic(&ledger, &options, panic_message(panic.as_ref())).await),
+    };
     let _ = stop.send(());
     if let Ok(Some(lease)) = keeper.await
         && let Err(e) = lease.release().await
@@ -310,6 +325,38 @@ pub async fn run_pipeline(
         warn!(error = %e, "could not release the run's lease; it lapses on its own");
     }
     result
+}
+
+/// What a panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Records the runs of this date left `Running` by a panic as failed
+/// (holding the lease, they are this process's) and says what happened.
+async fn record_panic(ledger: &Ledger, options: &RunOptions, what: String) -> RunError {
+    let message = format!(
+        "the run stopped on an internal error (a defect, please report it): {what}; nothing further was published"
+    );
+    tracing::error!(error = %message, "run panicked");
+    match ledger.runs_of(options.business_date).await {
+        Ok(runs) => {
+            for mut run in runs.into_iter().filter(|r| r.status == RunStatus::Running) {
+                run.status = RunStatus::Failed;
+                run.error = Some(message.clone());
+                run.finished_at = Some(options.clock.now());
+                if let Err(e) = ledger.write_run(&run).await {
+                    warn!(error = %e, run_id = %run.run_id, "could not record the run failed");
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "could not read the ledger to record the run failed"),
+    }
+    RunError::Internal(message)
 }
 
 /// Renews the lease every third of its ttl until told to stop; cancels the
@@ -457,14 +504,14 @@ async fn run_locked(
             source::estimated_bytes(s, &options.vars).await.unwrap_or(0),
         );
     }
-    order.sort_by_key(|s| (s.feed != "registry", std::cmp::Reverse(sizes[&s.feed])));
+    order.sort_by_key(|s| (!s.is_spine(), std::cmp::Reverse(sizes[&s.feed])));
     let mut in_flight: std::collections::VecDeque<FeedTask> = std::collections::VecDeque::new();
     let mut interrupted_at = None;
     for source in order {
         let Some(schema) = project.schemas.get(&source.schema) else {
             continue;
         };
-        let is_registry = source.feed == "registry";
+        let is_registry = source.is_spine();
         let room = if is_registry { 1 } else { parallel };
         while in_flight.len() >= room {
             if let Some(task) = in_flight.pop_front() {
@@ -738,8 +785,15 @@ struct RegistryIndex {
 impl RegistryIndex {
     async fn from_snapshot(ctx: &RunContext, snapshot: &str) -> Self {
         let mut codes = crate::keys::RegistryCodes::default();
-        for uscc in snapshot_keys(ctx, snapshot).await.unwrap_or_default() {
-            codes.insert(&uscc);
+        match snapshot_keys(ctx, snapshot).await {
+            Ok(keys) => {
+                for uscc in keys {
+                    codes.insert(&uscc);
+                }
+            }
+            // Later feeds then resolve no organization code; their
+            // `min_registry_match` guards say so.
+            Err(e) => warn!(error = %e, "the last good registry cannot be read"),
         }
         Self {
             codes: Arc::new(codes),
@@ -749,29 +803,47 @@ impl RegistryIndex {
 
 /// The distinct USCCs of a landed snapshot, reading only that column
 /// (streamed to a temporary file: Parquet wants random access).
-async fn snapshot_keys(ctx: &RunContext, snapshot: &str) -> Option<HashSet<String>> {
+async fn snapshot_keys(ctx: &RunContext, snapshot: &str) -> Result<HashSet<String>, String> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let path = crate::store::join(&ctx.prefix, snapshot);
-    let mut file = tempfile::tempfile().ok()?;
-    let mut stream = ctx.store.get(&path).await.ok()?.into_stream();
+    let snapshot = snapshot.to_string();
+    let fail = move |e: &dyn std::fmt::Display| format!("cannot read the snapshot {snapshot}: {e}");
+    let fail_reading = fail.clone();
+    let mut file = tempfile::tempfile().map_err(|e| fail(&e))?;
+    let mut stream = ctx
+        .store
+        .get(&path)
+        .await
+        .map_err(|e| fail(&e))?
+        .into_stream();
     while let Some(chunk) = stream.next().await {
-        std::io::Write::write_all(&mut file, &chunk.ok()?).ok()?;
+        std::io::Write::write_all(&mut file, &chunk.map_err(|e| fail(&e))?)
+            .map_err(|e| fail(&e))?;
     }
     tokio::task::spawn_blocking(move || {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
+        let fail = fail_reading;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), ["uscc"]);
         let mut keys = HashSet::new();
-        for batch in builder.with_projection(mask).build().ok()? {
-            let batch = batch.ok()?;
-            let col = batch.column_by_name("uscc")?.as_string::<i32>();
+        for batch in builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| fail(&e))?
+        {
+            let batch = batch.map_err(|e| fail(&e))?;
+            let col = batch
+                .column_by_name("uscc")
+                .ok_or_else(|| fail(&"no uscc column"))?
+                .as_string_opt::<i32>()
+                .ok_or_else(|| fail(&"the uscc column is not text"))?;
             keys.extend(col.iter().flatten().map(str::to_string));
         }
-        Some(keys)
+        Ok(keys)
     })
     .await
-    .ok()?
+    .map_err(|e| fail(&e))?
 }
 
 #[allow(clippy::too_many_lines)]
@@ -792,6 +864,76 @@ fn count_keys(
         } else if registry.contains(value) {
             rec.in_registry += 1;
         }
+    }
+}
+
+/// The spine's keys seen so far in one delivery: its first copy of each
+/// organization lands; a later copy with other content (a stale revoked
+/// row beside the current one) is quarantined `duplicate_key`, naming where
+/// the kept copy was. An identical repeat is left to deduplication.
+#[derive(Default)]
+struct SpineKeys {
+    first: std::collections::HashMap<String, ((u64, u64), String)>,
+}
+
+impl SpineKeys {
+    fn first_copies(
+        &mut self,
+        feed: &str,
+        raw: &crate::source::RawBatch,
+        mut mapped: validate::Mapped,
+        fps: Vec<(u64, u64)>,
+    ) -> Result<(validate::Mapped, Vec<(u64, u64)>), String> {
+        use datafusion::arrow::array::BooleanArray;
+        let uscc = mapped.batch.column(0).as_string::<i32>();
+        let mut keep = Vec::with_capacity(fps.len());
+        for (i, (&r, fp)) in mapped.accepted.iter().zip(&fps).enumerate() {
+            let row = &raw.rows[r];
+            let first = if datafusion::arrow::array::Array::is_null(uscc, i) {
+                None
+            } else {
+                let code = uscc.value(i);
+                match self.first.get(code) {
+                    None => {
+                        self.first
+                            .insert(code.to_string(), (*fp, row.position.clone()));
+                        None
+                    }
+                    Some((seen, _)) if seen == fp => None,
+                    Some((_, at)) => Some((code.to_string(), at.clone())),
+                }
+            };
+            keep.push(first.is_none());
+            if let Some((code, at)) = first {
+                mapped.quarantined.push(validate::Quarantined {
+                    position: row.position.clone(),
+                    field: "uscc".into(),
+                    reason: Reason::DuplicateKey,
+                    message: format!(
+                        "feed {feed}: {}: uscc {code} was already delivered at {at}; \
+                         the spine keeps one row per organization, the first",
+                        row.position
+                    ),
+                    original: row.original.clone(),
+                });
+            }
+        }
+        if keep.iter().all(|k| *k) {
+            return Ok((mapped, fps));
+        }
+        let mask = BooleanArray::from(keep.clone());
+        mapped.batch = datafusion::arrow::compute::filter_record_batch(&mapped.batch, &mask)
+            .map_err(|e| format!("feed {feed}: {e}"))?;
+        let mut flags = keep.iter();
+        mapped
+            .accepted
+            .retain(|_| flags.next().copied().unwrap_or(true));
+        let fps = fps
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(fp, k)| k.then_some(fp))
+            .collect();
+        Ok((mapped, fps))
     }
 }
 
@@ -833,7 +975,28 @@ async fn ingest_feed(
     registry: &mut RegistryIndex,
 ) -> FeedRecord {
     let started = Instant::now();
-    let state = ctx.ledger.feed_state(&source.feed).await.ok().flatten();
+    let state = ctx.ledger.feed_state(&source.feed).await;
+    let held = |mut rec: FeedRecord, error: String| {
+        warn!(error = %error, "feed held at its last good snapshot");
+        rec.error = Some(error);
+        rec.status = if source.required {
+            FeedStatus::Failed
+        } else {
+            FeedStatus::Held
+        };
+        rec
+    };
+    let state = match state {
+        Ok(state) => state,
+        Err(e) => {
+            // Without its last good state no guard can compare: never land blind.
+            let rec = FeedRecord::starting(&source.feed, source.required);
+            return held(
+                rec,
+                format!("cannot read the feed's last good state, so its guards cannot run: {e}"),
+            );
+        }
+    };
     let mut rec = FeedRecord {
         watermark_before: state.as_ref().and_then(|s| s.watermark.clone()),
         watermark_after: state.as_ref().and_then(|s| s.watermark.clone()),
@@ -902,21 +1065,51 @@ async fn ingest_feed(
         check("min_valid_keys", v, min, v >= min);
     }
     if let Some(min) = g.min_registry_match
-        && source.feed != "registry"
+        && !source.is_spine()
     {
         let v = share(rec.in_registry, rec.keyed);
         check("min_registry_match", v, min, v >= min);
     }
+    if let Some(max) = g.max_shrink
+        && let Some(prev) = &state
+        && prev.rows > 0
+    {
+        // An empty or collapsed delivery is not the new state of the world.
+        let v = 1.0 - share(rec.landed.min(prev.rows), prev.rows);
+        check("max_shrink", v, max, v <= max);
+    }
+    if let Some(max) = g.max_duplicate_keys
+        && source.is_spine()
+    {
+        let repeated = rec
+            .quarantine_reasons
+            .get(Reason::DuplicateKey.code())
+            .copied()
+            .unwrap_or(0);
+        let v = share(repeated, rec.read);
+        check("max_duplicate_keys", v, max, v <= max);
+    }
+    let mut unreadable = None;
     if let Some(max) = g.max_churn
         && let Some(prev) = &state
-        && let Some(old) = snapshot_keys(ctx, &prev.snapshot).await
     {
-        let new = snapshot_keys(ctx, &relative(&ctx.prefix, &landed_path))
-            .await
-            .unwrap_or_default();
-        let removed = old.iter().filter(|k| !new.contains(*k)).count() as u64;
-        let v = share(removed, old.len() as u64);
-        check("max_churn", v, max, v <= max);
+        let new_path = relative(&ctx.prefix, &landed_path);
+        match (
+            snapshot_keys(ctx, &prev.snapshot).await,
+            snapshot_keys(ctx, &new_path).await,
+        ) {
+            (Ok(old), Ok(new)) => {
+                let removed = old.iter().filter(|k| !new.contains(*k)).count() as u64;
+                let v = share(removed, old.len() as u64);
+                check("max_churn", v, max, v <= max);
+            }
+            // Either side unreadable: the guard cannot be evaluated, and
+            // a guard that cannot run holds the feed.
+            (Err(e), _) | (_, Err(e)) => {
+                check("max_churn", 1.0, max, false);
+                unreadable = Some(e);
+            }
+        }
     }
     let tripped: Vec<String> = guards
         .iter()
@@ -925,7 +1118,10 @@ async fn ingest_feed(
         .collect();
     rec.guards = guards;
     if !tripped.is_empty() {
-        rec.error = Some(format!("guard(s) tripped: {}", tripped.join(", ")));
+        rec.error = Some(match unreadable {
+            Some(e) => format!("guard(s) tripped: {} ({e})", tripped.join(", ")),
+            None => format!("guard(s) tripped: {}", tripped.join(", ")),
+        });
         rec.status = if source.required {
             FeedStatus::Failed
         } else {
@@ -1005,10 +1201,11 @@ async fn land_feed(
     let fetch =
         tokio::spawn(async move { source::fetch(&fetch_source, fields, &options, tx, sink).await });
 
-    let is_registry = source.feed == "registry";
+    let is_registry = source.is_spine();
     let fingerprints = validate::dedup::Fingerprints::new();
     let mut staging = validate::dedup::Staging::new(mapper.schema()).await?;
     let mut new_codes = crate::keys::RegistryCodes::default();
+    let mut spine_keys = SpineKeys::default();
     let mut consume_error = None;
     while let Some(batch) = rx.recv().await {
         rec.read += batch.rows.len() as u64;
@@ -1019,17 +1216,28 @@ async fn land_feed(
                 break;
             }
         };
+        let fps: Vec<(u64, u64)> = mapped
+            .accepted
+            .iter()
+            .map(|r| fingerprints.of(&batch.rows[*r].original))
+            .collect();
+        let (mapped, fps) = if is_registry {
+            match spine_keys.first_copies(&source.feed, &batch, mapped, fps) {
+                Ok(kept) => kept,
+                Err(e) => {
+                    consume_error = Some(e);
+                    break;
+                }
+            }
+        } else {
+            (mapped, fps)
+        };
         rec.quarantined += mapped.quarantined.len() as u64;
         for q in &mapped.quarantined {
             *rec.quarantine_reasons
                 .entry(q.reason.code().to_string())
                 .or_default() += 1;
         }
-        let fps: Vec<(u64, u64)> = mapped
-            .accepted
-            .iter()
-            .map(|r| fingerprints.of(&batch.rows[*r].original))
-            .collect();
         match staging.write(&mapped.batch, &fps).await {
             Ok(Some(first)) => {
                 count_keys(&first, is_registry, &mut new_codes, &registry.codes, rec);

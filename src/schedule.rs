@@ -307,7 +307,7 @@ impl<R: JobRunner> Scheduler<R> {
 
     async fn run_with_retries(&mut self, job: &Job, date: NaiveDate) {
         let mut delay = Duration::from_secs(job.retry_backoff_seconds);
-        for attempt in 1..=job.retries + 1 {
+        for attempt in 1..=job.retries.saturating_add(1) {
             let started_at = self.clock.now();
             let cancel = self.shutdown.child_token();
             let limit = Duration::from_secs(u64::from(job.max_run_minutes) * 60);
@@ -347,12 +347,15 @@ impl<R: JobRunner> Scheduler<R> {
             if !retry || attempt > job.retries || self.shutdown.is_cancelled() {
                 return;
             }
-            let wake = self.clock.now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
+            let wake = TimeDelta::from_std(delay)
+                .ok()
+                .and_then(|d| self.clock.now().checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             tokio::select! {
                 () = self.clock.sleep_until(wake) => {}
                 () = self.shutdown.cancelled() => return,
             }
-            delay *= 2;
+            delay = delay.saturating_mul(2);
         }
     }
 }

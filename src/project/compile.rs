@@ -31,6 +31,21 @@ struct ConfigFile {
 /// out) and every problem. References are checked against the files that
 /// exist, so one broken file is reported once, not again by everything that
 /// names it.
+/// What `[scoring] memory_limit_mb` may be: below 64 MiB scoring cannot
+/// plan its joins; above 1 TiB the byte count would no longer mean memory.
+const MEMORY_LIMIT_MB: std::ops::RangeInclusive<u64> = 64..=1 << 20;
+
+/// Every feed's `max_shrink` unless it sets one: a delivery with less than
+/// half the rows of the last good snapshot (an empty file, a collapsed
+/// export) is held, never taken as the new state.
+const DEFAULT_MAX_SHRINK: f64 = 0.5;
+
+/// The spine's `max_duplicate_keys` unless it sets one.
+const DEFAULT_MAX_DUPLICATE_KEYS: f64 = 0.05;
+
+/// The largest `[scoring] start_points` (the city's model starts at 12).
+const MAX_START_POINTS: u32 = 10_000;
+
 pub(super) fn compile(root: &Path, jobs_dir: &Path) -> Compiled {
     let mut d = Diagnostics::default();
 
@@ -656,6 +671,8 @@ fn compile_source(
         ("min_valid_keys", g.min_valid_keys),
         ("min_registry_match", g.min_registry_match),
         ("max_quarantined", g.max_quarantined),
+        ("max_shrink", g.max_shrink),
+        ("max_duplicate_keys", g.max_duplicate_keys),
     ] {
         if let Some(v) = share.filter(|v| !(0.0..=1.0).contains(v)) {
             d.push(
@@ -694,6 +711,8 @@ fn compile_source(
             min_valid_keys: g.min_valid_keys,
             min_registry_match: g.min_registry_match,
             max_quarantined: g.max_quarantined.unwrap_or(0.5),
+            max_shrink: Some(g.max_shrink.unwrap_or(DEFAULT_MAX_SHRINK)),
+            max_duplicate_keys: Some(g.max_duplicate_keys.unwrap_or(DEFAULT_MAX_DUPLICATE_KEYS)),
         },
     };
     (d.items.len() == before).then_some(source)
@@ -876,6 +895,13 @@ fn compile_rules(f: &ConfigFile, rules: &mut Vec<Rule>, d: &mut Diagnostics) {
                 ),
             );
         }
+        if r.points > MAX_START_POINTS {
+            d.push(
+                &f.rel,
+                format!("{at}.points"),
+                format!("found {}, expected at most {MAX_START_POINTS}", r.points),
+            );
+        }
         if r.red_line && r.points > 0 {
             d.push(
                 &f.rel,
@@ -983,7 +1009,7 @@ fn compile_pipeline(
             );
         }
     }
-    if !raw.sources.iter().any(|s| s == "registry") {
+    if !raw.sources.iter().any(|s| s == SPINE_FEED) {
         d.push(
             &f.rel,
             "sources",
@@ -1025,6 +1051,31 @@ fn compile_pipeline(
                 ),
             ),
         }
+    }
+    if let Some(mb) = raw.scoring.memory_limit_mb
+        && !MEMORY_LIMIT_MB.contains(&mb)
+    {
+        d.push(
+            &f.rel,
+            "scoring.memory_limit_mb",
+            format!(
+                "found {mb}, expected {} to {} (MiB, 64 MiB to 1 TiB)",
+                MEMORY_LIMIT_MB.start(),
+                MEMORY_LIMIT_MB.end()
+            ),
+        );
+    }
+    if raw.scoring.start_points > MAX_START_POINTS {
+        // Every total up to it is checked against the bands below.
+        d.push(
+            &f.rel,
+            "scoring.start_points",
+            format!(
+                "found {}, expected at most {MAX_START_POINTS}",
+                raw.scoring.start_points
+            ),
+        );
+        return None;
     }
     for points in 0..=raw.scoring.start_points {
         let n = bands
@@ -1180,6 +1231,29 @@ fn compile_job(f: &ConfigFile, pipelines: &BTreeSet<String>, d: &mut Diagnostics
             }
         },
     };
+    // Bounded so that no retry count or backoff overflows the scheduler's
+    // clock arithmetic (a backoff doubles on every retry).
+    for (key, value, range) in [
+        (
+            "max_run_minutes",
+            raw.max_run_minutes.map(u64::from),
+            1..=10_080u64,
+        ),
+        ("retries", raw.retries.map(u64::from), 0..=100),
+        (
+            "retry_backoff_seconds",
+            raw.retry_backoff_seconds,
+            0..=86_400,
+        ),
+    ] {
+        if let Some(v) = value.filter(|v| !range.contains(v)) {
+            d.push(
+                &f.rel,
+                key,
+                format!("found {v}, expected {} to {}", range.start(), range.end()),
+            );
+        }
+    }
     let (schedule, cron_dialect) = cron?;
     let job = Job {
         name: raw.name,

@@ -395,7 +395,16 @@ pub struct Guards {
     /// Largest share of records read that may be quarantined: a feed whose
     /// rows are mostly rejected is held rather than replacing its snapshot.
     pub max_quarantined: f64,
+    /// Largest share of the last good snapshot's rows a delivery may lose:
+    /// an empty or collapsed delivery is held (every compiled feed has one).
+    pub max_shrink: Option<f64>,
+    /// Largest share of the spine's records read that repeat a key already
+    /// delivered with other content (quarantined `duplicate_key`).
+    pub max_duplicate_keys: Option<f64>,
 }
+
+/// The feed every profile is built on: one row per registered organization.
+pub const SPINE_FEED: &str = "registry";
 
 /// A feed: where it comes from, how it maps, what guards it.
 #[derive(Debug, Clone, PartialEq)]
@@ -425,6 +434,13 @@ pub struct Source {
     pub columns: BTreeMap<String, ColumnMapping>,
     /// Guards.
     pub guards: Guards,
+}
+
+impl Source {
+    /// Whether this is the spine feed (its key is unique).
+    pub fn is_spine(&self) -> bool {
+        self.feed == SPINE_FEED
+    }
 }
 
 /// The five evaluation dimensions of the city's indicators.

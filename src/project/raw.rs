@@ -227,6 +227,12 @@ pub(crate) struct RawGuards {
     pub(crate) min_registry_match: Option<f64>,
     /// Largest share of records read that may be quarantined (default 0.5).
     pub(crate) max_quarantined: Option<f64>,
+    /// Largest share of the last good snapshot's rows a delivery may lose
+    /// (default 0.5; 1 lets an empty delivery replace a full snapshot).
+    pub(crate) max_shrink: Option<f64>,
+    /// Largest share of the spine's records read that repeat a key with
+    /// other content (default 0.05).
+    pub(crate) max_duplicate_keys: Option<f64>,
 }
 
 /// `pipelines/rules/<group>.toml`: a list of rules.

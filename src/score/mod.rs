@@ -106,8 +106,16 @@ pub fn session() -> Result<SessionContext, ScoreError> {
 /// A DataFusion session for scoring, with the key functions, a memory
 /// limit and canonical string types.
 pub fn session_with_limit(memory_limit_mb: u64) -> Result<SessionContext, ScoreError> {
+    let bytes = usize::try_from(memory_limit_mb)
+        .ok()
+        .and_then(|mb| mb.checked_mul(1 << 20))
+        .ok_or_else(|| {
+            ScoreError::Engine(format!(
+                "memory_limit_mb {memory_limit_mb} is more bytes than this machine can address"
+            ))
+        })?;
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit((memory_limit_mb as usize) << 20, 1.0)
+        .with_memory_limit(bytes, 1.0)
         .build_arc()
         .map_err(engine)?;
     let mut config = SessionConfig::new().with_target_partitions(2);
@@ -304,6 +312,14 @@ async fn materialize(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), 
     Ok(())
 }
 
+/// The date of an Arrow `Date32` value (days from 1970-01-01, either
+/// side); `None` outside the calendar chrono covers. Dates before 1970 are
+/// ordinary: founding dates, old court cases.
+pub fn date_of_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)?
+        .checked_add_signed(chrono::TimeDelta::try_days(i64::from(days))?)
+}
+
 /// A rule's SQL with its window applied.
 fn windowed_sql(rule: &Rule, business_date: NaiveDate) -> String {
     let sql = rule.render_sql(business_date);
@@ -386,7 +402,6 @@ async fn rule_hits(
         .await
         .map_err(|e| fail(format!("failed at run time: {e}")))?;
     let (mut hits, mut outside) = (Vec::new(), 0u64);
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     for b in &batches {
         let text = |i: usize| cast(b.column(i), &DataType::Utf8).map_err(|e| fail(e.to_string()));
         let (uscc, feed, record, detail) = (text(0)?, text(1)?, text(2)?, text(4)?);
@@ -416,6 +431,13 @@ async fn rule_hits(
                     "row for record {record_id:?} of {code} has no event_date"
                 )));
             }
+            let days = dates.value(r);
+            let Some(event_date) = date_of_days(days) else {
+                return Err(fail(format!(
+                    "row for record {record_id:?} of {code} has event_date {days} days from 1970-01-01, \
+                     outside the calendar (years -262143 to 262142)"
+                )));
+            };
             hits.push(Hit {
                 uscc: code.to_string(),
                 rule_id: rule.id.clone(),
@@ -425,7 +447,7 @@ async fn rule_hits(
                     feed.value(r).to_string()
                 },
                 source_record_id: record_id.to_string(),
-                event_date: epoch + chrono::Days::new(dates.value(r) as u64),
+                event_date,
                 detail: if detail.is_null(r) {
                     String::new()
                 } else {
@@ -464,7 +486,11 @@ pub struct OrgScore {
 impl OrgScore {
     /// Points left of the year's allowance.
     pub fn points(&self, start: u32) -> u32 {
-        start.saturating_sub(self.deductions.iter().sum())
+        start.saturating_sub(
+            self.deductions
+                .iter()
+                .fold(0u32, |sum, d| sum.saturating_add(*d)),
+        )
     }
 
     /// Whether any red line holds.
@@ -518,7 +544,7 @@ pub fn aggregate(project: &Project, hits: &[Hit]) -> HashMap<String, OrgScore> {
         if rule.red_line {
             s.red[d] = true;
         } else {
-            s.deductions[d] += rule.points;
+            s.deductions[d] = s.deductions[d].saturating_add(rule.points);
         }
     }
     scores
@@ -638,6 +664,151 @@ mod tests {
         assert_eq!(s.dimension_score(1, 12), 0.0);
         s.deductions[3] = 20;
         assert_eq!(s.points(12), 0);
+        // Deductions past any allowance floor at 0, never overflow.
+        s.deductions = [u32::MAX; 5];
+        assert_eq!(s.points(12), 0);
+        assert_eq!(s.dimension_score(0, 12), 0.0);
+    }
+
+    use datafusion::arrow::array::Date32Array;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use proptest::prelude::*;
+
+    use crate::project::RuleWindow;
+
+    fn any_date() -> impl Strategy<Value = NaiveDate> {
+        (-262_000i32..262_000, 1u32..=365)
+            .prop_map(|(y, d)| NaiveDate::from_yo_opt(y, d).unwrap_or_default())
+    }
+
+    fn any_days() -> impl Strategy<Value = i32> {
+        prop_oneof![
+            Just(i32::MIN),
+            Just(i32::MAX),
+            Just(-1),
+            Just(0),
+            -40_000i32..40_000,
+            any::<i32>(),
+        ]
+    }
+
+    /// One rule over a table of events at the given dates (days from 1970).
+    async fn hits_at(
+        business: NaiveDate,
+        window: RuleWindow,
+        days: &[i32],
+    ) -> Result<Vec<Hit>, ScoreError> {
+        let ctx = session()?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("uscc", DataType::Utf8, false),
+            Field::new("id", DataType::Utf8, false),
+            Field::new("event_date", DataType::Date32, false),
+        ]));
+        let n = days.len();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec!["51330100MJ0000018T"; n])),
+                Arc::new(StringArray::from(
+                    (0..n).map(|i| i.to_string()).collect::<Vec<_>>(),
+                )),
+                Arc::new(Date32Array::from(days.to_vec())),
+            ],
+        )
+        .map_err(engine)?;
+        let table = MemTable::try_new(schema, vec![vec![batch]]).map_err(engine)?;
+        ctx.register_table("events", Arc::new(table))
+            .map_err(engine)?;
+        // The spine: hits count on registered organizations only.
+        let spine = Arc::new(Schema::new(vec![Field::new("uscc", DataType::Utf8, false)]));
+        let registry = RecordBatch::try_new(
+            Arc::clone(&spine),
+            vec![Arc::new(StringArray::from(vec!["51330100MJ0000018T"]))],
+        )
+        .map_err(engine)?;
+        let registry = MemTable::try_new(spine, vec![vec![registry]]).map_err(engine)?;
+        ctx.register_table("registry", Arc::new(registry))
+            .map_err(engine)?;
+        let rule = Rule {
+            id: "T-01".into(),
+            title: "any date".into(),
+            file: "t".into(),
+            dimension: Dimension::Operations,
+            points: 1,
+            red_line: false,
+            window,
+            flag: None,
+            basis: None,
+            event: crate::project::model::DEFAULT_EVENT
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            sql: "SELECT uscc, 'events' AS source_feed, id AS source_record_id, event_date, \
+                  'd' AS detail FROM events WHERE {business_date} >= {five_years_ago} \
+                  AND {year_start} <= {business_date} AND {report_year} > -300000"
+                .into(),
+        };
+        run_rule(&ctx, &rule, business).await
+    }
+
+    #[test]
+    fn dates_before_1970_are_ordinary_events() {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let business = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+        let before = (NaiveDate::from_ymd_opt(1965, 3, 1).expect("date")
+            - NaiveDate::from_ymd_opt(1970, 1, 1).expect("date"))
+        .num_days() as i32;
+        let hits = rt
+            .block_on(hits_at(business, RuleWindow::InForce, &[before, -1]))
+            .expect("scores");
+        let dates: Vec<String> = hits.iter().map(|h| h.event_date.to_string()).collect();
+        assert_eq!(dates, ["1965-03-01", "1969-12-31"]);
+        // Outside the calendar: the rule fails, named, and nothing panics.
+        let err = rt
+            .block_on(hits_at(business, RuleWindow::InForce, &[i32::MIN]))
+            .expect_err("refused");
+        assert!(
+            err.to_string().contains("rule T-01")
+                && err.to_string().contains("outside the calendar"),
+            "{err}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every business date and event date either scores or fails with
+        /// the rule named; no date panics.
+        #[test]
+        fn scoring_takes_any_date(
+            business in any_date(),
+            days in proptest::collection::vec(any_days(), 1..4),
+            window in prop_oneof![
+                Just(RuleWindow::InForce),
+                Just(RuleWindow::CalendarYear),
+                Just(RuleWindow::FiveYears),
+            ],
+        ) {
+            let _ = window.range(business);
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            match rt.block_on(hits_at(business, window, &days)) {
+                Ok(hits) => {
+                    for h in hits {
+                        let i: usize = h.source_record_id.parse().expect("id");
+                        prop_assert_eq!(Some(h.event_date), date_of_days(days[i]));
+                    }
+                }
+                Err(e) => prop_assert!(e.to_string().contains("T-01"), "{}", e),
+            }
+        }
+
+        /// A Date32 value and its date agree both ways across the calendar.
+        #[test]
+        fn date32_values_round_trip(date in any_date()) {
+            let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days();
+            let days = i32::try_from(days).expect("fits");
+            prop_assert_eq!(date_of_days(days), Some(date));
+        }
     }
 }
 

@@ -55,6 +55,8 @@ pub enum Reason {
     BadEnum,
     /// A person number to hash, and no hash key configured.
     NoHashKey,
+    /// The spine's key delivered again with other content (a stale copy).
+    DuplicateKey,
 }
 
 impl Reason {
@@ -70,6 +72,7 @@ impl Reason {
             Reason::BadValue => "bad_value",
             Reason::BadEnum => "bad_enum",
             Reason::NoHashKey => "no_hash_key",
+            Reason::DuplicateKey => "duplicate_key",
         }
     }
 }
