@@ -189,22 +189,27 @@ impl RunOptions {
     }
 }
 
-/// Opens the warehouse of a pipeline (or the override) for writing.
+/// Opens the warehouse of a pipeline (or the override) for writing; the
+/// URL returned is for display (credentials and query dropped, each
+/// expanded variable shown as its `${NAME}`).
 pub fn open_warehouse(
     pipeline: &Pipeline,
     url: Option<&str>,
     vars: &BTreeMap<String, String>,
 ) -> Result<(Arc<dyn ObjectStore>, Path, String), RunError> {
-    let url = match url {
-        Some(u) => u.to_string(),
-        None => expand_env(&pipeline.warehouse, |n| {
-            vars.get(n).cloned().or_else(|| std::env::var(n).ok())
-        })
-        .map_err(|e| RunError::Config(format!("pipeline {}: warehouse: {e}", pipeline.name)))?,
+    let lookup = |n: &str| vars.get(n).cloned().or_else(|| std::env::var(n).ok());
+    let (url, redactor) = match url {
+        Some(u) => (u.to_string(), crate::project::Redactor::default()),
+        None => (
+            expand_env(&pipeline.warehouse, lookup).map_err(|e| {
+                RunError::Config(format!("pipeline {}: warehouse: {e}", pipeline.name))
+            })?,
+            crate::project::Redactor::new(&pipeline.warehouse, lookup),
+        ),
     };
     let (store, prefix) = crate::store::open_with(&url, true, vars)
-        .map_err(|e| RunError::Warehouse(e.to_string()))?;
-    Ok((store, prefix, url))
+        .map_err(|e| RunError::Warehouse(redactor.apply(&e.to_string())))?;
+    Ok((store, prefix, redactor.apply(&crate::store::redact(&url))))
 }
 
 fn hashes_persons(source: &Source) -> bool {
@@ -661,9 +666,20 @@ async fn run_locked(
     if let Some(p) = &current
         && !drop_url.trim().is_empty()
     {
-        let summary = crate::deliver::drop_copy(p, &drop_url, &options.vars)
+        let mut summary = crate::deliver::drop_copy(p, &drop_url, &options.vars)
             .instrument(info_span!("drop", run_id = %ctx.run_id))
             .await;
+        if let Some(d) = &pipeline.drop {
+            let redactor = crate::project::Redactor::new(&d.url, |n| {
+                options
+                    .vars
+                    .get(n)
+                    .cloned()
+                    .or_else(|| std::env::var(n).ok())
+            });
+            summary.url = redactor.apply(&summary.url);
+            summary.error = summary.error.map(|e| redactor.apply(&e));
+        }
         if let Some(e) = &summary.error {
             warn!(error = %e, "the copy to the platform's bucket did not complete");
         }

@@ -117,6 +117,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 /// A resolved push configuration: the endpoint and the secret.
 pub struct Endpoint {
     url: String,
+    redactor: crate::project::Redactor,
     secret: Vec<u8>,
     config: crate::project::Push,
 }
@@ -164,14 +165,16 @@ impl Endpoint {
         })?;
         Ok(Some(Self {
             url,
+            redactor: crate::project::Redactor::new(&push.endpoint, lookup),
             secret: secret.into_bytes(),
             config: push.clone(),
         }))
     }
 
-    /// The URL without credentials or query, for logs and the ledger.
+    /// The URL without credentials or query, each expanded variable shown
+    /// as its `${NAME}`, for logs and the ledger.
     pub fn display_url(&self) -> String {
-        url::Url::parse(&self.url)
+        let shown = url::Url::parse(&self.url)
             .map(|u| {
                 format!(
                     "{}://{}{}",
@@ -180,7 +183,14 @@ impl Endpoint {
                     u.port().map(|p| format!(":{p}")).unwrap_or_default()
                 ) + u.path()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.redactor.apply(&shown)
+    }
+
+    /// `text` with every expansion of the endpoint's variables shown as its
+    /// `${NAME}`.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.apply(text)
     }
 
     /// The request target the push is sent to (path, and `?query` when the
@@ -606,6 +616,7 @@ pub async fn drain(
                 info!(batch = %batch.key, rows = batch.rows, attempts, "acknowledged");
             }
             Err(SendError::Refused { status, response }) => {
+                let response = endpoint.redact(&response);
                 warn!(batch = %batch.key, status, response = %response, "parked in the dead-letter area");
                 let auth = status == 401 || status == 403;
                 let message = format!(
@@ -633,6 +644,7 @@ pub async fn drain(
                 summary.error.get_or_insert(message);
             }
             Err(e @ SendError::Retry { .. }) => {
+                let e = endpoint.redact(&e.to_string());
                 warn!(batch = %batch.key, error = %e, "retries exhausted; the batch waits in the outbox");
                 summary.error = Some(format!(
                     "{e}; retries exhausted after {attempts} request(s), the batch and those after it wait in the outbox for the next run"
