@@ -35,8 +35,10 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
 
 /// The expansions of one template's variables, for display: every value a
 /// `${NAME}` expanded to (a default is configuration, not a secret) is
-/// shown as `${NAME}`. Values shorter than four characters are left as
-/// they are (they hide nothing and would garble the text).
+/// shown as `${NAME}`, and so is each piece of it between `/ ? & = : @ #`
+/// of six characters or more (a library's error shows a bucket as a host,
+/// a prefix as a query value). Values shorter than four characters are
+/// left as they are (they hide nothing and would garble the text).
 #[derive(Debug, Clone, Default)]
 pub struct Redactor(Vec<(String, String)>);
 
@@ -50,7 +52,16 @@ impl Redactor {
             let Some(end) = after.find('}') else { break };
             let name = after[..end].split(":-").next().unwrap_or_default();
             if let Some(value) = lookup(name).filter(|v| v.chars().count() >= 4) {
-                values.push((value, format!("${{{name}}}")));
+                let reference = format!("${{{name}}}");
+                // A URL or path is shown in pieces too (a bucket as a host,
+                // a prefix as a query value): each piece of six characters
+                // or more goes as well.
+                for piece in value.split(['/', '?', '&', '=', ':', '@', '#']) {
+                    if piece.chars().count() >= 6 && piece != value {
+                        values.push((piece.to_string(), reference.clone()));
+                    }
+                }
+                values.push((value, reference));
             }
             rest = &after[end + 1..];
         }
@@ -101,6 +112,10 @@ mod tests {
             "cannot open ${BUCKET}/x?k=${TOKEN}: ab demo"
         );
         assert_eq!(Redactor::default().apply("same"), "same");
+        assert_eq!(
+            r.apply("GET http://127.0.0.1:9000/secret-bucket?list-type=2&prefix=p"),
+            "GET http://127.0.0.1:9000/${BUCKET}?list-type=2&prefix=p"
+        );
     }
 
     #[test]

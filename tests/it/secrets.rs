@@ -518,3 +518,94 @@ fn the_person_hash_is_keyed_hmac_sha256() {
         "0c2fe188bd4f39005b75d81fd7ac8ad1ad97d177c13ff21f4ff86639860621db"
     );
 }
+
+/// Secrets in `${VAR}` expansions: a feed URL in a bucket named by a
+/// secret (which fails to open), a warehouse path, a push endpoint with a
+/// token in its query and a drop prefix, each from a variable holding a
+/// marker. The run's logs, ledger, runs dataset, report, outbox, `status`
+/// (text and JSON) and `explain` show each as its `${NAME}`, never the
+/// value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expanded_variable_is_shown_as_its_reference_everywhere() {
+    const DRC_BUCKET: &str = "marker-drc-bucket-2b7c";
+    const WAREHOUSE_DIR: &str = "MARKER-warehouse-31c4";
+    const PUSH_TOKEN: &str = "MARKER-push-token-5d0e";
+    const DROP_PREFIX: &str = "MARKER-drop-prefix-88aa";
+    let feeds = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 20);
+    let project = tempfile::tempdir().expect("tmp");
+    crate::support::copy_project(project.path());
+    let drc = project.path().join("pipelines/sources/drc.toml");
+    let text = std::fs::read_to_string(&drc).expect("drc");
+    let text = text.replace("${QINGLIAN_FEEDS:-demo/feeds}/drc/", "${DRC_FEEDS}/drc/");
+    assert!(text.contains("${DRC_FEEDS}"));
+    std::fs::write(&drc, text).expect("write");
+    let platform = PlatformSimulator::start(0, PLATFORM_SECRET.as_bytes(), 300)
+        .await
+        .expect("platform");
+    let moto = crate::conformance::Moto::start("platform").await;
+    let root = tempfile::tempdir().expect("tmp");
+    let warehouse = root.path().join(WAREHOUSE_DIR);
+    let mut envs: Vec<(String, String)> = moto.vars().into_iter().collect();
+    envs.extend(
+        [
+            ("QINGLIAN_LOG", "debug".to_string()),
+            ("QINGLIAN_FEEDS", feeds.path().display().to_string()),
+            ("DRC_FEEDS", format!("s3://{DRC_BUCKET}/feeds")),
+            ("QINGLIAN_WAREHOUSE", warehouse.display().to_string()),
+            ("QINGLIAN_PERSON_KEY", PERSON_KEY.into()),
+            ("QINGLIAN_PLATFORM_URL", format!("{}?token={PUSH_TOKEN}", platform.url())),
+            ("QINGLIAN_PLATFORM_SECRET", PLATFORM_SECRET.into()),
+            ("QINGLIAN_PLATFORM_BUCKET", format!("s3://platform/{DROP_PREFIX}")),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let at = |cmd: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        a.extend(["--project".into(), project.path().display().to_string()]);
+        a
+    };
+    let (_, logs) = cli(at(&["run", "nightly", "--date", "2026-11-28"]), envs.clone()).await;
+    assert!(platform.stats().accepted_rows > 0, "pushed: {logs}");
+    let (_, status) = cli(at(&["status"]), envs.clone()).await;
+    let (ok, status_json) = cli(at(&["status", "--json"]), envs.clone()).await;
+    assert!(ok, "{status_json}");
+    let registry = String::from_utf8_lossy(
+        &std::fs::read(feeds.path().join("registry/registry.csv")).expect("registry"),
+    )
+    .into_owned();
+    let uscc = registry
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|t| t.len() == 18 && t.starts_with('5'))
+        .expect("a code")
+        .to_string();
+    let (_, explain) = cli(at(&["explain", &uscc]), envs.clone()).await;
+
+    // The failed feed is reported, with its URL as configured.
+    let json: serde_json::Value = serde_json::from_str(
+        status_json.lines().find(|l| l.starts_with('{')).unwrap_or(&status_json),
+    )
+    .unwrap_or_else(|_| serde_json::Value::String(status_json.clone()));
+    assert!(
+        logs.contains("${DRC_FEEDS}/drc/"),
+        "the drc error names the template: {logs}"
+    );
+    let mut scanned = vec![
+        ("logs".to_string(), logs),
+        ("status".to_string(), status),
+        ("status --json".to_string(), json.to_string()),
+        ("explain".to_string(), explain),
+    ];
+    scanned.extend(warehouse_texts(&warehouse).await);
+    for prefix in ["ledger/", "published/runs/", "reports/", "outbox/"] {
+        assert!(
+            scanned.iter().any(|(n, _)| n.starts_with(prefix)),
+            "{prefix} is scanned"
+        );
+    }
+    for (name, text) in &scanned {
+        for marker in [DRC_BUCKET, WAREHOUSE_DIR, PUSH_TOKEN, DROP_PREFIX] {
+            assert!(!text.contains(marker), "{name} shows {marker}:\n{text}");
+        }
+    }
+}
