@@ -66,15 +66,8 @@ impl Redactor {
             rest = &after[end + 1..];
         }
         // The longest first, so a value containing another goes whole.
-        values.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        values.sort_by_key(|v| std::cmp::Reverse(v.0.len()));
         Self(values)
-    }
-
-    /// Adds the variables of another template.
-    pub fn with(mut self, other: Redactor) -> Self {
-        self.0.extend(other.0);
-        self.0.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        self
     }
 
     /// `text` with every expanded value replaced by its reference.
@@ -85,7 +78,8 @@ impl Redactor {
                 out = out.replace(value.as_str(), reference);
             }
             // The same value as a URL shows it (percent-encoded).
-            let encoded = url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
+            let encoded =
+                url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
             if encoded != *value && out.contains(encoded.as_str()) {
                 out = out.replace(encoded.as_str(), reference);
             }

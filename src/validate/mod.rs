@@ -387,7 +387,10 @@ impl Mapper {
             kept: &kept,
             hashed: &hashed,
         };
-        let with_key = self.hasher.as_ref().map(|_| &hash as &dyn Fn(&str) -> String);
+        let with_key = self
+            .hasher
+            .as_ref()
+            .map(|_| &hash as &dyn Fn(&str) -> String);
         let original = redact::redact_original(
             &row.original,
             row.malformed.is_some(),

@@ -49,9 +49,7 @@ pub fn is_identity_number(s: &str) -> bool {
     let (Some(y), Some(m), Some(d)) = (num(6..10), num(10..12), num(12..14)) else {
         return false;
     };
-    if !(1800..2200).contains(&y)
-        || chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_none()
-    {
+    if !(1800..2200).contains(&y) || chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_none() {
         return false;
     }
     crate::keys::classify(s).class != crate::keys::KeyClass::Valid
@@ -196,7 +194,10 @@ mod tests {
             scrub_identity_numbers(text, &tag),
             "a<11>b 身份证<11>, 911010519491231002X"
         );
-        assert!(matches!(scrub_identity_numbers("no number", &tag), Cow::Borrowed(_)));
+        assert!(matches!(
+            scrub_identity_numbers("no number", &tag),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -462,12 +462,14 @@ async fn a_captured_push_replayed_under_a_new_key_or_path_is_refused() {
         "{answer}"
     );
     // To another intake of the same platform: refused.
-    let (status, answer) =
-        post_signed(&other, &key, &ts, &signature, captured.body.to_vec()).await;
+    let (status, answer) = post_signed(&other, &key, &ts, &signature, captured.body.to_vec()).await;
     assert_eq!(status, 401, "{answer}");
 
     let after = t.sim.stats();
-    assert_eq!(after.accepted_batches, before.accepted_batches, "no second batch");
+    assert_eq!(
+        after.accepted_batches, before.accepted_batches,
+        "no second batch"
+    );
     assert_eq!(after.accepted_rows, before.accepted_rows);
     assert_eq!(after.repeats, before.repeats + 1);
     assert_eq!(after.rejected_signatures, before.rejected_signatures + 2);

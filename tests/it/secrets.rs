@@ -205,8 +205,17 @@ fn hostile_numbers(n: usize) -> Vec<String> {
 }
 
 const HOSTILE_NAMES: [&str; 11] = [
-    "王晓明远", "李晓红远", "赵晓刚远", "钱晓丽远", "孙晓燕远", "陈晓东远", "周晓军远", "吴晓梅远",
-    "郑晓兵远", "冯晓宁远", "褚晓云远",
+    "王晓明远",
+    "李晓红远",
+    "赵晓刚远",
+    "钱晓丽远",
+    "孙晓燕远",
+    "陈晓东远",
+    "周晓军远",
+    "吴晓梅远",
+    "郑晓兵远",
+    "冯晓宁远",
+    "褚晓云远",
 ];
 
 /// Appends hostile rows to the generated persons (CSV) and police (NDJSON)
@@ -224,7 +233,9 @@ fn inject_hostile_rows(feeds: &Path) -> Vec<String> {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("记录编号,统一社会信用代码,社会组织名称,姓名,身份证号,职务,任职开始日期,任职结束日期,是否公职人员,是否退休干部,兼职审批文号,审批日期,是否领取报酬,出生年份,任职届数")
+        Some(
+            "记录编号,统一社会信用代码,社会组织名称,姓名,身份证号,职务,任职开始日期,任职结束日期,是否公职人员,是否退休干部,兼职审批文号,审批日期,是否领取报酬,出生年份,任职届数"
+        )
     );
     let first: Vec<&str> = lines.next().expect("a person").split(',').collect();
     let (uscc, org) = (first[1].to_string(), first[2].to_string());
@@ -236,15 +247,24 @@ fn inject_hostile_rows(feeds: &Path) -> Vec<String> {
         bytes.push(b'\n');
     }
     let rows = [
-        format!("RYH1,{uscc},{org},{a},{},负责人,2020-02-30,,否,否,,,是,1990,1\n", ids[1]),
-        format!("RYH2,{uscc},{org},{b},{},董事长,2020-02-01,,否,否,,,是,1990,1\n", ids[2]),
+        format!(
+            "RYH1,{uscc},{org},{a},{},负责人,2020-02-30,,否,否,,,是,1990,1\n",
+            ids[1]
+        ),
+        format!(
+            "RYH2,{uscc},{org},{b},{},董事长,2020-02-01,,否,否,,,是,1990,1\n",
+            ids[2]
+        ),
         format!("RYH4,{uscc},{org},{d},{},负责人,2020-02-01\n", ids[4]),
         format!(
             "RYH5,{},,{e},{},负责人,2020-02-01,,否,否,,,是,1990,1\n",
             ids[0],
             ids[0].to_lowercase()
         ),
-        format!("RYH6,{uscc},{org},{f}, {} ,负责人,2020-02-01,,否,否,,,是,一九九〇,1\n", ids[5]),
+        format!(
+            "RYH6,{uscc},{org},{f}, {} ,负责人,2020-02-01,,否,否,,,是,一九九〇,1\n",
+            ids[5]
+        ),
     ];
     for r in &rows {
         bytes.extend_from_slice(r.as_bytes());
@@ -264,8 +284,22 @@ fn inject_hostile_rows(feeds: &Path) -> Vec<String> {
             r#"{{"caseNo":"{no}","caseType":"{case_type}","closedDate":null,"filedDate":"{filed}","outcome":null,"status":"{status}","subjectCode":"{uscc}","subjectName":"{org}","subjectPersonId":{id},"subjectPersonName":"{name}"}}"#
         ) + "\n"
     };
-    text.push_str(&case("PH1", "走私", "2022-05-27", "立案侦查", &format!("\"{}\"", ids[6]), g));
-    text.push_str(&case("PH2", "诈骗", "2020-02-30", "立案侦查", &format!("\"{}\"", ids[7]), h));
+    text.push_str(&case(
+        "PH1",
+        "走私",
+        "2022-05-27",
+        "立案侦查",
+        &format!("\"{}\"", ids[6]),
+        g,
+    ));
+    text.push_str(&case(
+        "PH2",
+        "诈骗",
+        "2020-02-30",
+        "立案侦查",
+        &format!("\"{}\"", ids[7]),
+        h,
+    ));
     let numeric = ids[8..]
         .iter()
         .find(|n| !n.ends_with('X'))
@@ -281,10 +315,7 @@ fn inject_hostile_rows(feeds: &Path) -> Vec<String> {
 }
 
 /// Every object of a bucket's prefix, as text (Parquet decoded).
-async fn bucket_texts(
-    url: &str,
-    vars: &BTreeMap<String, String>,
-) -> Vec<(String, String)> {
+async fn bucket_texts(url: &str, vars: &BTreeMap<String, String>) -> Vec<(String, String)> {
     use futures::TryStreamExt;
     use object_store::{ObjectStore, ObjectStoreExt};
     let (store, prefix) = qinglian::store::open_with(url, false, vars).expect("bucket");
@@ -300,7 +331,11 @@ async fn bucket_texts(
             .await
             .expect("bytes");
         let name = meta.location.to_string();
-        let ext = if name.ends_with(".parquet") { "parquet" } else { "txt" };
+        let ext = if name.ends_with(".parquet") {
+            "parquet"
+        } else {
+            "txt"
+        };
         let local = tmp.path().join(format!("{n}.{ext}"));
         std::fs::write(&local, &bytes).expect("write");
         out.push((format!("drop {name}"), texts(&local).await));
@@ -398,7 +433,11 @@ async fn quarantined_persons_and_police_rows_leak_no_identity_number_or_name() {
         ]);
         a
     };
-    let (ok, logs) = cli(at(&["run", "nightly", "--date", "2026-11-28"]), envs.clone()).await;
+    let (ok, logs) = cli(
+        at(&["run", "nightly", "--date", "2026-11-28"]),
+        envs.clone(),
+    )
+    .await;
     assert!(ok, "{logs}");
     assert!(platform.stats().accepted_rows > 20, "bodies were delivered");
     let (ok, status) = cli(at(&["status", "--json"]), envs.clone()).await;
@@ -435,12 +474,17 @@ async fn quarantined_persons_and_police_rows_leak_no_identity_number_or_name() {
         }
     }
     for (feed, expected) in [
-        ("persons", &["bad_value", "bad_enum", "malformed_record", "invalid_key"][..]),
+        (
+            "persons",
+            &["bad_value", "bad_enum", "malformed_record", "invalid_key"][..],
+        ),
         ("police", &["bad_enum", "bad_value", "malformed_record"][..]),
     ] {
         for r in expected {
             assert!(
-                reasons.get(feed).is_some_and(|rs| rs.iter().any(|x| x == r)),
+                reasons
+                    .get(feed)
+                    .is_some_and(|rs| rs.iter().any(|x| x == r)),
                 "{feed} quarantined {r}: {reasons:?}"
             );
         }
@@ -460,7 +504,15 @@ async fn quarantined_persons_and_police_rows_leak_no_identity_number_or_name() {
         ));
     }
     scanned.extend(bucket_texts("s3://platform/qinglian", &moto.vars()).await);
-    for prefix in ["quarantine/persons", "quarantine/police", "published/quarantine", "ledger/", "outbox/", "reports/", "drop qinglian/published/quarantine"] {
+    for prefix in [
+        "quarantine/persons",
+        "quarantine/police",
+        "published/quarantine",
+        "ledger/",
+        "outbox/",
+        "reports/",
+        "drop qinglian/published/quarantine",
+    ] {
         assert!(
             scanned.iter().any(|(n, _)| n.starts_with(prefix)),
             "{prefix} is scanned"
@@ -468,7 +520,10 @@ async fn quarantined_persons_and_police_rows_leak_no_identity_number_or_name() {
     }
     for (name, text) in &scanned {
         for secret in [PERSON_KEY, PLATFORM_SECRET, AWS_SECRET] {
-            assert!(!text.contains(secret), "{name} contains the secret {secret}");
+            assert!(
+                !text.contains(secret),
+                "{name} contains the secret {secret}"
+            );
         }
         let upper = text.to_uppercase();
         for id in &ids {
@@ -554,9 +609,15 @@ async fn an_expanded_variable_is_shown_as_its_reference_everywhere() {
             ("DRC_FEEDS", format!("s3://{DRC_BUCKET}/feeds")),
             ("QINGLIAN_WAREHOUSE", warehouse.display().to_string()),
             ("QINGLIAN_PERSON_KEY", PERSON_KEY.into()),
-            ("QINGLIAN_PLATFORM_URL", format!("{}?token={PUSH_TOKEN}", platform.url())),
+            (
+                "QINGLIAN_PLATFORM_URL",
+                format!("{}?token={PUSH_TOKEN}", platform.url()),
+            ),
             ("QINGLIAN_PLATFORM_SECRET", PLATFORM_SECRET.into()),
-            ("QINGLIAN_PLATFORM_BUCKET", format!("s3://platform/{DROP_PREFIX}")),
+            (
+                "QINGLIAN_PLATFORM_BUCKET",
+                format!("s3://platform/{DROP_PREFIX}"),
+            ),
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
@@ -565,7 +626,11 @@ async fn an_expanded_variable_is_shown_as_its_reference_everywhere() {
         a.extend(["--project".into(), project.path().display().to_string()]);
         a
     };
-    let (_, logs) = cli(at(&["run", "nightly", "--date", "2026-11-28"]), envs.clone()).await;
+    let (_, logs) = cli(
+        at(&["run", "nightly", "--date", "2026-11-28"]),
+        envs.clone(),
+    )
+    .await;
     assert!(platform.stats().accepted_rows > 0, "pushed: {logs}");
     let (_, status) = cli(at(&["status"]), envs.clone()).await;
     let (ok, status_json) = cli(at(&["status", "--json"]), envs.clone()).await;
@@ -583,7 +648,10 @@ async fn an_expanded_variable_is_shown_as_its_reference_everywhere() {
 
     // The failed feed is reported, with its URL as configured.
     let json: serde_json::Value = serde_json::from_str(
-        status_json.lines().find(|l| l.starts_with('{')).unwrap_or(&status_json),
+        status_json
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or(&status_json),
     )
     .unwrap_or_else(|_| serde_json::Value::String(status_json.clone()));
     assert!(
