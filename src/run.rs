@@ -856,6 +856,7 @@ async fn ingest_feed(
         snapshot: state.as_ref().map(|s| s.snapshot.clone()),
         ..FeedRecord::starting(&source.feed, source.required)
     };
+    let person_key = hash_key.clone();
     let outcome = land_feed(ctx, source, schema, hash_key, vars, registry, &mut rec).await;
     rec.duration_ms = started.elapsed().as_millis() as u64;
     let landed_path = match outcome {
@@ -866,6 +867,14 @@ async fn ingest_feed(
         }
         Ok(Some(path)) => path,
         Err(e) => {
+            // An error may quote a record (the first bytes of a body, a
+            // value a SQL mapping could not cast): no identity number in it
+            // is shown in clear.
+            let hash = |n: &str| match &person_key {
+                Some(k) => crate::validate::person_hash(k, n),
+                None => crate::validate::redact::WITHHELD.to_string(),
+            };
+            let e = crate::validate::redact::scrub_identity_numbers(&e, &hash).into_owned();
             warn!(error = %e, "feed failed");
             rec.error = Some(e);
             rec.status = if source.required {

@@ -136,7 +136,9 @@ pub fn redact_original(
         for c in clear.iter().filter(|c| c.chars().count() >= 4) {
             let replacement = hash.map_or_else(|| WITHHELD.to_string(), |h| h(c));
             // The hash ignores case (an `x` check character is an `X`).
-            for form in [c.to_string(), c.to_uppercase(), c.to_lowercase()] {
+            let mut forms = vec![c.to_string(), c.to_uppercase(), c.to_lowercase()];
+            forms.dedup();
+            for form in forms {
                 if s.contains(&form) {
                     s = s.replace(&form, &replacement);
                 }
