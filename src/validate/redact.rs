@@ -3,9 +3,11 @@
 //! `quarantine` dataset and whatever copies it).
 //!
 //! - In every feed, an 18-character resident identity number (GB 11643:
-//!   17 digits and a check character that verifies, a plausible birth
-//!   date, and not a valid USCC) anywhere in the original or the message is
-//!   replaced by its keyed person hash (`***` without a key).
+//!   17 digits, a check character that verifies and a plausible birth
+//!   date) anywhere in the original or the message is replaced by its keyed
+//!   person hash (`***` without a key). One number in about 340 also passes
+//!   the USCC checks: it is treated as an identity number all the same
+//!   (a quarantined row may lose a code; no person is shown).
 //! - A *personal feed* is one whose mapping hashes a field (`hash = true`:
 //!   persons, police). Its original keeps the organization key, the
 //!   organization name and the record-id fields as delivered (with the
@@ -30,8 +32,8 @@ const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 const CHECK: &[u8; 11] = b"10X98765432";
 
 /// An 18-character resident identity number: 17 digits, a check character
-/// that verifies, a birth date that exists (years 1800–2199), and not a
-/// valid USCC (an organization's code is public).
+/// that verifies, a birth date that exists (years 1800–2199). A string
+/// that is also a valid USCC counts: privacy comes first.
 pub fn is_identity_number(s: &str) -> bool {
     let b = s.as_bytes();
     if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
@@ -49,10 +51,7 @@ pub fn is_identity_number(s: &str) -> bool {
     let (Some(y), Some(m), Some(d)) = (num(6..10), num(10..12), num(12..14)) else {
         return false;
     };
-    if !(1800..2200).contains(&y) || chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_none() {
-        return false;
-    }
-    crate::keys::classify(s).class != crate::keys::KeyClass::Valid
+    (1800..2200).contains(&y) && chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some()
 }
 
 /// `text` with every identity number in it (a run of 18 digits, or 17 and
@@ -185,8 +184,12 @@ mod tests {
         assert!(!is_identity_number("110105194912310021"), "check fails");
         assert!(!is_identity_number("11010519491331002X"), "month 13");
         assert!(!is_identity_number("91330100MA27XL0E2K"));
-        // A valid USCC of digits only is an organization's code.
-        assert!(!is_identity_number("513301198001015127"));
+        // Also a valid USCC: an identity number all the same.
+        assert!(is_identity_number("513301198001015127"));
+        assert_eq!(
+            crate::keys::classify("513301198001015127").class,
+            crate::keys::KeyClass::Valid
+        );
     }
 
     #[test]

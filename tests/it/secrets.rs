@@ -677,3 +677,75 @@ async fn an_expanded_variable_is_shown_as_its_reference_everywhere() {
         }
     }
 }
+
+mod redaction_properties {
+    use proptest::prelude::*;
+    use qinglian::validate::redact::{
+        PersonalFields, WITHHELD, redact_original, scrub_identity_numbers,
+    };
+
+    /// An identity number with a real birth date, its check character in
+    /// either case.
+    fn number() -> impl Strategy<Value = String> {
+        (
+            100_000u32..999_999,
+            1900i32..2025,
+            1u32..=12,
+            1u32..=28,
+            0u32..1000,
+            any::<bool>(),
+        )
+            .prop_map(|(region, y, m, d, seq, lower)| {
+                let id = super::identity_number(&format!("{region}{y}{m:02}{d:02}{seq:03}"));
+                if lower { id.to_lowercase() } else { id }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// An identity number anywhere in a text, between anything that is
+        /// not a digit, is replaced.
+        #[test]
+        fn no_number_survives_the_scrub(id in number(), before in "[^0-9]{0,24}", after in "[^0-9]{0,24}") {
+            let text = format!("{before}{id}{after}");
+            let out = scrub_identity_numbers(&text, &|_| "<h>".to_string());
+            prop_assert!(!out.to_uppercase().contains(&id.to_uppercase()), "{out}");
+        }
+
+        /// A personal feed's original, however it is shaped, keeps no
+        /// identity number and no value of an unkept field.
+        #[test]
+        fn a_personal_original_keeps_no_number_or_name(
+            id in number(),
+            name in "[\\u{4e00}-\\u{9fa5}]{2,4}",
+            where_ in 0usize..4,
+            malformed in any::<bool>(),
+            shape in 0usize..3,
+        ) {
+            let mut record = serde_json::Map::new();
+            record.insert("code".into(), "51330111MJ000000XQ".into());
+            record.insert("rid".into(), "R1".into());
+            record.insert("pid".into(), id.clone().into());
+            record.insert("who".into(), name.clone().into());
+            match where_ {
+                0 => { record.insert("rid".into(), format!("R-{id}").into()); }
+                1 => { record.insert("code".into(), id.clone().into()); }
+                2 => { record.insert("note".into(), format!("{name} {id}").into()); }
+                _ => {}
+            }
+            let original = match shape {
+                0 => serde_json::Value::Object(record).to_string(),
+                1 => format!("{{\"pid\":\"{id}\",\"who\":\"{name}\",broken"),
+                _ => format!("[\"{id}\",\"{name}\"]"),
+            };
+            let fields = PersonalFields { kept: &["code", "rid"], hashed: &["pid"] };
+            let h = |_: &str| "hash".to_string();
+            let out = redact_original(&original, malformed, &fields, &[id.trim()], Some(&h));
+            let out = scrub_identity_numbers(&out, &h);
+            prop_assert!(!out.to_uppercase().contains(&id.to_uppercase()), "{out}");
+            prop_assert!(!out.contains(&name), "{out}");
+            prop_assert!(shape == 0 || out == format!("\"{WITHHELD}\""), "{out}");
+        }
+    }
+}
