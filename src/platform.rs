@@ -1,7 +1,11 @@
 //! A simulator of the oversight platform's intake, for tests and the demo:
-//! a real HTTP server on 127.0.0.1 that checks the signature and its
-//! timestamp window, stores each batch once per idempotency key (a repeat
-//! gets the original receipt), counts what it accepted and fails on demand.
+//! a real HTTP server on 127.0.0.1 that checks the signature (over the
+//! timestamp, method, path, idempotency key and body) and its timestamp
+//! window, stores each batch once per idempotency key (a repeat gets the
+//! original receipt), counts what it accepted and fails on demand. Every
+//! intake under `/intake/` checks the signature against its own path, and
+//! the simulator keeps the last requests it received as they came, so a
+//! test can replay a captured one.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -11,14 +15,19 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::deliver::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature};
+use crate::deliver::{
+    IDEMPOTENCY_HEADER, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER, verify_signature,
+};
+
+/// How many received requests the simulator keeps for [`PlatformSimulator::requests`].
+const KEPT_REQUESTS: usize = 64;
 
 /// What the next request suffers, in order of arrival.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +86,21 @@ pub struct StoredBatch {
     pub receipt: Value,
 }
 
+/// One request as the simulator received it (before any check).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapturedRequest {
+    /// The request target: path and `?query`.
+    pub path: String,
+    /// `Idempotency-Key`, when sent.
+    pub idempotency_key: Option<String>,
+    /// `X-Qinglian-Timestamp`, when sent.
+    pub timestamp: Option<String>,
+    /// `X-Qinglian-Signature`, when sent.
+    pub signature: Option<String>,
+    /// The body bytes.
+    pub body: Bytes,
+}
+
 #[derive(Default)]
 struct Shared {
     secret: Vec<u8>,
@@ -85,6 +109,7 @@ struct Shared {
     faults: VecDeque<PlatformFault>,
     batches: BTreeMap<String, StoredBatch>,
     stats: PlatformStats,
+    captured: VecDeque<CapturedRequest>,
 }
 
 /// A running platform simulator.
@@ -103,6 +128,9 @@ impl Drop for PlatformSimulator {
 
 /// The intake path.
 pub const INTAKE_PATH: &str = "/intake/integrity-codes";
+/// Another intake of the same platform (same secret), which a request
+/// signed for [`INTAKE_PATH`] must not reach.
+pub const OTHER_INTAKE_PATH: &str = "/intake/other";
 
 impl PlatformSimulator {
     /// Listens on 127.0.0.1:`port` (0 for any free port), accepting batches
@@ -116,6 +144,7 @@ impl PlatformSimulator {
         }));
         let app = Router::new()
             .route(INTAKE_PATH, post(intake))
+            .route(OTHER_INTAKE_PATH, post(intake))
             .route("/_stats", get(stats))
             .route("/_faults", post(add_faults))
             .with_state(Arc::clone(&shared));
@@ -155,6 +184,15 @@ impl PlatformSimulator {
         self.shared
             .lock()
             .map(|s| s.batches.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The last requests received at an intake (at most 64), oldest first,
+    /// as they came.
+    pub fn requests(&self) -> Vec<CapturedRequest> {
+        self.shared
+            .lock()
+            .map(|s| s.captured.iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -218,9 +256,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 async fn intake(
     State(shared): State<Arc<Mutex<Shared>>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let path = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
     let (fault, key, parsed) = {
         let Ok(mut s) = shared.lock() else {
             return reply(
@@ -229,6 +271,16 @@ async fn intake(
             );
         };
         s.stats.requests += 1;
+        if s.captured.len() == KEPT_REQUESTS {
+            s.captured.pop_front();
+        }
+        s.captured.push_back(CapturedRequest {
+            path: path.clone(),
+            idempotency_key: header(&headers, IDEMPOTENCY_HEADER).map(str::to_string),
+            timestamp: header(&headers, TIMESTAMP_HEADER).map(str::to_string),
+            signature: header(&headers, SIGNATURE_HEADER).map(str::to_string),
+            body: body.clone(),
+        });
         if s.down {
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -250,20 +302,27 @@ async fn intake(
                 json!({"error": "timestamp outside the accepted window"}),
             );
         }
-        let signature = header(&headers, SIGNATURE_HEADER).unwrap_or_default();
-        if !verify_signature(&s.secret, ts, &body, signature) {
-            s.stats.rejected_signatures += 1;
-            return reply(
-                StatusCode::UNAUTHORIZED,
-                json!({"error": "signature does not match"}),
-            );
-        }
         let Some(key) = header(&headers, IDEMPOTENCY_HEADER).map(str::to_string) else {
             return reply(
                 StatusCode::BAD_REQUEST,
                 json!({"error": format!("missing {IDEMPOTENCY_HEADER}")}),
             );
         };
+        let signature = header(&headers, SIGNATURE_HEADER).unwrap_or_default();
+        let signed = SignedRequest {
+            timestamp: ts,
+            method: "POST",
+            path: &path,
+            idempotency_key: &key,
+            body: &body,
+        };
+        if !verify_signature(&s.secret, &signed, signature) {
+            s.stats.rejected_signatures += 1;
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "signature does not match this timestamp, path, idempotency key and body"}),
+            );
+        }
         let parsed: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {

@@ -195,22 +195,27 @@ impl RunOptions {
     }
 }
 
-/// Opens the warehouse of a pipeline (or the override) for writing.
+/// Opens the warehouse of a pipeline (or the override) for writing; the
+/// URL returned is for display (credentials and query dropped, each
+/// expanded variable shown as its `${NAME}`).
 pub fn open_warehouse(
     pipeline: &Pipeline,
     url: Option<&str>,
     vars: &BTreeMap<String, String>,
 ) -> Result<(Arc<dyn ObjectStore>, Path, String), RunError> {
-    let url = match url {
-        Some(u) => u.to_string(),
-        None => expand_env(&pipeline.warehouse, |n| {
-            vars.get(n).cloned().or_else(|| std::env::var(n).ok())
-        })
-        .map_err(|e| RunError::Config(format!("pipeline {}: warehouse: {e}", pipeline.name)))?,
+    let lookup = |n: &str| vars.get(n).cloned().or_else(|| std::env::var(n).ok());
+    let (url, redactor) = match url {
+        Some(u) => (u.to_string(), crate::project::Redactor::default()),
+        None => (
+            expand_env(&pipeline.warehouse, lookup).map_err(|e| {
+                RunError::Config(format!("pipeline {}: warehouse: {e}", pipeline.name))
+            })?,
+            crate::project::Redactor::new(&pipeline.warehouse, lookup),
+        ),
     };
     let (store, prefix) = crate::store::open_with(&url, true, vars)
-        .map_err(|e| RunError::Warehouse(e.to_string()))?;
-    Ok((store, prefix, url))
+        .map_err(|e| RunError::Warehouse(redactor.apply(&e.to_string())))?;
+    Ok((store, prefix, redactor.apply(&crate::store::redact(&url))))
 }
 
 fn hashes_persons(source: &Source) -> bool {
@@ -708,9 +713,20 @@ async fn run_locked(
     if let Some(p) = &current
         && !drop_url.trim().is_empty()
     {
-        let summary = crate::deliver::drop_copy(p, &drop_url, &options.vars)
+        let mut summary = crate::deliver::drop_copy(p, &drop_url, &options.vars)
             .instrument(info_span!("drop", run_id = %ctx.run_id))
             .await;
+        if let Some(d) = &pipeline.drop {
+            let redactor = crate::project::Redactor::new(&d.url, |n| {
+                options
+                    .vars
+                    .get(n)
+                    .cloned()
+                    .or_else(|| std::env::var(n).ok())
+            });
+            summary.url = redactor.apply(&summary.url);
+            summary.error = summary.error.map(|e| redactor.apply(&e));
+        }
         if let Some(e) = &summary.error {
             warn!(error = %e, "the copy to the platform's bucket did not complete");
         }
@@ -880,6 +896,7 @@ impl SpineKeys {
     fn first_copies(
         &mut self,
         feed: &str,
+        mapper: &Mapper,
         raw: &crate::source::RawBatch,
         mut mapped: validate::Mapped,
         fps: Vec<(u64, u64)>,
@@ -905,17 +922,15 @@ impl SpineKeys {
             };
             keep.push(first.is_none());
             if let Some((code, at)) = first {
-                mapped.quarantined.push(validate::Quarantined {
-                    position: row.position.clone(),
-                    field: "uscc".into(),
-                    reason: Reason::DuplicateKey,
-                    message: format!(
-                        "feed {feed}: {}: uscc {code} was already delivered at {at}; \
-                         the spine keeps one row per organization, the first",
-                        row.position
+                mapped.quarantined.push(mapper.quarantined(
+                    row,
+                    "uscc".into(),
+                    Reason::DuplicateKey,
+                    &format!(
+                        "uscc {code} was already delivered at {at}; \
+                         the spine keeps one row per organization, the first"
                     ),
-                    original: row.original.clone(),
-                });
+                ));
             }
         }
         if keep.iter().all(|k| *k) {
@@ -1003,6 +1018,7 @@ async fn ingest_feed(
         snapshot: state.as_ref().map(|s| s.snapshot.clone()),
         ..FeedRecord::starting(&source.feed, source.required)
     };
+    let person_key = hash_key.clone();
     let outcome = land_feed(ctx, source, schema, hash_key, vars, registry, &mut rec).await;
     rec.duration_ms = started.elapsed().as_millis() as u64;
     let landed_path = match outcome {
@@ -1013,6 +1029,14 @@ async fn ingest_feed(
         }
         Ok(Some(path)) => path,
         Err(e) => {
+            // An error may quote a record (the first bytes of a body, a
+            // value a SQL mapping could not cast): no identity number in it
+            // is shown in clear.
+            let hash = |n: &str| match &person_key {
+                Some(k) => crate::validate::person_hash(k, n),
+                None => crate::validate::redact::WITHHELD.to_string(),
+            };
+            let e = crate::validate::redact::scrub_identity_numbers(&e, &hash).into_owned();
             warn!(error = %e, "feed failed");
             rec.error = Some(e);
             rec.status = if source.required {
@@ -1222,7 +1246,7 @@ async fn land_feed(
             .map(|r| fingerprints.of(&batch.rows[*r].original))
             .collect();
         let (mapped, fps) = if is_registry {
-            match spine_keys.first_copies(&source.feed, &batch, mapped, fps) {
+            match spine_keys.first_copies(&source.feed, &mapper, &batch, mapped, fps) {
                 Ok(kept) => kept,
                 Err(e) => {
                     consume_error = Some(e);

@@ -5,8 +5,11 @@
 //! Each request carries `Idempotency-Key` (pipeline, business date, kind,
 //! batch number and a hash of the body: identical on every retry and every
 //! re-run of the date with the same content), `X-Qinglian-Timestamp` (Unix
-//! seconds) and `X-Qinglian-Signature: v1=<hex HMAC-SHA256 of
-//! "<timestamp>.<body>">`. The contract is `schemas/out/push.md`.
+//! seconds) and `X-Qinglian-Signature: v2=<hex HMAC-SHA256 of
+//! "<timestamp>\n<METHOD>\n<path>\n<Idempotency-Key>\n<body>">` (see
+//! [`canonical_request`]): a captured signature is good for that key, that
+//! path and that body only. The contract is `schemas/out/push.schema.json`
+//! and `schemas/out/README.md`.
 
 mod outbox;
 mod parquet_drop;
@@ -43,30 +46,62 @@ pub const PUSH_FORMAT: u32 = 1;
 /// The longest response kept in a dead letter.
 const MAX_KEPT_RESPONSE: usize = 4096;
 
-fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
+/// What a push signature covers: the request's signing time, method, path
+/// (with its query, as sent), idempotency key and body bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    /// Unix seconds at signing (`X-Qinglian-Timestamp`).
+    pub timestamp: i64,
+    /// `POST`.
+    pub method: &'a str,
+    /// The request target: path, and `?query` when there is one.
+    pub path: &'a str,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: &'a str,
+    /// The body as sent.
+    pub body: &'a [u8],
+}
+
+/// The bytes a push signature is computed over:
+/// `<timestamp>\n<METHOD>\n<path>\n<Idempotency-Key>\n<body>`. Newlines
+/// cannot occur in a timestamp, a method, a request target or a header
+/// value, so no two requests share a canonical string.
+pub fn canonical_request(r: &SignedRequest<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(r.body.len() + r.path.len() + r.idempotency_key.len() + 32);
+    out.extend_from_slice(r.timestamp.to_string().as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(r.method.to_ascii_uppercase().as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(r.path.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(r.idempotency_key.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(r.body);
+    out
+}
+
+fn mac(secret: &[u8], request: &SignedRequest<'_>) -> Option<Hmac<Sha256>> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
+    mac.update(&canonical_request(request));
     Some(mac)
 }
 
-/// The signature header value of a body signed at `timestamp`.
-pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    mac(secret, timestamp, body)
-        .map(|m| format!("v1={}", crate::publish::hex(&m.finalize().into_bytes())))
+/// The signature header value of a request: `v2=<hex>`.
+pub fn sign(secret: &[u8], request: &SignedRequest<'_>) -> String {
+    mac(secret, request)
+        .map(|m| format!("v2={}", crate::publish::hex(&m.finalize().into_bytes())))
         .unwrap_or_default()
 }
 
 /// Checks a signature header in constant time.
-pub fn verify_signature(secret: &[u8], timestamp: i64, body: &[u8], header: &str) -> bool {
-    let Some(hex) = header.strip_prefix("v1=") else {
+pub fn verify_signature(secret: &[u8], request: &SignedRequest<'_>, header: &str) -> bool {
+    let Some(hex) = header.strip_prefix("v2=") else {
         return false;
     };
     let Some(bytes) = decode_hex(hex) else {
         return false;
     };
-    mac(secret, timestamp, body).is_some_and(|m| m.verify_slice(&bytes).is_ok())
+    mac(secret, request).is_some_and(|m| m.verify_slice(&bytes).is_ok())
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -82,6 +117,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 /// A resolved push configuration: the endpoint and the secret.
 pub struct Endpoint {
     url: String,
+    redactor: crate::project::Redactor,
     secret: Vec<u8>,
     config: crate::project::Push,
 }
@@ -129,14 +165,16 @@ impl Endpoint {
         })?;
         Ok(Some(Self {
             url,
+            redactor: crate::project::Redactor::new(&push.endpoint, lookup),
             secret: secret.into_bytes(),
             config: push.clone(),
         }))
     }
 
-    /// The URL without credentials or query, for logs and the ledger.
+    /// The URL without credentials or query, each expanded variable shown
+    /// as its `${NAME}`, for logs and the ledger.
     pub fn display_url(&self) -> String {
-        url::Url::parse(&self.url)
+        let shown = url::Url::parse(&self.url)
             .map(|u| {
                 format!(
                     "{}://{}{}",
@@ -144,6 +182,24 @@ impl Endpoint {
                     u.host_str().unwrap_or_default(),
                     u.port().map(|p| format!(":{p}")).unwrap_or_default()
                 ) + u.path()
+            })
+            .unwrap_or_default();
+        self.redactor.apply(&shown)
+    }
+
+    /// `text` with every expansion of the endpoint's variables shown as its
+    /// `${NAME}`.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.apply(text)
+    }
+
+    /// The request target the push is sent to (path, and `?query` when the
+    /// endpoint has one), as signed.
+    pub fn request_target(&self) -> String {
+        url::Url::parse(&self.url)
+            .map(|u| match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_string(),
             })
             .unwrap_or_default()
     }
@@ -366,15 +422,22 @@ async fn send_once(
     // Signing time is wall-clock time whatever clock the run uses: the
     // platform checks it against its own.
     let ts = chrono::Utc::now().timestamp();
+    let signature = sign(
+        &endpoint.secret,
+        &SignedRequest {
+            timestamp: ts,
+            method: "POST",
+            path: &endpoint.request_target(),
+            idempotency_key: &batch.key,
+            body: batch.body.as_bytes(),
+        },
+    );
     let response = client
         .post(&endpoint.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(IDEMPOTENCY_HEADER, &batch.key)
         .header(TIMESTAMP_HEADER, ts.to_string())
-        .header(
-            SIGNATURE_HEADER,
-            sign(&endpoint.secret, ts, batch.body.as_bytes()),
-        )
+        .header(SIGNATURE_HEADER, signature)
         .body(batch.body.clone())
         .send()
         .await
@@ -553,6 +616,7 @@ pub async fn drain(
                 info!(batch = %batch.key, rows = batch.rows, attempts, "acknowledged");
             }
             Err(SendError::Refused { status, response }) => {
+                let response = endpoint.redact(&response);
                 warn!(batch = %batch.key, status, response = %response, "parked in the dead-letter area");
                 let auth = status == 401 || status == 403;
                 let message = format!(
@@ -580,6 +644,7 @@ pub async fn drain(
                 summary.error.get_or_insert(message);
             }
             Err(e @ SendError::Retry { .. }) => {
+                let e = endpoint.redact(&e.to_string());
                 warn!(batch = %batch.key, error = %e, "retries exhausted; the batch waits in the outbox");
                 summary.error = Some(format!(
                     "{e}; retries exhausted after {attempts} request(s), the batch and those after it wait in the outbox for the next run"

@@ -33,9 +33,84 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
     Ok(out)
 }
 
+/// The expansions of one template's variables, for display: every value a
+/// `${NAME}` expanded to (a default is configuration, not a secret) is
+/// shown as `${NAME}`, and so is each piece of it between `/ ? & = : @ #`
+/// of six characters or more (a library's error shows a bucket as a host,
+/// a prefix as a query value). Values shorter than four characters are
+/// left as they are (they hide nothing and would garble the text).
+#[derive(Debug, Clone, Default)]
+pub struct Redactor(Vec<(String, String)>);
+
+impl Redactor {
+    /// The variables `text` references, looked up with `lookup`.
+    pub fn new(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut values = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else { break };
+            let name = after[..end].split(":-").next().unwrap_or_default();
+            if let Some(value) = lookup(name).filter(|v| v.chars().count() >= 4) {
+                let reference = format!("${{{name}}}");
+                // A URL or path is shown in pieces too (a bucket as a host,
+                // a prefix as a query value): each piece of six characters
+                // or more goes as well.
+                for piece in value.split(['/', '?', '&', '=', ':', '@', '#']) {
+                    if piece.chars().count() >= 6 && piece != value {
+                        values.push((piece.to_string(), reference.clone()));
+                    }
+                }
+                values.push((value, reference));
+            }
+            rest = &after[end + 1..];
+        }
+        // The longest first, so a value containing another goes whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.0.len()));
+        Self(values)
+    }
+
+    /// `text` with every expanded value replaced by its reference.
+    pub fn apply(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (value, reference) in &self.0 {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), reference);
+            }
+            // The same value as a URL shows it (percent-encoded).
+            let encoded =
+                url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
+            if encoded != *value && out.contains(encoded.as_str()) {
+                out = out.replace(encoded.as_str(), reference);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expansions_are_shown_as_their_references() {
+        let env = |n: &str| match n {
+            "BUCKET" => Some("s3://secret-bucket/p".to_string()),
+            "TOKEN" => Some("t0k/en=".to_string()),
+            "SHORT" => Some("ab".to_string()),
+            _ => None,
+        };
+        let r = Redactor::new("${BUCKET}/x?k=${TOKEN}&${SHORT}&${NOPE:-demo}", env);
+        assert_eq!(
+            r.apply("cannot open s3://secret-bucket/p/x?k=t0k%2Fen%3D: ab demo"),
+            "cannot open ${BUCKET}/x?k=${TOKEN}: ab demo"
+        );
+        assert_eq!(Redactor::default().apply("same"), "same");
+        assert_eq!(
+            r.apply("GET http://127.0.0.1:9000/secret-bucket?list-type=2&prefix=p"),
+            "GET http://127.0.0.1:9000/${BUCKET}?list-type=2&prefix=p"
+        );
+    }
 
     #[test]
     fn references_expand() {

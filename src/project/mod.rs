@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use compile::parse_cron;
 pub use diag::Diagnostic;
-pub use env::expand_env;
+pub use env::{Redactor, expand_env};
 pub use model::*;
 pub use plan::rule_context;
 pub use types::arrow_type;

@@ -95,7 +95,7 @@ pub enum FetchError {
     Open {
         /// Feed.
         feed: String,
-        /// URL after environment expansion.
+        /// The URL, each expanded variable shown as its `${NAME}`.
         url: String,
         /// Cause.
         message: String,
@@ -220,11 +220,27 @@ pub async fn fetch(
     tx: mpsc::Sender<RawBatch>,
     sink: Box<dyn PayloadSink>,
 ) -> Result<FetchReport, FetchError> {
-    match &source.kind {
+    // What a `${NAME}` of the URL expanded to is shown as `${NAME}` in
+    // every error and note: the expansion is for use only.
+    let template = match &source.kind {
+        SourceKind::ObjectStore { url, .. } => url,
+        SourceKind::Http(http) => &http.url,
+    };
+    let redactor = crate::project::Redactor::new(template, |n| options.var(n));
+    let fetched = match &source.kind {
         SourceKind::ObjectStore { url, format, gzip } => {
             object_store::fetch(source, url, format, *gzip, fields, options, tx, sink).await
         }
         SourceKind::Http(http) => http::fetch(source, http, fields, options, tx, sink).await,
+    };
+    match fetched {
+        Ok(mut report) => {
+            for note in &mut report.notes {
+                *note = redactor.apply(note);
+            }
+            Ok(report)
+        }
+        Err(e) => Err(e.redacted(&redactor)),
     }
 }
 
@@ -239,6 +255,48 @@ pub async fn estimated_bytes(source: &Source, vars: &BTreeMap<String, String>) -
 }
 
 impl FetchError {
+    /// The error with every expansion of the source URL's variables shown
+    /// as its `${NAME}`.
+    pub fn redacted(self, r: &crate::project::Redactor) -> Self {
+        match self {
+            FetchError::Open { feed, url, message } => FetchError::Open {
+                feed,
+                url: r.apply(&url),
+                message: r.apply(&message),
+            },
+            FetchError::Payload {
+                feed,
+                position,
+                message,
+            } => FetchError::Payload {
+                feed,
+                position: r.apply(&position),
+                message: r.apply(&message),
+            },
+            FetchError::Exhausted {
+                feed,
+                position,
+                message,
+                retries,
+            } => FetchError::Exhausted {
+                feed,
+                position: r.apply(&position),
+                message: r.apply(&message),
+                retries,
+            },
+            FetchError::Limit {
+                feed,
+                position,
+                message,
+            } => FetchError::Limit {
+                feed,
+                position: r.apply(&position),
+                message: r.apply(&message),
+            },
+            other => other,
+        }
+    }
+
     /// Retries made before the source was given up (0 unless exhausted).
     pub fn retries(&self) -> u64 {
         match self {

@@ -8,10 +8,13 @@
 //! forms, 万元 amounts, enum labels, yes/no), replaces person identity
 //! numbers by their keyed hash, evaluates SQL mappings, and splits the
 //! batch into canonical rows and [`Quarantined`] rows, each naming the feed,
-//! the record's position, the field and a reason code.
+//! the record's position, the field and a reason code. A quarantined row's
+//! original and message are redacted ([`redact`]): no identity number and,
+//! for a feed that hashes person numbers, no personal value leaves in clear.
 
 pub mod coerce;
 pub(crate) mod dedup;
+pub mod redact;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -86,9 +89,10 @@ pub struct Quarantined {
     pub field: String,
     /// Why.
     pub reason: Reason,
-    /// For people: found what, expected what.
+    /// For people: found what, expected what (for a personal feed, the
+    /// field and the reason only).
     pub message: String,
-    /// The record as delivered.
+    /// The record as delivered, redacted ([`redact`]).
     pub original: String,
 }
 
@@ -139,6 +143,11 @@ pub struct Mapper {
     hasher: Option<PersonHasher>,
     fetched_at: i64,
     org_codes: Arc<keys::RegistryCodes>,
+    /// Raw fields hashed (`hash = true`): their indices and names. A feed
+    /// with any is personal: its quarantined originals keep only `kept`.
+    hashed: Vec<(usize, String)>,
+    /// Raw fields a personal feed's quarantined original keeps as delivered.
+    kept: Vec<String>,
 }
 
 /// Raw fields a SQL mapping reads: its double-quoted identifiers.
@@ -284,7 +293,24 @@ impl Mapper {
             };
             plans.push(plan);
         }
+        let mut hashed: Vec<(usize, String)> = plans
+            .iter()
+            .filter_map(|p| match p {
+                Plan::Field {
+                    index, hash: true, ..
+                } => Some((*index, fields[*index].clone())),
+                _ => None,
+            })
+            .collect();
+        hashed.dedup();
+        let kept: Vec<String> = std::iter::once(source.key_field.clone())
+            .chain(source.name_field.clone())
+            .chain(source.record_id.iter().cloned())
+            .filter(|f| !hashed.iter().any(|(_, h)| h == f))
+            .collect();
         Ok(Self {
+            hashed,
+            kept,
             feed: source.feed.clone(),
             schema: schema.arrow_schema(),
             own: schema.columns.clone(),
@@ -326,13 +352,9 @@ impl Mapper {
                         column.push(cell);
                     }
                 }
-                Err((field, reason, message)) => quarantined.push(Quarantined {
-                    position: row.position.clone(),
-                    field,
-                    reason,
-                    message: format!("feed {}: {}: {message}", self.feed, row.position),
-                    original: row.original.clone(),
-                }),
+                Err((field, reason, message)) => {
+                    quarantined.push(self.quarantined(row, field, reason, &message));
+                }
             }
         }
         let arrays = self
@@ -355,6 +377,73 @@ impl Mapper {
             quarantined,
             accepted,
         })
+    }
+
+    /// A rejected row, its original and message redacted ([`redact`]).
+    pub fn quarantined(
+        &self,
+        row: &RawRow,
+        field: String,
+        reason: Reason,
+        why: &str,
+    ) -> Quarantined {
+        let hash = |n: &str| {
+            self.hasher
+                .as_ref()
+                .map_or_else(|| redact::WITHHELD.to_string(), |h| h.hash(n))
+        };
+        if self.hashed.is_empty() {
+            let message = format!("feed {}: {}: {why}", self.feed, row.position);
+            return Quarantined {
+                position: row.position.clone(),
+                field,
+                reason,
+                message: redact::scrub_identity_numbers(&message, &hash).into_owned(),
+                original: redact::scrub_identity_numbers(&row.original, &hash).into_owned(),
+            };
+        }
+        let clear: Vec<&str> = self
+            .hashed
+            .iter()
+            .filter_map(|(i, _)| row.values.get(*i).and_then(|v| v.as_deref()))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        let kept: Vec<&str> = self.kept.iter().map(String::as_str).collect();
+        let hashed: Vec<&str> = self.hashed.iter().map(|(_, n)| n.as_str()).collect();
+        let fields = redact::PersonalFields {
+            kept: &kept,
+            hashed: &hashed,
+        };
+        let with_key = self
+            .hasher
+            .as_ref()
+            .map(|_| &hash as &dyn Fn(&str) -> String);
+        let original = redact::redact_original(
+            &row.original,
+            row.malformed.is_some(),
+            &fields,
+            &clear,
+            with_key,
+        );
+        let at = if field.is_empty() {
+            "the record".to_string()
+        } else {
+            field.clone()
+        };
+        let message = format!(
+            "feed {}: {}: {at}: {}; the values of a feed with person numbers are not repeated here",
+            self.feed,
+            row.position,
+            reason.code()
+        );
+        Quarantined {
+            position: row.position.clone(),
+            field,
+            reason,
+            message: redact::scrub_identity_numbers(&message, &hash).into_owned(),
+            original: redact::scrub_identity_numbers(&original, &hash).into_owned(),
+        }
     }
 
     /// SQL mappings evaluated over the whole raw batch, as text per row.

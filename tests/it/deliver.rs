@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
-use qinglian::deliver::{DeliverySummary, Endpoint, Outbox};
+use qinglian::deliver::{DeliverySummary, Endpoint, Outbox, SignedRequest};
 use qinglian::ledger::{RunRecord, RunStatus};
 use qinglian::platform::{PlatformFault, PlatformSimulator};
 use qinglian::project::Project;
@@ -336,6 +336,29 @@ async fn a_rerun_of_a_published_date_delivers_nothing_twice_and_full_resends_the
     t.assert_reconciles();
 }
 
+/// Sends `body` to `url` with the given key, timestamp and signature
+/// header; the platform's status and answer.
+async fn post_signed(
+    url: &str,
+    key: &str,
+    ts: &str,
+    signature: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Idempotency-Key", key)
+        .header("X-Qinglian-Timestamp", ts)
+        .header("X-Qinglian-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_refuses_a_replayed_or_unsigned_request() {
     let sim = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
@@ -343,20 +366,27 @@ async fn the_platform_refuses_a_replayed_or_unsigned_request() {
         .expect("platform");
     let body = r#"{"format":1,"records":[{"uscc":"x"}]}"#;
     let send = |ts: i64, secret: &str| {
-        let signature = qinglian::deliver::sign(secret.as_bytes(), ts, body.as_bytes());
+        let signature = qinglian::deliver::sign(
+            secret.as_bytes(),
+            &SignedRequest {
+                timestamp: ts,
+                method: "POST",
+                path: qinglian::platform::INTAKE_PATH,
+                idempotency_key: "k-1",
+                body: body.as_bytes(),
+            },
+        );
         let url = sim.url();
         async move {
-            reqwest::Client::new()
-                .post(url)
-                .header("Idempotency-Key", "k-1")
-                .header("X-Qinglian-Timestamp", ts.to_string())
-                .header("X-Qinglian-Signature", signature)
-                .body(body)
-                .send()
-                .await
-                .expect("send")
-                .status()
-                .as_u16()
+            post_signed(
+                &url,
+                "k-1",
+                &ts.to_string(),
+                &signature,
+                body.as_bytes().to_vec(),
+            )
+            .await
+            .0
         }
     };
     let now = chrono::Utc::now().timestamp();
@@ -381,6 +411,70 @@ async fn the_platform_refuses_a_replayed_or_unsigned_request() {
         ),
         (1, 1, 2)
     );
+}
+
+/// The signature covers the key and the path: a request captured from a
+/// real run, replayed within the window under a new `Idempotency-Key` or to
+/// another intake, is refused and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_push_replayed_under_a_new_key_or_path_is_refused() {
+    let t = Setup::new(40).await;
+    let r = t.run(date(), SECRET, false).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{:#?}", r.delivery);
+    let before = t.sim.stats();
+    assert!(before.accepted_batches > 0);
+    let captured = t
+        .sim
+        .requests()
+        .into_iter()
+        .find(|c| c.path == qinglian::platform::INTAKE_PATH)
+        .expect("a pushed request was captured");
+    let key = captured.idempotency_key.clone().expect("key");
+    let ts = captured.timestamp.clone().expect("timestamp");
+    let signature = captured.signature.clone().expect("signature");
+    assert!(signature.starts_with("v2="), "{signature}");
+    let intake = t.sim.url();
+    let other = intake.replace(
+        qinglian::platform::INTAKE_PATH,
+        qinglian::platform::OTHER_INTAKE_PATH,
+    );
+
+    // The same request again is a repeat: the original receipt, nothing new.
+    let (status, receipt) =
+        post_signed(&intake, &key, &ts, &signature, captured.body.to_vec()).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["idempotency_key"], key.as_str());
+
+    // Under a new key: refused, with the reason.
+    let (status, answer) = post_signed(
+        &intake,
+        &format!("{key}-replayed"),
+        &ts,
+        &signature,
+        captured.body.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("idempotency key")),
+        "{answer}"
+    );
+    // To another intake of the same platform: refused.
+    let (status, answer) = post_signed(&other, &key, &ts, &signature, captured.body.to_vec()).await;
+    assert_eq!(status, 401, "{answer}");
+
+    let after = t.sim.stats();
+    assert_eq!(
+        after.accepted_batches, before.accepted_batches,
+        "no second batch"
+    );
+    assert_eq!(after.accepted_rows, before.accepted_rows);
+    assert_eq!(after.repeats, before.repeats + 1);
+    assert_eq!(after.rejected_signatures, before.rejected_signatures + 2);
+    assert_eq!(t.sim.batches().len() as u64, before.accepted_batches);
+    t.assert_reconciles();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
