@@ -241,101 +241,16 @@ async fn an_unreadable_previous_snapshot_holds_the_feed_instead_of_skipping_its_
     assert_eq!(run.status, RunStatus::Failed);
 }
 
-/// A warehouse that panics when the run writes a path containing a marker:
-/// a defect in the middle of a run.
-#[derive(Debug)]
-struct PanickyStore {
-    inner: Arc<dyn object_store::ObjectStore>,
-    marker: &'static str,
-}
-
-impl std::fmt::Display for PanickyStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PanickyStore({})", self.inner)
-    }
-}
-
-impl PanickyStore {
-    fn check(&self, location: &object_store::path::Path) {
-        assert!(
-            !location.as_ref().contains(self.marker),
-            "simulated defect writing {location}"
-        );
-    }
-}
-
-#[async_trait::async_trait]
-impl object_store::ObjectStore for PanickyStore {
-    async fn put_opts(
-        &self,
-        location: &object_store::path::Path,
-        payload: object_store::PutPayload,
-        opts: object_store::PutOptions,
-    ) -> object_store::Result<object_store::PutResult> {
-        self.check(location);
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &object_store::path::Path,
-        opts: object_store::PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-        self.check(location);
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &object_store::path::Path,
-        options: object_store::GetOptions,
-    ) -> object_store::Result<object_store::GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: futures::stream::BoxStream<
-            'static,
-            object_store::Result<object_store::path::Path>,
-        >,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> object_store::Result<object_store::ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &object_store::path::Path,
-        to: &object_store::path::Path,
-        options: object_store::CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_panics_is_recorded_failed_never_left_running() {
     let feeds = tempfile::tempdir().expect("tmp");
     let warehouse = tempfile::tempdir().expect("tmp");
     generate(feeds.path(), 40);
     let (inner, prefix) = warehouse_store(warehouse.path());
-    let store: Arc<dyn object_store::ObjectStore> = Arc::new(PanickyStore {
-        inner: Arc::clone(&inner),
-        marker: "published/codes",
+    // A defect in the middle of the run: writing the codes panics.
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(crate::support::FaultyStore {
+        panic_on_puts_under: Some("published/codes".into()),
+        ..crate::support::FaultyStore::new(Arc::clone(&inner))
     });
     let project = qinglian::project::Project::load(&root()).expect("project");
     let mut vars = BTreeMap::new();

@@ -171,6 +171,8 @@ pub(crate) fn assert_valid_json(schema: &str, documents: &[serde_json::Value]) {
 pub(crate) struct FaultyStore {
     pub(crate) inner: std::sync::Arc<dyn object_store::ObjectStore>,
     pub(crate) refuse_puts_under: Option<String>,
+    /// Panics on a put under this prefix: a defect in the middle of a run.
+    pub(crate) panic_on_puts_under: Option<String>,
     pub(crate) unreachable: bool,
     pub(crate) delay: std::time::Duration,
 }
@@ -180,6 +182,7 @@ impl FaultyStore {
         Self {
             inner,
             refuse_puts_under: None,
+            panic_on_puts_under: None,
             unreachable: false,
             delay: std::time::Duration::ZERO,
         }
@@ -192,6 +195,12 @@ impl FaultyStore {
     ) -> object_store::Result<()> {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
+        }
+        if let Some(p) = self.panic_on_puts_under.as_deref() {
+            assert!(
+                !(put && location.as_ref().contains(p)),
+                "simulated defect writing {location}"
+            );
         }
         let refused = self.unreachable
             || (put
