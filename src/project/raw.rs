@@ -118,6 +118,19 @@ pub(crate) enum RawSource {
         max_response_bytes: Option<u64>,
         #[serde(default)]
         max_run_bytes: Option<u64>,
+        /// Other origins (`scheme://host[:port]`) redirects and next links
+        /// may lead to; credentials are never sent there.
+        #[serde(default)]
+        allow_redirect_origins: Vec<String>,
+        /// JSON pointer to the API's own success code in every page.
+        #[serde(default)]
+        success_pointer: Option<String>,
+        /// Values of `success_pointer` that mean success.
+        #[serde(default)]
+        success_values: Vec<toml::Value>,
+        /// The declared total is an estimate: falling short of it is not a failure.
+        #[serde(default)]
+        total_may_fall_short: bool,
     },
 }
 
