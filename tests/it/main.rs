@@ -12,6 +12,7 @@ mod fault_matrix;
 mod generate;
 mod ground_truth;
 mod hostile;
+mod hostile_http;
 mod http_feeds;
 mod ingest;
 mod ingest_cases;
