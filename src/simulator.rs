@@ -495,7 +495,10 @@ async fn answer(
                 StatusCode::FOUND,
                 [
                     (header::LOCATION, location),
-                    (header::SET_COOKIE, "session=sim-session-cookie; Path=/".into()),
+                    (
+                        header::SET_COOKIE,
+                        "session=sim-session-cookie; Path=/".into(),
+                    ),
                 ],
                 "moved",
             )
@@ -655,9 +658,9 @@ async fn answer(
             tokio::time::sleep(delay).await;
             Ok::<_, std::io::Error>(rest)
         });
-        let mut r = Response::new(axum::body::Body::from_stream(
-            futures::StreamExt::chain(first, second),
-        ));
+        let mut r = Response::new(axum::body::Body::from_stream(futures::StreamExt::chain(
+            first, second,
+        )));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -506,8 +506,10 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
                             other => {
                                 d.push(
                                     file,
-                                    &format!("source.success_values[{i}]"),
-                                    format!("found {other}, expected an integer, a string or a boolean"),
+                                    format!("source.success_values[{i}]"),
+                                    format!(
+                                        "found {other}, expected an integer, a string or a boolean"
+                                    ),
                                 );
                                 None
                             }

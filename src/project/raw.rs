@@ -72,6 +72,7 @@ pub(crate) struct RawSourceFile {
 /// Where the records are. Tagged by `kind`; one variant per source kind.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(clippy::large_enum_variant)] // parsed once per file, then compiled away
 pub(crate) enum RawSource {
     /// Files behind any object_store URL (`file://`, `s3://` …).
     ObjectStore {

@@ -185,8 +185,17 @@ impl Shown {
                         let secret = {
                             let k = k.to_ascii_lowercase();
                             [
-                                "token", "key", "secret", "password", "passwd", "pwd", "sig",
-                                "auth", "credential", "session", "ticket",
+                                "token",
+                                "key",
+                                "secret",
+                                "password",
+                                "passwd",
+                                "pwd",
+                                "sig",
+                                "auth",
+                                "credential",
+                                "session",
+                                "ticket",
                             ]
                             .iter()
                             .any(|w| k.contains(w))
@@ -895,6 +904,103 @@ mod tests {
             Some("http://127.0.0.1:8080/api/court?page=3")
         );
         assert_eq!(next_link(&HeaderMap::new(), "http://x/"), None);
+    }
+
+    fn requester(allowed: &[String]) -> Requester<'_> {
+        Requester {
+            client: reqwest::Client::new(),
+            home: "https://api.example.gov.cn".into(),
+            allowed,
+            credentials: HeaderMap::new(),
+            success: None,
+            timeout_seconds: 2,
+            connect_seconds: 2,
+            shown: Shown {
+                secrets: vec!["s3cret-value".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn only_the_home_origin_and_allowed_ones_are_followed() {
+        let allowed = vec!["https://cdn.example.gov.cn".to_string()];
+        let r = requester(&allowed);
+        let from = reqwest::Url::parse("https://api.example.gov.cn/a").expect("url");
+        let to = |u: &str| reqwest::Url::parse(u).expect("url");
+        assert!(
+            r.check_target(&from, &to("https://api.example.gov.cn:443/b"), "redirect")
+                .is_ok()
+        );
+        assert!(
+            r.check_target(&from, &to("https://cdn.example.gov.cn/b"), "redirect")
+                .is_ok()
+        );
+        for (target, says) in [
+            (
+                "https://api.example.gov.cn:8443/b",
+                "another origin https://api.example.gov.cn:8443",
+            ),
+            (
+                "https://evil.example.com/b",
+                "another origin https://evil.example.com",
+            ),
+            (
+                "http://api.example.gov.cn/b",
+                "downgrade from https to http",
+            ),
+            (
+                "http://cdn.example.gov.cn/b",
+                "downgrade from https to http",
+            ),
+            ("file:///etc/passwd", "only http and https"),
+        ] {
+            let e = r
+                .check_target(&from, &to(target), "redirect 302")
+                .expect_err(target)
+                .to_string();
+            assert!(e.contains(says), "{target}: {e}");
+        }
+    }
+
+    #[test]
+    fn shown_urls_carry_no_secret() {
+        let r = requester(&[]);
+        for url in [
+            "https://user:pw@api.example.gov.cn/x?page=2",
+            "https://api.example.gov.cn/x?page=2&access_token=abcdef",
+            "https://api.example.gov.cn/x?page=2&apiKey=abcdef&sig=zz",
+            "https://api.example.gov.cn/s3cret-value/x?page=2",
+            "https://api.example.gov.cn/x?q=s3cret-value",
+        ] {
+            let shown = r.shown.url(url);
+            assert!(
+                !shown.contains("abcdef")
+                    && !shown.contains("s3cret-value")
+                    && !shown.contains("pw@")
+                    && !shown.contains("zz")
+                    && shown.contains("page=2") | shown.contains("q="),
+                "{url} shown as {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn success_codes_compare_as_text() {
+        let code = SuccessCode {
+            pointer: "/code".into(),
+            values: vec!["0".into(), "200".into()],
+        };
+        assert!(check_success(&serde_json::json!({"code": 0}), &code).is_ok());
+        assert!(check_success(&serde_json::json!({"code": "200"}), &code).is_ok());
+        for bad in [
+            serde_json::json!({"code": 500, "msg": "系统繁忙", "list": []}),
+            serde_json::json!({"list": []}),
+            serde_json::json!({"code": null}),
+            serde_json::json!({"code": [0]}),
+        ] {
+            let e = check_success(&bad, &code).expect_err("not success");
+            assert!(e.retryable() && e.to_string().contains("/code is"), "{e}");
+        }
     }
 
     #[test]

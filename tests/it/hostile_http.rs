@@ -163,7 +163,9 @@ async fn credentials_never_follow_a_redirect_or_next_link_to_another_origin() {
         let error = f.error.clone().unwrap_or_default();
         assert!(
             error.contains(&format!("feed {name}"))
-                && error.contains(&format!("from {home_origin} to another origin {other_origin}"))
+                && error.contains(&format!(
+                    "from {home_origin} to another origin {other_origin}"
+                ))
                 && error.contains("allow_redirect_origins"),
             "{error}"
         );
@@ -356,7 +358,9 @@ async fn a_body_that_stalls_is_reported_as_a_timeout_with_its_limit() {
     let error = ratings.error.clone().unwrap_or_default();
     assert!(
         error.contains("feed ratings")
-            && error.contains("timed out after 2 s (source.timeout_seconds) reading the response body of")
+            && error.contains(
+                "timed out after 2 s (source.timeout_seconds) reading the response body of"
+            )
             && error.contains(&format!("{}/api/ratings?page=1&size=100", sim.url()))
             && !error.contains("decoding"),
         "{error}"
