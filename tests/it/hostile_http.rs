@@ -367,3 +367,34 @@ async fn a_body_that_stalls_is_reported_as_a_timeout_with_its_limit() {
     );
     assert!(!error.contains(TOKEN), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_names_the_url_and_its_cause() {
+    let feeds = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 40);
+    let sim = FeedSimulator::start(feeds.path(), 0, None)
+        .await
+        .expect("simulator");
+    // A port nobody listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let dir = tempfile::tempdir().expect("tmp");
+    http_project(dir.path(), &sim.url(), None);
+    edit(dir.path(), "credit", |s, _| {
+        s.insert("url".into(), format!("http://{closed}/api/credit").into());
+        s.insert("max_retries".into(), toml::Value::Integer(1));
+    });
+    let project = Project::load(dir.path()).expect("project");
+    let warehouse = tempfile::tempdir().expect("tmp");
+    let record = run(&project, warehouse.path()).await;
+    let credit = feed(&record, "credit");
+    assert_eq!(credit.status, FeedStatus::Held, "{credit:#?}");
+    let error = credit.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&format!("cannot connect to http://{closed}/api/credit"))
+            && !error.contains("error sending request"),
+        "{error}"
+    );
+}
