@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -127,6 +127,38 @@ pub enum Fault {
     HugeBody,
     /// A chunked body that never ends.
     EndlessBody,
+    /// At most `max` records a page, whatever page size was asked (the
+    /// declared total still counts every record).
+    ShortPages {
+        /// Records per page at most.
+        max: usize,
+    },
+    /// A 200 carrying the API's own error code and no records:
+    /// `{"code":500,"msg":…,…:[]}`.
+    ErrorEnvelope {
+        /// Requests affected.
+        times: u32,
+    },
+    /// A `302` to the same path and query at another base URL, setting a
+    /// cookie.
+    RedirectTo {
+        /// Requests affected.
+        times: u32,
+        /// Where to (`http://127.0.0.1:PORT`).
+        base: String,
+    },
+    /// Next links (link-header feeds) point to another base URL.
+    ForeignLink {
+        /// Where to (`http://127.0.0.1:PORT`).
+        base: String,
+    },
+    /// Headers and the first half of the body at once, the rest after a delay.
+    SlowBody {
+        /// Requests affected.
+        times: u32,
+        /// The delay.
+        delay: Duration,
+    },
 }
 
 /// One request as the simulator saw it.
@@ -138,6 +170,8 @@ pub struct Hit {
     pub query: String,
     /// Status answered.
     pub status: u16,
+    /// Request headers as received (name, value).
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -320,7 +354,10 @@ fn take(faults: &mut Vec<Fault>, pick: impl Fn(&Fault) -> bool) -> Option<Fault>
         | Fault::ServerErrors { times }
         | Fault::Slow { times, .. }
         | Fault::HtmlOk { times }
-        | Fault::TruncatedJson { times } => {
+        | Fault::TruncatedJson { times }
+        | Fault::ErrorEnvelope { times }
+        | Fault::RedirectTo { times, .. }
+        | Fault::SlowBody { times, .. } => {
             *times = times.saturating_sub(1);
             *times
         }
@@ -365,6 +402,7 @@ async fn serve(
     State(shared): State<Arc<Shared>>,
     UrlPath(feed): UrlPath<String>,
     Query(params): Query<HashMap<String, String>>,
+    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let query = {
@@ -372,12 +410,21 @@ async fn serve(
         q.sort();
         q.join("&")
     };
-    let response = answer(&shared, &feed, &params, &headers).await;
+    let response = answer(&shared, &feed, &params, raw_query.as_deref(), &headers).await;
     if let Ok(mut hits) = shared.hits.lock() {
         hits.push(Hit {
             feed,
             query,
             status: response.status().as_u16(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
         });
     }
     response
@@ -387,6 +434,7 @@ async fn answer(
     shared: &Shared,
     feed: &str,
     params: &HashMap<String, String>,
+    raw_query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response {
     let Some(all) = shared.feeds.get(feed) else {
@@ -416,6 +464,9 @@ async fn answer(
                     | Fault::Slow { .. }
                     | Fault::HtmlOk { .. }
                     | Fault::TruncatedJson { .. }
+                    | Fault::ErrorEnvelope { .. }
+                    | Fault::RedirectTo { .. }
+                    | Fault::SlowBody { .. }
             )
         });
         (one, list.clone())
@@ -435,6 +486,38 @@ async fn answer(
             return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response();
         }
         Some(Fault::Slow { delay, .. }) => tokio::time::sleep(*delay).await,
+        Some(Fault::RedirectTo { base, .. }) => {
+            let location = match raw_query {
+                Some(q) => format!("{base}/api/{feed}?{q}"),
+                None => format!("{base}/api/{feed}"),
+            };
+            return (
+                StatusCode::FOUND,
+                [
+                    (header::LOCATION, location),
+                    (
+                        header::SET_COOKIE,
+                        "session=sim-session-cookie; Path=/".into(),
+                    ),
+                ],
+                "moved",
+            )
+                .into_response();
+        }
+        Some(Fault::ErrorEnvelope { .. }) => {
+            let body = match style_of(feed) {
+                Style::PageNumber => {
+                    json!({"code": 500, "msg": "系统繁忙，请稍后重试", "data": {"total": 0, "list": []}})
+                }
+                _ => json!({"code": 500, "msg": "系统繁忙，请稍后重试", "list": []}),
+            };
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+        }
         Some(Fault::HtmlOk { .. }) => {
             return (
                 StatusCode::OK,
@@ -472,10 +555,21 @@ async fn answer(
         _ => None,
     });
     let repeating = standing.iter().any(|f| matches!(f, Fault::RepeatingCursor));
+    let cap = standing
+        .iter()
+        .find_map(|f| match f {
+            Fault::ShortPages { max } => Some((*max).max(1)),
+            _ => None,
+        })
+        .unwrap_or(usize::MAX);
+    let foreign = standing.iter().find_map(|f| match f {
+        Fault::ForeignLink { base } => Some(base.clone()),
+        _ => None,
+    });
     // Slice the records for the requested page.
     let (start, size) = match style_of(feed) {
         Style::PageNumber => {
-            let size = num("size", 100).max(1);
+            let size = num("size", 100).clamp(1, cap);
             let mut page = num("page", 1).max(1);
             if duplicate.is_some_and(|d| page == d + 1) {
                 page -= 1;
@@ -483,7 +577,7 @@ async fn answer(
             ((page - 1) * size, size)
         }
         Style::OffsetLimit => {
-            let size = num("limit", 100).max(1);
+            let size = num("limit", 100).clamp(1, cap);
             let mut offset = num("offset", 0);
             if duplicate.is_some_and(|d| offset == d * size) {
                 offset -= size;
@@ -496,9 +590,12 @@ async fn answer(
                 .and_then(|c| c.strip_prefix('c'))
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0),
-            100,
+            100.min(cap),
         ),
-        Style::LinkHeader => ((num("page", 1).max(1) - 1) * LINK_PAGE_SIZE, LINK_PAGE_SIZE),
+        Style::LinkHeader => {
+            let size = LINK_PAGE_SIZE.min(cap);
+            ((num("page", 1).max(1) - 1) * size, size)
+        }
     };
     // A truncated dump serves fewer records than its total declares.
     let missing = standing
@@ -536,7 +633,9 @@ async fn answer(
             } else {
                 page + 1
             };
-            let link = more.then(|| format!("</api/{feed}?page={next_page}>; rel=\"next\""));
+            let prefix = foreign.unwrap_or_default();
+            let link =
+                more.then(|| format!("<{prefix}/api/{feed}?page={next_page}>; rel=\"next\""));
             (Value::Array(slice), link)
         }
     };
@@ -548,12 +647,33 @@ async fn answer(
         }
         text.truncate(half);
     }
-    let mut response = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        text,
-    )
-        .into_response();
+    let mut response = if let Some(Fault::SlowBody { delay, .. }) = one_shot {
+        let mut half = text.len() / 2;
+        while !text.is_char_boundary(half) {
+            half -= 1;
+        }
+        let rest = text.split_off(half);
+        let first = futures::stream::once(async move { Ok::<_, std::io::Error>(text) });
+        let second = futures::stream::once(async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, std::io::Error>(rest)
+        });
+        let mut r = Response::new(axum::body::Body::from_stream(futures::StreamExt::chain(
+            first, second,
+        )));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    } else {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            text,
+        )
+            .into_response()
+    };
     if let Ok(v) = HeaderValue::from_str(&tag) {
         response.headers_mut().insert(header::ETAG, v);
     }
@@ -594,6 +714,11 @@ pub fn http_source_table(feed: &str, base: &str) -> toml::Table {
         Style::PageNumber => {
             t.insert("records".into(), "/data/list".into());
             t.insert("total".into(), "/data/total".into());
+            t.insert("success_pointer".into(), "/code".into());
+            t.insert(
+                "success_values".into(),
+                toml::Value::Array(vec![toml::Value::Integer(0)]),
+            );
             p.insert("style".into(), "page_number".into());
             p.insert("page_param".into(), "page".into());
             p.insert("size_param".into(), "size".into());

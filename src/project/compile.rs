@@ -507,8 +507,83 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
             retry_budget_seconds,
             max_response_bytes,
             max_run_bytes,
+            allow_redirect_origins,
+            success_pointer,
+            success_values,
+            total_may_fall_short,
         } => {
             check_env_syntax(file, "source.url", &url, d);
+            let allow_redirect_origins = allow_redirect_origins
+                .iter()
+                .enumerate()
+                .filter_map(|(i, o)| {
+                    let path = format!("source.allow_redirect_origins[{i}]");
+                    match reqwest::Url::parse(o) {
+                        Ok(u)
+                            if matches!(u.scheme(), "http" | "https")
+                                && u.username().is_empty()
+                                && u.password().is_none()
+                                && u.path() == "/"
+                                && u.query().is_none()
+                                && u.fragment().is_none() =>
+                        {
+                            Some(u.origin().ascii_serialization())
+                        }
+                        _ => {
+                            d.push(
+                                file,
+                                &path,
+                                format!(
+                                    "found {o:?}, expected an origin such as \"https://host\" or \"http://host:8080\" (no path, query or user)"
+                                ),
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect();
+            let success = match (success_pointer, success_values.is_empty()) {
+                (None, true) => None,
+                (None, false) => {
+                    d.push(
+                        file,
+                        "source.success_values",
+                        "found values without source.success_pointer, expected both",
+                    );
+                    None
+                }
+                (Some(_), true) => {
+                    d.push(
+                        file,
+                        "source.success_values",
+                        "missing: source.success_pointer needs the values that mean success",
+                    );
+                    None
+                }
+                (Some(pointer), false) => {
+                    check_pointer(file, "source.success_pointer", &pointer, d);
+                    let values = success_values
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, v)| match v {
+                            toml::Value::Integer(n) => Some(n.to_string()),
+                            toml::Value::String(s) => Some(s.clone()),
+                            toml::Value::Boolean(b) => Some(b.to_string()),
+                            other => {
+                                d.push(
+                                    file,
+                                    format!("source.success_values[{i}]"),
+                                    format!(
+                                        "found {other}, expected an integer, a string or a boolean"
+                                    ),
+                                );
+                                None
+                            }
+                        })
+                        .collect();
+                    Some(SuccessCode { pointer, values })
+                }
+            };
             check_pointer(file, "source.records", &records, d);
             if let Some(t) = &total {
                 check_pointer(file, "source.total", t, d);
@@ -586,6 +661,9 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
                 retry_budget_seconds: retry_budget_seconds.unwrap_or(300),
                 max_response_bytes: max_response_bytes.unwrap_or(64 << 20),
                 max_run_bytes: max_run_bytes.unwrap_or(8 << 30),
+                allow_redirect_origins,
+                success,
+                total_may_fall_short,
             })))
         }
     }

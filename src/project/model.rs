@@ -339,6 +339,23 @@ pub struct HttpSource {
     pub max_response_bytes: u64,
     /// Largest total of bodies in one run.
     pub max_run_bytes: u64,
+    /// Origins other than the URL's that redirects and next links may lead
+    /// to (`scheme://host[:port]`, normalized); no credential goes there.
+    pub allow_redirect_origins: Vec<String>,
+    /// The API's own success code: a page whose value at `pointer` is not
+    /// one of `values` (compared as text) is a failed response.
+    pub success: Option<SuccessCode>,
+    /// Falling short of the declared total is not a failure of the feed.
+    pub total_may_fall_short: bool,
+}
+
+/// Where an API puts its own success code, and the values meaning success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuccessCode {
+    /// JSON pointer to the code.
+    pub pointer: String,
+    /// Values meaning success, as text (`0`, `200`, `"OK"`).
+    pub values: Vec<String>,
 }
 
 /// Where a feed's records come from.

@@ -81,6 +81,7 @@ pub(crate) struct RawSourceFile {
 /// Where the records are. Tagged by `kind`; one variant per source kind.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(clippy::large_enum_variant)] // parsed once per file, then compiled away
 pub(crate) enum RawSource {
     /// Files behind any object_store URL (`file://`, `s3://` …).
     ObjectStore {
@@ -127,6 +128,19 @@ pub(crate) enum RawSource {
         max_response_bytes: Option<u64>,
         #[serde(default)]
         max_run_bytes: Option<u64>,
+        /// Other origins (`scheme://host[:port]`) redirects and next links
+        /// may lead to; credentials are never sent there.
+        #[serde(default)]
+        allow_redirect_origins: Vec<String>,
+        /// JSON pointer to the API's own success code in every page.
+        #[serde(default)]
+        success_pointer: Option<String>,
+        /// Values of `success_pointer` that mean success.
+        #[serde(default)]
+        success_values: Vec<toml::Value>,
+        /// The declared total is an estimate: falling short of it is not a failure.
+        #[serde(default)]
+        total_may_fall_short: bool,
     },
 }
 

@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 
 use super::records::{Presence, malformed_row, row_from_object};
 use super::{BATCH_ROWS, Drift, FetchError, FetchOptions, FetchReport, PayloadSink, RawBatch};
-use crate::project::{Auth, HttpSource, Pagination, Source, expand_env};
+use crate::project::{Auth, HttpSource, Pagination, Source, SuccessCode, expand_env};
 
 /// What went wrong with one request; `retryable` decides whether to retry.
 #[derive(Debug)]
@@ -46,6 +46,8 @@ enum PageError {
     Permanent(String),
     /// A size cap.
     Limit(String),
+    /// 200 with the API's own error code (`success_pointer`).
+    Envelope(String),
 }
 
 impl PageError {
@@ -56,6 +58,7 @@ impl PageError {
                 | PageError::Status { .. }
                 | PageError::NotJson(_)
                 | PageError::BadJson(_)
+                | PageError::Envelope(_)
         )
     }
 
@@ -74,6 +77,7 @@ impl std::fmt::Display for PageError {
             PageError::Status { code, .. } => write!(f, "HTTP status {code}"),
             PageError::NotJson(m) => write!(f, "not JSON: {m}"),
             PageError::BadJson(m) => write!(f, "malformed JSON: {m}"),
+            PageError::Envelope(m) => write!(f, "API error envelope: {m}"),
             PageError::Permanent(m) | PageError::Limit(m) => f.write_str(m),
         }
     }
@@ -103,20 +107,209 @@ pub(crate) fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration>
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
+/// Redirects followed per request at most.
+const MAX_REDIRECTS: usize = 5;
+
+/// `scheme://host[:port]`: the unit a credential is bound to.
+fn origin(url: &reqwest::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// What one feed's requests share: the client, the origin its credentials
+/// belong to, the other origins it may be sent to, and how URLs are shown.
+struct Requester<'a> {
+    client: reqwest::Client,
+    home: String,
+    allowed: &'a [String],
+    credentials: HeaderMap,
+    success: Option<&'a SuccessCode>,
+    timeout_seconds: u64,
+    connect_seconds: u64,
+    shown: Shown,
+}
+
+impl Requester<'_> {
+    /// Whether `to` (a redirect target or a next link, reached from
+    /// `from`) may be requested; credentials only ever go to `home`.
+    fn check_target(
+        &self,
+        from: &reqwest::Url,
+        to: &reqwest::Url,
+        what: &str,
+    ) -> Result<(), PageError> {
+        if !matches!(to.scheme(), "http" | "https") {
+            return Err(PageError::Permanent(format!(
+                "{what} from {} to {:?}: only http and https are followed",
+                origin(from),
+                to.scheme()
+            )));
+        }
+        if from.scheme() == "https" && to.scheme() == "http" {
+            return Err(PageError::Permanent(format!(
+                "{what} from {} to {}: a downgrade from https to http is never followed",
+                origin(from),
+                origin(to)
+            )));
+        }
+        let target = origin(to);
+        if target != self.home && !self.allowed.contains(&target) {
+            return Err(PageError::Permanent(format!(
+                "{what} from {} to another origin {target}: not followed (no credential or header crosses origins); \
+                 list it in source.allow_redirect_origins to follow it without credentials",
+                origin(from)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Shows URLs with their secrets replaced by `***`: credentials, values of
+/// variables expanded into the URL, user info, and query values whose name
+/// says secret.
+#[derive(Default)]
+struct Shown {
+    secrets: Vec<String>,
+}
+
+impl Shown {
+    fn url(&self, url: &str) -> String {
+        let mut text = match reqwest::Url::parse(url) {
+            Ok(mut u) => {
+                if !u.username().is_empty() || u.password().is_some() {
+                    let _ = u.set_username("***");
+                    let _ = u.set_password(None);
+                }
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let secret = {
+                            let k = k.to_ascii_lowercase();
+                            [
+                                "token",
+                                "key",
+                                "secret",
+                                "password",
+                                "passwd",
+                                "pwd",
+                                "sig",
+                                "auth",
+                                "credential",
+                                "session",
+                                "ticket",
+                            ]
+                            .iter()
+                            .any(|w| k.contains(w))
+                        };
+                        (
+                            k.into_owned(),
+                            if secret { "***".into() } else { v.into_owned() },
+                        )
+                    })
+                    .collect();
+                if !pairs.is_empty() {
+                    u.query_pairs_mut().clear().extend_pairs(pairs);
+                }
+                u.to_string()
+            }
+            Err(_) => url.to_string(),
+        };
+        for secret in &self.secrets {
+            if secret.len() >= 3 {
+                text = text.replace(secret.as_str(), "***");
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+                text = text.replace(&encoded, "***");
+            }
+        }
+        text
+    }
+}
+
+/// A reqwest error as an operator can act on it: a timeout says so, with
+/// its limit (reqwest calls a slow body "error decoding response body").
+fn describe(e: &reqwest::Error, url: &str, r: &Requester<'_>) -> String {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let cause = root.to_string();
+    if e.is_timeout() {
+        if e.is_connect() {
+            format!(
+                "timed out after {} s connecting to {url}",
+                r.connect_seconds
+            )
+        } else if e.is_body() || e.is_decode() {
+            format!(
+                "timed out after {} s (source.timeout_seconds) reading the response body of {url}",
+                r.timeout_seconds
+            )
+        } else {
+            format!(
+                "timed out after {} s (source.timeout_seconds) waiting for {url}",
+                r.timeout_seconds
+            )
+        }
+    } else if e.is_connect() {
+        format!("cannot connect to {url}: {cause}")
+    } else if e.is_body() || e.is_decode() {
+        format!("the response body of {url} was cut: {cause}")
+    } else {
+        format!("request to {url} failed: {cause}")
+    }
+}
+
 async fn send_once(
-    client: &reqwest::Client,
-    url: &str,
-    query: &[(String, String)],
+    r: &Requester<'_>,
+    url: &reqwest::Url,
     headers: &HeaderMap,
     max_bytes: u64,
 ) -> Result<PageResponse, PageError> {
-    let mut response = client
-        .get(url)
-        .query(query)
-        .headers(headers.clone())
-        .send()
-        .await
-        .map_err(|e| PageError::Transport(e.without_url().to_string()))?;
+    let mut current = url.clone();
+    let mut visited = vec![current.clone()];
+    let mut response = loop {
+        let mut request_headers = headers.clone();
+        if origin(&current) == r.home {
+            request_headers.extend(r.credentials.clone());
+        }
+        let response = r
+            .client
+            .get(current.clone())
+            .headers(request_headers)
+            .send()
+            .await
+            .map_err(|e| PageError::Transport(describe(&e, &r.shown.url(current.as_str()), r)))?;
+        let status = response.status().as_u16();
+        if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+            break response;
+        }
+        let shown = r.shown.url(current.as_str());
+        let next = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| current.join(l).ok())
+            .ok_or_else(|| {
+                PageError::Permanent(format!(
+                    "HTTP status {status} from {shown} without a usable Location"
+                ))
+            })?;
+        r.check_target(&current, &next, &format!("redirect {status}"))?;
+        if visited.contains(&next) {
+            return Err(PageError::Permanent(format!(
+                "redirect loop: {shown} leads back to {}",
+                r.shown.url(next.as_str())
+            )));
+        }
+        if visited.len() > MAX_REDIRECTS {
+            return Err(PageError::Permanent(format!(
+                "more than {MAX_REDIRECTS} redirects from {}",
+                r.shown.url(url.as_str())
+            )));
+        }
+        visited.push(next.clone());
+        current = next;
+    };
     let status = response.status().as_u16();
     if status == 304 {
         return Ok(PageResponse {
@@ -158,7 +351,7 @@ async fn send_once(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| PageError::Transport(e.without_url().to_string()))?
+        .map_err(|e| PageError::Transport(describe(&e, &r.shown.url(current.as_str()), r)))?
     {
         if body.len() as u64 + chunk.len() as u64 > max_bytes {
             return Err(PageError::Limit(format!(
@@ -178,12 +371,38 @@ async fn send_once(
     }
     let json =
         serde_json::from_slice::<Value>(&body).map_err(|e| PageError::BadJson(e.to_string()))?;
+    if let Some(code) = r.success {
+        check_success(&json, code)?;
+    }
     Ok(PageResponse {
         status,
         headers: headers_out,
         body: Bytes::from(body),
         json: Some(json),
     })
+}
+
+/// A page whose own success code is not one of the declared values is a
+/// failed response, however it was served.
+fn check_success(json: &Value, code: &SuccessCode) -> Result<(), PageError> {
+    let found = pointer(json, &code.pointer);
+    let text = match found {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
+        _ => None,
+    };
+    if text.as_ref().is_some_and(|t| code.values.contains(t)) {
+        return Ok(());
+    }
+    let found: String = match found {
+        None => "missing".into(),
+        Some(v) => v.to_string().chars().take(80).collect(),
+    };
+    Err(PageError::Envelope(format!(
+        "{} is {found}, success is one of {}",
+        code.pointer,
+        code.values.join(", ")
+    )))
 }
 
 fn pointer<'a>(v: &'a Value, p: &str) -> Option<&'a Value> {
@@ -225,11 +444,30 @@ pub(super) async fn fetch(
     sink: Box<dyn PayloadSink>,
 ) -> Result<FetchReport, FetchError> {
     let feed = source.feed.clone();
-    let base = expand_env(&http.url, |n| options.var(n)).map_err(|message| FetchError::Open {
+    let expanded = std::cell::RefCell::new(Vec::new());
+    let base = expand_env(&http.url, |n| {
+        let v = options.var(n);
+        if let Some(v) = &v {
+            expanded.borrow_mut().push(v.clone());
+        }
+        v
+    })
+    .map_err(|message| FetchError::Open {
         feed: feed.clone(),
         url: http.url.clone(),
         message,
     })?;
+    let mut shown = Shown {
+        secrets: expanded.into_inner(),
+    };
+    let base_url = reqwest::Url::parse(&base)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| FetchError::Open {
+            feed: feed.clone(),
+            url: http.url.clone(),
+            message: "not an http or https URL".into(),
+        })?;
     let fail = |position: String, message: String| FetchError::Payload {
         feed: feed.clone(),
         position,
@@ -240,6 +478,7 @@ pub(super) async fn fetch(
         reqwest::header::ACCEPT,
         HeaderValue::from_static("application/json"),
     );
+    let mut credentials = HeaderMap::new();
     match &http.auth {
         Some(Auth::Bearer { token_env }) => {
             let token = options
@@ -247,18 +486,19 @@ pub(super) async fn fetch(
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
                     fail(
-                        base.clone(),
+                        http.url.clone(),
                         format!("bearer token variable {token_env} is not set"),
                     )
                 })?;
             let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
                 fail(
-                    base.clone(),
+                    http.url.clone(),
                     format!("{token_env} is not a valid header value"),
                 )
             })?;
             value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
+            credentials.insert(reqwest::header::AUTHORIZATION, value);
+            shown.secrets.push(token);
         }
         Some(Auth::ApiKey { header, key_env }) => {
             let key = options
@@ -266,29 +506,43 @@ pub(super) async fn fetch(
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
                     fail(
-                        base.clone(),
+                        http.url.clone(),
                         format!("API key variable {key_env} is not set"),
                     )
                 })?;
             let name = reqwest::header::HeaderName::from_bytes(header.as_bytes())
-                .map_err(|_| fail(base.clone(), format!("{header:?} is not a header name")))?;
+                .map_err(|_| fail(http.url.clone(), format!("{header:?} is not a header name")))?;
             let mut value = HeaderValue::from_str(&key).map_err(|_| {
                 fail(
-                    base.clone(),
+                    http.url.clone(),
                     format!("{key_env} is not a valid header value"),
                 )
             })?;
             value.set_sensitive(true);
-            headers.insert(name, value);
+            credentials.insert(name, value);
+            shown.secrets.push(key);
         }
         None => {}
     }
+    let connect_seconds = http.timeout_seconds.min(10);
+    // Redirects are followed by hand: credentials only ever go to the
+    // origin of the source's URL.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(http.timeout_seconds))
-        .connect_timeout(Duration::from_secs(http.timeout_seconds.min(10)))
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .connect_timeout(Duration::from_secs(connect_seconds))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| fail(base.clone(), e.to_string()))?;
+        .map_err(|e| fail(http.url.clone(), e.to_string()))?;
+    let requester = Requester {
+        client,
+        home: origin(&base_url),
+        allowed: &http.allow_redirect_origins,
+        credentials,
+        success: http.success.as_ref(),
+        timeout_seconds: http.timeout_seconds,
+        connect_seconds,
+        shown,
+    };
     let period = Duration::from_secs_f64(1.0 / http.requests_per_second);
     let quota = Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -309,7 +563,7 @@ pub(super) async fn fetch(
     let mut seen_cursors: HashSet<String> = HashSet::new();
     let mut previous_page: Option<u64> = None;
     let mut page_no = 0u64;
-    let mut url = base.clone();
+    let mut url = base_url.clone();
     let mut cursor: Option<String> = None;
     let mut offset = 0u64;
     let mut page_index = match &http.pagination {
@@ -379,9 +633,13 @@ pub(super) async fn fetch(
         let remaining = http.max_run_bytes.saturating_sub(report.bytes);
         let cap = http.max_response_bytes.min(remaining.max(1));
         let mut retries_here = 0u64;
+        let mut page_url = url.clone();
+        if !query.is_empty() {
+            page_url.query_pairs_mut().extend_pairs(&query);
+        }
         let response = (|| async {
             limiter.until_ready().await;
-            send_once(&client, &url, &query, &request_headers, cap).await
+            send_once(&requester, &page_url, &request_headers, cap).await
         })
         .retry(backoff)
         .when(PageError::retryable)
@@ -466,11 +724,24 @@ pub(super) async fn fetch(
         if page_no == 1
             && let Some(total_ptr) = &http.total
         {
-            report.declared_count = pointer(&json, total_ptr).and_then(|v| match v {
+            let found = pointer(&json, total_ptr);
+            let total = found.and_then(|v| match v {
                 Value::Number(n) => n.as_u64(),
                 Value::String(s) => s.trim().parse().ok(),
                 _ => None,
             });
+            if total.is_none() {
+                let found: String = found
+                    .map_or_else(|| "missing".into(), Value::to_string)
+                    .chars()
+                    .take(80)
+                    .collect();
+                return Err(fail(
+                    position,
+                    format!("the declared total at {total_ptr:?} is {found}, not a count"),
+                ));
+            }
+            report.declared_count = total;
         }
         let Some(Value::Array(records)) = pointer(&json, &http.records) else {
             return Err(fail(
@@ -520,15 +791,15 @@ pub(super) async fn fetch(
         debug!(feed = %feed, page = page_no, records = count, "page");
         // Where next?
         let done = match &http.pagination {
-            Pagination::PageNumber { page_size, .. } => {
+            // A page shorter than asked is not the end: servers cap the
+            // page size. Only an empty page or the declared total ends.
+            Pagination::PageNumber { .. } => {
                 page_index += 1;
-                count < u64::from(*page_size)
-                    || report.declared_count.is_some_and(|t| records_seen >= t)
+                report.declared_count.is_some_and(|t| records_seen >= t)
             }
-            Pagination::OffsetLimit { page_size, .. } => {
+            Pagination::OffsetLimit { .. } => {
                 offset += count;
-                count < u64::from(*page_size)
-                    || report.declared_count.is_some_and(|t| records_seen >= t)
+                report.declared_count.is_some_and(|t| records_seen >= t)
             }
             Pagination::Cursor { next_cursor, .. } => {
                 let next = pointer(&json, next_cursor).and_then(|v| match v {
@@ -550,21 +821,42 @@ pub(super) async fn fetch(
                     }
                 }
             }
-            Pagination::LinkHeader => match next_link(&page.headers, &url) {
+            Pagination::LinkHeader => match next_link(&page.headers, page_url.as_str()) {
                 None => true,
                 Some(next) => {
+                    let Ok(next_url) = reqwest::Url::parse(&next) else {
+                        return Err(fail(position, "next link is not a URL".into()));
+                    };
+                    requester
+                        .check_target(&page_url, &next_url, "next link")
+                        .map_err(|e| fail(position.clone(), e.to_string()))?;
                     if !seen_cursors.insert(next.clone()) {
                         return Err(fail(
                             position,
-                            format!("next link {next:?} repeats: the API would loop forever"),
+                            format!(
+                                "next link {:?} repeats: the API would loop forever",
+                                requester.shown.url(&next)
+                            ),
                         ));
                     }
-                    url = next;
+                    url = next_url;
                     false
                 }
             },
         };
         if done || count == 0 {
+            if let Some(total) = report.declared_count
+                && records_seen < total
+                && !http.total_may_fall_short
+            {
+                return Err(fail(
+                    position,
+                    format!(
+                        "the API declared {total} records and paging ended after {records_seen}: \
+                         records would be missing (set source.total_may_fall_short = true if its total is an estimate)"
+                    ),
+                ));
+            }
             break;
         }
     }
@@ -612,6 +904,103 @@ mod tests {
             Some("http://127.0.0.1:8080/api/court?page=3")
         );
         assert_eq!(next_link(&HeaderMap::new(), "http://x/"), None);
+    }
+
+    fn requester(allowed: &[String]) -> Requester<'_> {
+        Requester {
+            client: reqwest::Client::new(),
+            home: "https://api.example.gov.cn".into(),
+            allowed,
+            credentials: HeaderMap::new(),
+            success: None,
+            timeout_seconds: 2,
+            connect_seconds: 2,
+            shown: Shown {
+                secrets: vec!["s3cret-value".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn only_the_home_origin_and_allowed_ones_are_followed() {
+        let allowed = vec!["https://cdn.example.gov.cn".to_string()];
+        let r = requester(&allowed);
+        let from = reqwest::Url::parse("https://api.example.gov.cn/a").expect("url");
+        let to = |u: &str| reqwest::Url::parse(u).expect("url");
+        assert!(
+            r.check_target(&from, &to("https://api.example.gov.cn:443/b"), "redirect")
+                .is_ok()
+        );
+        assert!(
+            r.check_target(&from, &to("https://cdn.example.gov.cn/b"), "redirect")
+                .is_ok()
+        );
+        for (target, says) in [
+            (
+                "https://api.example.gov.cn:8443/b",
+                "another origin https://api.example.gov.cn:8443",
+            ),
+            (
+                "https://evil.example.com/b",
+                "another origin https://evil.example.com",
+            ),
+            (
+                "http://api.example.gov.cn/b",
+                "downgrade from https to http",
+            ),
+            (
+                "http://cdn.example.gov.cn/b",
+                "downgrade from https to http",
+            ),
+            ("file:///etc/passwd", "only http and https"),
+        ] {
+            let e = r
+                .check_target(&from, &to(target), "redirect 302")
+                .expect_err(target)
+                .to_string();
+            assert!(e.contains(says), "{target}: {e}");
+        }
+    }
+
+    #[test]
+    fn shown_urls_carry_no_secret() {
+        let r = requester(&[]);
+        for url in [
+            "https://user:pw@api.example.gov.cn/x?page=2",
+            "https://api.example.gov.cn/x?page=2&access_token=abcdef",
+            "https://api.example.gov.cn/x?page=2&apiKey=abcdef&sig=zz",
+            "https://api.example.gov.cn/s3cret-value/x?page=2",
+            "https://api.example.gov.cn/x?q=s3cret-value",
+        ] {
+            let shown = r.shown.url(url);
+            assert!(
+                !shown.contains("abcdef")
+                    && !shown.contains("s3cret-value")
+                    && !shown.contains("pw@")
+                    && !shown.contains("zz")
+                    && shown.contains("page=2") | shown.contains("q="),
+                "{url} shown as {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn success_codes_compare_as_text() {
+        let code = SuccessCode {
+            pointer: "/code".into(),
+            values: vec!["0".into(), "200".into()],
+        };
+        assert!(check_success(&serde_json::json!({"code": 0}), &code).is_ok());
+        assert!(check_success(&serde_json::json!({"code": "200"}), &code).is_ok());
+        for bad in [
+            serde_json::json!({"code": 500, "msg": "系统繁忙", "list": []}),
+            serde_json::json!({"list": []}),
+            serde_json::json!({"code": null}),
+            serde_json::json!({"code": [0]}),
+        ] {
+            let e = check_success(&bad, &code).expect_err("not success");
+            assert!(e.retryable() && e.to_string().contains("/code is"), "{e}");
+        }
     }
 
     #[test]

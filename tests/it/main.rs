@@ -13,6 +13,7 @@ mod fault_matrix;
 mod generate;
 mod ground_truth;
 mod hostile;
+mod hostile_http;
 mod hostile_run;
 mod hostile_values;
 mod http_feeds;
