@@ -23,7 +23,7 @@ pub use compile::parse_cron;
 pub use diag::Diagnostic;
 pub use env::{Redactor, expand_env};
 pub use model::*;
-pub use plan::rule_context;
+pub use plan::{rule_context, sql_fields};
 pub use types::arrow_type;
 
 /// A loaded, validated project.
@@ -84,6 +84,7 @@ impl Project {
             broken_schemas,
         } = compile::compile(root, Path::new("jobs"));
         problems.extend(plan::plan_rules(&project, &broken_schemas).await);
+        problems.extend(plan::plan_mappings(&project));
         if problems.is_empty() {
             Ok(project)
         } else {

@@ -1,6 +1,7 @@
 //! Rules must plan: each rule's SQL is planned by DataFusion against empty
 //! tables of the declared schemas, and its output checked against the hit
-//! columns the scoring stage reads.
+//! columns the scoring stage reads. SQL mappings must plan too, over the
+//! raw fields they name, as the mapper plans them at run time.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,6 +26,64 @@ pub fn rule_context(project: &Project) -> datafusion::error::Result<SessionConte
         ctx.register_table(schema.feed.as_str(), Arc::new(table))?;
     }
     Ok(ctx)
+}
+
+/// Raw fields a SQL mapping reads: its double-quoted identifiers.
+pub fn sql_fields(sql: &str) -> BTreeSet<String> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::Word(w) if w.quote_style == Some('"') => Some(w.value),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Plans every SQL mapping over the raw fields it names, each text as
+/// every raw field is: an unknown function, or arguments of types it does
+/// not take, is reported by `validate` instead of failing the feed at
+/// night.
+pub(super) fn plan_mappings(project: &Project) -> Vec<Diagnostic> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::common::DFSchema;
+    let ctx = SessionContext::new();
+    keys::udf::register(&ctx);
+    let mut problems = Vec::new();
+    for (feed, source) in &project.sources {
+        for (column, mapping) in &source.columns {
+            let super::model::ColumnMapping::Sql(sql) = mapping else {
+                continue;
+            };
+            let fields = sql_fields(sql);
+            let schema = Schema::new(
+                fields
+                    .iter()
+                    .map(|f| Field::new(f, DataType::Utf8, true))
+                    .collect::<Vec<_>>(),
+            );
+            let planned = DFSchema::try_from(schema).and_then(|df_schema| {
+                let expr = ctx.parse_sql_expr(sql, &df_schema)?;
+                ctx.create_physical_expr(expr, &df_schema)
+            });
+            if let Err(e) = planned {
+                let message = e.to_string();
+                problems.push(Diagnostic {
+                    file: format!("pipelines/sources/{feed}.toml"),
+                    path: format!("mapping.columns.{column}.sql"),
+                    message: format!(
+                        "{sql:?} does not plan over the raw fields it names (as text: {}): {}",
+                        fields.iter().cloned().collect::<Vec<_>>().join(", "),
+                        message.lines().next().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+    }
+    problems
 }
 
 fn is_string(t: &DataType) -> bool {

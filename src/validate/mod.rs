@@ -28,8 +28,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -150,18 +148,7 @@ pub struct Mapper {
     kept: Vec<String>,
 }
 
-/// Raw fields a SQL mapping reads: its double-quoted identifiers.
-pub fn sql_fields(sql: &str) -> BTreeSet<String> {
-    Tokenizer::new(&GenericDialect {}, sql)
-        .tokenize()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| match t {
-            Token::Word(w) if w.quote_style == Some('"') => Some(w.value),
-            _ => None,
-        })
-        .collect()
-}
+pub use crate::project::sql_fields;
 
 /// Every raw field a source's SQL mappings read.
 pub fn source_sql_fields(source: &Source) -> BTreeSet<String> {
