@@ -1102,6 +1102,16 @@ async fn ingest_feed(
         let v = 1.0 - share(rec.landed.min(prev.rows), prev.rows);
         check("max_shrink", v, max, v <= max);
     }
+    {
+        // Schema drift: a mapped field no record of a file carried lands
+        // as an empty column unless the source allows its absence.
+        let absent = rec
+            .missing_fields
+            .iter()
+            .filter(|f| !g.allow_absent_fields.contains(f))
+            .count();
+        check("absent_fields", absent as f64, 0.0, absent == 0);
+    }
     if let Some(max) = g.max_duplicate_keys
         && source.is_spine()
     {

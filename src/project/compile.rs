@@ -791,6 +791,7 @@ fn compile_source(
             max_quarantined: g.max_quarantined.unwrap_or(0.5),
             max_shrink: Some(g.max_shrink.unwrap_or(DEFAULT_MAX_SHRINK)),
             max_duplicate_keys: Some(g.max_duplicate_keys.unwrap_or(DEFAULT_MAX_DUPLICATE_KEYS)),
+            allow_absent_fields: g.allow_absent_fields.unwrap_or_default(),
         },
     };
     (d.items.len() == before).then_some(source)

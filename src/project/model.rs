@@ -418,6 +418,10 @@ pub struct Guards {
     /// Largest share of the spine's records read that repeat a key already
     /// delivered with other content (quarantined `duplicate_key`).
     pub max_duplicate_keys: Option<f64>,
+    /// Mapped raw fields a delivery may lack in every record of a file;
+    /// any other such field is schema drift (a renamed or dropped column)
+    /// and holds the feed rather than landing an empty column.
+    pub allow_absent_fields: Vec<String>,
 }
 
 /// The feed every profile is built on: one row per registered organization.

@@ -247,6 +247,9 @@ pub(crate) struct RawGuards {
     /// Largest share of the spine's records read that repeat a key with
     /// other content (default 0.05).
     pub(crate) max_duplicate_keys: Option<f64>,
+    /// Mapped raw fields a delivery may lack in every record (default none:
+    /// a field no record carries is schema drift and holds the feed).
+    pub(crate) allow_absent_fields: Option<Vec<String>>,
 }
 
 /// `pipelines/rules/<group>.toml`: a list of rules.

@@ -269,10 +269,11 @@ async fn every_fault_is_retried_held_or_quarantined_as_it_should() {
                 from: "creditCode".into(),
                 to: "orgCode".into(),
             },
-            status: FeedStatus::Landed,
-            run: RunStatus::Succeeded,
+            // Schema drift holds the feed: never landed with an empty key.
+            status: FeedStatus::Held,
+            run: RunStatus::Degraded,
             retries: 0..=0,
-            error: None,
+            error: Some("absent_fields"),
             check: |f| {
                 f.missing_fields == ["creditCode"]
                     && f.unmapped_fields.contains(&"orgCode".to_string())

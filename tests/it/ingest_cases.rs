@@ -1,7 +1,9 @@
 //! Golden ingest cases: each folder under `tests/fixtures/ingest/` holds
 //! `feeds/<feed>/…` files, `FEEDS` (the feeds to run, registry first) and
 //! `expected.txt`: the run's per-feed reconciliation and every quarantined
-//! row with its position, field, reason code and message. A new case is a
+//! row with its position, field, reason code and message; an optional
+//! `project/` is laid over the shipped project (a source's own guards). A
+//! new case is a
 //! new folder; `QINGLIAN_BLESS=1` rewrites `expected.txt` for review.
 
 use std::collections::BTreeMap;
@@ -62,6 +64,10 @@ async fn every_ingest_case_yields_its_expected_output() {
         let feeds = std::fs::read_to_string(case.join("FEEDS")).expect("FEEDS");
         let project_dir = tempfile::tempdir().expect("tmp");
         copy_project(project_dir.path());
+        // A case may change the project: its `project/` lies over the copy.
+        if case.join("project").is_dir() {
+            crate::support::copy_tree(&case.join("project"), project_dir.path());
+        }
         let list: Vec<String> = feeds.split_whitespace().map(|f| format!("{f:?}")).collect();
         let pipeline = std::fs::read_to_string(project_dir.path().join("pipelines/nightly.toml"))
             .expect("nightly")
