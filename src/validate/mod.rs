@@ -536,7 +536,30 @@ impl Mapper {
                 ));
             }
         };
-        let record_id: Vec<&str> = self.record_id.iter().filter_map(|i| text(*i)).collect();
+        // Record ids from normalized keys (a full-width and a plain form of
+        // one code are one record), and never a person's number in clear:
+        // a hashed field or an identity number goes as its keyed hash.
+        let record_id: Vec<String> = self
+            .record_id
+            .iter()
+            .filter_map(|i| {
+                let v = text(*i)?;
+                let hashed = self.hashed.iter().any(|(h, _)| h == i);
+                Some(if *i == self.key {
+                    match check.class {
+                        KeyClass::Valid => uscc.clone().unwrap_or_else(|| v.to_string()),
+                        KeyClass::OrgCodeOnly => check.normalized.clone(),
+                        _ => v.to_string(),
+                    }
+                } else if hashed || redact::is_identity_number(v) {
+                    self.hasher
+                        .as_ref()
+                        .map_or_else(|| redact::WITHHELD.to_string(), |h| h.hash(v))
+                } else {
+                    v.to_string()
+                })
+            })
+            .collect();
         if record_id.is_empty() {
             return Err((
                 self.record_id

@@ -376,3 +376,76 @@ fn identity_numbers_hash_the_same_through_invisible_and_full_width_forms() {
     }
     assert_ne!(person_hash(key, "33010619800101002X"), clean);
 }
+
+/// Record ids come from normalized keys, and an identity number never
+/// stands in `source_record_id` in clear.
+#[test]
+fn record_ids_are_built_from_normalized_keys_and_never_carry_an_identity_number() {
+    let mut source: Source = project().sources["annual_reports"].clone();
+    source.key_field = "key".into();
+    source.name_field = None;
+    source.record_id = vec!["key".into(), "id".into()];
+    source.columns = BTreeMap::new();
+    let schema = FeedSchema {
+        feed: "t".into(),
+        version: 1,
+        description: String::new(),
+        key: "uscc".into(),
+        columns: Vec::new(),
+    };
+    let mapper = Mapper::new(
+        &source,
+        &schema,
+        vec!["key".into(), "id".into()],
+        Some(b"record-id-key".to_vec()),
+        0,
+        Arc::new(qinglian::keys::RegistryCodes::default()),
+    )
+    .expect("mapper");
+    // The same code plain, full-width and with a zero-width space; an id
+    // that is a resident identity number (check character computed by the
+    // GB 11643 weights: 11010519491231002X).
+    let full_width: String = KEY
+        .chars()
+        .map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap_or(c))
+        .collect();
+    let rows: Vec<(String, &str)> = vec![
+        (KEY.to_string(), "A-1"),
+        (full_width, "A-1"),
+        (format!("5333\u{200B}0000501874064B"), "A-1"),
+        (KEY.to_string(), "11010519491231002X"),
+    ];
+    let batch = RawBatch {
+        fields: Vec::new(),
+        rows: rows
+            .iter()
+            .enumerate()
+            .map(|(i, (k, id))| RawRow {
+                position: format!("x.csv:{}", i + 2),
+                values: vec![Some(k.clone()), Some(id.to_string())],
+                original: String::new(),
+                malformed: None,
+            })
+            .collect(),
+    };
+    let mapped = mapper.map(&batch).expect("maps");
+    assert!(mapped.quarantined.is_empty(), "{:?}", mapped.quarantined);
+    let ids = mapped
+        .batch
+        .column_by_name("source_record_id")
+        .expect("column")
+        .as_string::<i32>()
+        .clone();
+    let ids: Vec<String> = (0..ids.len()).map(|i| ids.value(i).to_string()).collect();
+    assert_eq!(ids[0], format!("{KEY}|A-1"));
+    assert_eq!(ids[1], ids[0], "full-width form: one record");
+    assert_eq!(ids[2], ids[0], "invisible character: one record");
+    assert!(!ids[3].contains("11010519491231002X"), "{}", ids[3]);
+    assert_eq!(
+        ids[3],
+        format!(
+            "{KEY}|{}",
+            qinglian::validate::person_hash(b"record-id-key", "11010519491231002X")
+        )
+    );
+}
