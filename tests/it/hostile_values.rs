@@ -412,7 +412,7 @@ fn record_ids_are_built_from_normalized_keys_and_never_carry_an_identity_number(
     let rows: Vec<(String, &str)> = vec![
         (KEY.to_string(), "A-1"),
         (full_width, "A-1"),
-        (format!("5333\u{200B}0000501874064B"), "A-1"),
+        ("5333\u{200B}0000501874064B".to_string(), "A-1"),
         (KEY.to_string(), "11010519491231002X"),
     ];
     let batch = RawBatch {
