@@ -165,7 +165,7 @@ enum Command {
         /// A job (jobs/<name>.toml) or pipeline (pipelines/<name>.toml).
         name: String,
         /// Business date (YYYY-MM-DD); default: the job's policy, else yesterday in Asia/Shanghai.
-        #[arg(long)]
+        #[arg(long, value_parser = business_date)]
         date: Option<NaiveDate>,
         /// Project directory.
         #[arg(long, default_value = ".")]
@@ -201,10 +201,10 @@ enum Command {
         /// A job (jobs/<name>.toml) or pipeline.
         name: String,
         /// First business date.
-        #[arg(long)]
+        #[arg(long, value_parser = business_date)]
         from: NaiveDate,
         /// Last business date.
-        #[arg(long)]
+        #[arg(long, value_parser = business_date)]
         to: NaiveDate,
         /// Also re-run dates that are already published.
         #[arg(long)]
@@ -810,6 +810,21 @@ fn load_project(root: &std::path::Path) -> Result<Project, ExitCode> {
 }
 
 /// Yesterday in a time zone: the default business date.
+/// A business date as the CLI takes it: `YYYY-MM-DD` within the years data
+/// can have (a typo such as `+262142-12-31` is refused, not run).
+fn business_date(text: &str) -> Result<NaiveDate, String> {
+    use crate::project::{DEFAULT_EARLIEST, DEFAULT_LATEST};
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("{text:?} is not a date YYYY-MM-DD: {e}"))?;
+    if (DEFAULT_EARLIEST..=DEFAULT_LATEST).contains(&date) {
+        Ok(date)
+    } else {
+        Err(format!(
+            "{date} is outside the business dates qinglian runs ({DEFAULT_EARLIEST} to {DEFAULT_LATEST})"
+        ))
+    }
+}
+
 fn previous_day(tz: chrono_tz::Tz) -> NaiveDate {
     let today = chrono::Utc::now().with_timezone(&tz).date_naive();
     today.pred_opt().unwrap_or(today)

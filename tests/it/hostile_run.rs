@@ -580,3 +580,25 @@ fn the_demo_outside_a_project_names_the_project_it_needs() {
         "nothing is generated first"
     );
 }
+
+#[test]
+fn a_business_date_outside_the_years_data_can_have_is_refused_before_anything_runs() {
+    for (date, says) in [
+        ("+262142-12-31", "outside the business dates qinglian runs"),
+        (
+            "0001-01-01",
+            "outside the business dates qinglian runs (1900-01-01 to 2099-12-31)",
+        ),
+        ("2026-02-30", "is not a date YYYY-MM-DD"),
+    ] {
+        let out = crate::support::qinglian(&["run", "nightly", "--date", date], None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{date}: {stderr}");
+        assert!(stderr.contains(says), "{date}: {stderr}");
+        let out = crate::support::qinglian(
+            &["backfill", "nightly", "--from", "2026-11-01", "--to", date],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "backfill to {date}");
+    }
+}
