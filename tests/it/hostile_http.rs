@@ -3,19 +3,15 @@
 //! not reached, API error envelopes served with 200, and a body that stalls.
 //! Every server is a real one on 127.0.0.1 with an OS-assigned port.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use qinglian::ledger::{FeedStatus, RunRecord, RunStatus};
 use qinglian::project::Project;
-use qinglian::run::{FixedClock, RunOptions, run_pipeline};
 use qinglian::simulator::{Fault, FeedSimulator, Hit};
 
 use crate::http_feeds::{feed, http_project};
-use crate::ingest::{KEY, date, generate};
+use crate::ingest::generate;
 
 /// Changes one source's `[source]` (and `[guards]`) table, then reloads.
 fn edit(dir: &Path, name: &str, change: impl FnOnce(&mut toml::Table, &mut toml::Table)) {
@@ -57,27 +53,12 @@ const API_KEY: &str = "k3y-never-leaves-home";
 const TOKEN: &str = "t0ken-never-leaves-home";
 
 async fn run(project: &Project, warehouse: &Path) -> RunRecord {
-    let mut vars = BTreeMap::new();
-    vars.insert("QINGLIAN_PERSON_KEY".to_string(), KEY.to_string());
-    vars.insert("FEED_KEY".to_string(), API_KEY.to_string());
-    vars.insert("FEED_TOKEN".to_string(), TOKEN.to_string());
-    run_pipeline(
+    crate::http_feeds::run_with(
         project,
-        "nightly",
-        RunOptions {
-            business_date: date(),
-            clock: Arc::new(FixedClock(
-                Utc.with_ymd_and_hms(2026, 11, 28, 18, 30, 0)
-                    .single()
-                    .expect("t"),
-            )),
-            warehouse: Some(warehouse.to_string_lossy().into_owned()),
-            vars,
-            ..RunOptions::new(date())
-        },
+        warehouse,
+        &[("FEED_KEY", API_KEY), ("FEED_TOKEN", TOKEN)],
     )
     .await
-    .expect("run")
 }
 
 fn carries_secret(hit: &Hit) -> bool {

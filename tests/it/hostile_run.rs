@@ -442,6 +442,20 @@ async fn output_to_a_closed_pipe_ends_quietly_with_the_commands_result() {
 }
 
 /// A copy of the shipped project with one file replaced.
+/// `qinglian validate` on a project: its exit status and what it printed.
+fn validate(project: &tempfile::TempDir) -> (std::process::Output, String) {
+    let out = qinglian(
+        &[
+            "validate",
+            "--project",
+            project.path().to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, stdout)
+}
+
 fn project_with(file: &str, edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");
     crate::support::copy_project(dir.path());
@@ -471,15 +485,7 @@ fn validate_plans_rules_without_executing_them() {
                 "{text}\n[[rule]]\nid = \"{id}\"\ntitle = \"not a query\"\ndimension = \"operations\"\npoints = 1\nwindow = \"in_force\"\nsql = \"\"\"{sql}\"\"\"\n"
             )
         });
-        let out = qinglian(
-            &[
-                "validate",
-                "--project",
-                project.path().to_str().expect("utf-8"),
-            ],
-            None,
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (out, stdout) = validate(&project);
         assert_eq!(out.status.code(), Some(2), "{stdout}");
         assert!(
             stdout.contains(id) && stdout.contains("is not a query"),
@@ -502,15 +508,7 @@ fn configuration_numbers_past_their_range_are_refused_with_the_range() {
                 &format!("memory_limit_mb = {value}"),
             )
         });
-        let out = qinglian(
-            &[
-                "validate",
-                "--project",
-                project.path().to_str().expect("utf-8"),
-            ],
-            None,
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (out, stdout) = validate(&project);
         assert_eq!(out.status.code(), Some(2), "{value}: {stdout}");
         assert!(
             stdout.contains("memory_limit_mb") && stdout.contains("expected 64 to 1048576"),
@@ -527,15 +525,7 @@ fn configuration_numbers_past_their_range_are_refused_with_the_range() {
         ("max_run_minutes = 180", "max_run_minutes = 0"),
     ] {
         let project = project_with("jobs/nightly.toml", |text| text.replace(key, value));
-        let out = qinglian(
-            &[
-                "validate",
-                "--project",
-                project.path().to_str().expect("utf-8"),
-            ],
-            None,
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (out, stdout) = validate(&project);
         let name = key.split(' ').next().expect("key");
         assert_eq!(out.status.code(), Some(2), "{value}: {stdout}");
         assert!(
@@ -546,15 +536,7 @@ fn configuration_numbers_past_their_range_are_refused_with_the_range() {
     let project = project_with("pipelines/nightly.toml", |text| {
         text.replace("start_points = 12", "start_points = 4294967295")
     });
-    let out = qinglian(
-        &[
-            "validate",
-            "--project",
-            project.path().to_str().expect("utf-8"),
-        ],
-        None,
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (out, stdout) = validate(&project);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(stdout.contains("start_points"), "{stdout}");
 }

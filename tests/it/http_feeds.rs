@@ -53,10 +53,20 @@ pub(crate) fn http_project(dir: &Path, base: &str, token: Option<&str>) -> Proje
 }
 
 pub(crate) async fn run(project: &Project, warehouse: &Path, token: Option<&str>) -> RunRecord {
+    let token: Vec<(&str, &str)> = token.map(|t| ("FEED_TOKEN", t)).into_iter().collect();
+    run_with(project, warehouse, &token).await
+}
+
+/// The nightly pipeline on its fixed clock with the person key and `vars`.
+pub(crate) async fn run_with(
+    project: &Project,
+    warehouse: &Path,
+    more: &[(&str, &str)],
+) -> RunRecord {
     let mut vars = BTreeMap::new();
     vars.insert("QINGLIAN_PERSON_KEY".to_string(), KEY.to_string());
-    if let Some(t) = token {
-        vars.insert("FEED_TOKEN".to_string(), t.to_string());
+    for (k, v) in more {
+        vars.insert(k.to_string(), v.to_string());
     }
     run_pipeline(
         project,
