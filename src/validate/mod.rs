@@ -551,12 +551,18 @@ impl Mapper {
                         KeyClass::OrgCodeOnly => check.normalized.clone(),
                         _ => v.to_string(),
                     }
-                } else if hashed || redact::is_identity_number(v) {
-                    self.hasher
-                        .as_ref()
-                        .map_or_else(|| redact::WITHHELD.to_string(), |h| h.hash(v))
                 } else {
-                    v.to_string()
+                    let hash = |n: &str| {
+                        self.hasher
+                            .as_ref()
+                            .map_or_else(|| redact::WITHHELD.to_string(), |h| h.hash(n))
+                    };
+                    if hashed {
+                        hash(v)
+                    } else {
+                        // `RY330106…`: a number inside an id goes as its hash.
+                        redact::scrub_identity_numbers(v, &hash).into_owned()
+                    }
                 })
             })
             .collect();

@@ -54,8 +54,27 @@ pub fn is_identity_number(s: &str) -> bool {
     (1800..2200).contains(&y) && chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some()
 }
 
+/// Shaped like a resident identity number: 17 digits, a digit or `X`, a
+/// birth date that exists. The check character is not required: a number
+/// miskeyed by one digit is still a person's number (privacy comes first).
+pub fn looks_like_identity_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 18
+        || !b[..17].iter().all(u8::is_ascii_digit)
+        || !(b[17].is_ascii_digit() || matches!(b[17], b'X' | b'x'))
+    {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|t| t.parse::<u32>().ok());
+    let (Some(y), Some(m), Some(d)) = (num(6..10), num(10..12), num(12..14)) else {
+        return false;
+    };
+    (1800..2200).contains(&y) && chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some()
+}
+
 /// `text` with every identity number in it (a run of 18 digits, or 17 and
-/// an `X`, not inside a longer run of digits) replaced by `replace(number)`.
+/// an `X`, not inside a longer run of digits, shaped as
+/// [`looks_like_identity_number`] says) replaced by `replace(number)`.
 pub fn scrub_identity_numbers<'a>(text: &'a str, replace: &dyn Fn(&str) -> String) -> Cow<'a, str> {
     let b = text.as_bytes();
     let mut out: Option<String> = None;
@@ -77,7 +96,7 @@ pub fn scrub_identity_numbers<'a>(text: &'a str, replace: &dyn Fn(&str) -> Strin
         };
         // Digits and X are ASCII: the slice is on character boundaries.
         let candidate = &text[start..end];
-        if is_identity_number(candidate) {
+        if looks_like_identity_number(candidate) {
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
             o.push_str(&text[copied..start]);
             o.push_str(&replace(candidate));

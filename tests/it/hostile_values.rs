@@ -414,6 +414,9 @@ fn record_ids_are_built_from_normalized_keys_and_never_carry_an_identity_number(
         (full_width, "A-1"),
         ("5333\u{200B}0000501874064B".to_string(), "A-1"),
         (KEY.to_string(), "11010519491231002X"),
+        // Inside an id, and one miskeyed digit off its check character.
+        (KEY.to_string(), "RY11010519491231002X"),
+        (KEY.to_string(), "110105194912310021"),
     ];
     let batch = RawBatch {
         fields: Vec::new(),
@@ -441,11 +444,8 @@ fn record_ids_are_built_from_normalized_keys_and_never_carry_an_identity_number(
     assert_eq!(ids[1], ids[0], "full-width form: one record");
     assert_eq!(ids[2], ids[0], "invisible character: one record");
     assert!(!ids[3].contains("11010519491231002X"), "{}", ids[3]);
-    assert_eq!(
-        ids[3],
-        format!(
-            "{KEY}|{}",
-            qinglian::validate::person_hash(b"record-id-key", "11010519491231002X")
-        )
-    );
+    let hash = |n: &str| qinglian::validate::person_hash(b"record-id-key", n);
+    assert_eq!(ids[3], format!("{KEY}|{}", hash("11010519491231002X")));
+    assert_eq!(ids[4], format!("{KEY}|RY{}", hash("11010519491231002X")));
+    assert_eq!(ids[5], format!("{KEY}|{}", hash("110105194912310021")));
 }
