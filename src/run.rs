@@ -1310,7 +1310,7 @@ async fn land_feed(
     rec.declared = report.declared_count;
     rec.notes = report.notes;
     rec.missing_fields = report.drift.missing_fields.into_iter().collect();
-    rec.unmapped_fields = report.drift.unmapped_fields.into_iter().collect();
+    rec.unmapped_fields = mapper.shown_unmapped(report.drift.unmapped_fields);
     if report.watermark.is_some() {
         rec.watermark_after = report.watermark;
     }

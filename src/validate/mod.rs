@@ -366,6 +366,31 @@ impl Mapper {
         })
     }
 
+    /// Delivered field names nothing maps, as the ledger may show them: in
+    /// a feed with person numbers (where a header row gone missing makes a
+    /// person's data the field names) only how many there are; elsewhere
+    /// each name with any identity number in it hashed.
+    pub fn shown_unmapped(&self, names: impl IntoIterator<Item = String>) -> Vec<String> {
+        let names: Vec<String> = names.into_iter().collect();
+        if !self.hashed.is_empty() {
+            return match names.len() {
+                0 => Vec::new(),
+                n => vec![format!(
+                    "({n} field name(s) withheld: this feed carries person numbers)"
+                )],
+            };
+        }
+        let hash = |n: &str| {
+            self.hasher
+                .as_ref()
+                .map_or_else(|| redact::WITHHELD.to_string(), |h| h.hash(n))
+        };
+        names
+            .iter()
+            .map(|n| redact::scrub_identity_numbers(n, &hash).into_owned())
+            .collect()
+    }
+
     /// A rejected row, its original and message redacted ([`redact`]).
     pub fn quarantined(
         &self,
@@ -398,9 +423,11 @@ impl Mapper {
             .collect();
         let kept: Vec<&str> = self.kept.iter().map(String::as_str).collect();
         let hashed: Vec<&str> = self.hashed.iter().map(|(_, n)| n.as_str()).collect();
+        let mapped: Vec<&str> = self.fields.iter().map(String::as_str).collect();
         let fields = redact::PersonalFields {
             kept: &kept,
             hashed: &hashed,
+            mapped: &mapped,
         };
         let with_key = self
             .hasher

@@ -119,6 +119,10 @@ pub struct PersonalFields<'a> {
     pub kept: &'a [&'a str],
     /// Raw fields replaced by their keyed hash.
     pub hashed: &'a [&'a str],
+    /// Every raw field the mapping reads: a key outside them is data (a
+    /// first data row read as the header, a name used as a JSON key) and is
+    /// shown as its position, never as itself.
+    pub mapped: &'a [&'a str],
 }
 
 /// The original of a quarantined record of a personal feed, redacted (see
@@ -164,9 +168,18 @@ pub fn redact_original(
         }
         s
     };
+    let known = |k: &str| {
+        fields.kept.contains(&k) || fields.hashed.contains(&k) || fields.mapped.contains(&k)
+    };
     let redacted: serde_json::Map<String, Value> = map
         .into_iter()
-        .map(|(k, v)| {
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let k = if known(&k) {
+                k
+            } else {
+                format!("field {}", i + 1)
+            };
             let v = if v.is_null() {
                 Value::Null
             } else if malformed {
@@ -229,6 +242,7 @@ mod tests {
         let fields = PersonalFields {
             kept: &["code", "id"],
             hashed: &["pid"],
+            mapped: &["code", "id", "pid", "name", "n", "x"],
         };
         let original = r#"{"code":"91330100MA27XL0E2K","id":"r1 11010519491231002X","pid":" 11010519491231002X ","name":"张三","n":3,"x":null}"#;
         let h = |s: &str| format!("h({s})");
@@ -240,6 +254,12 @@ mod tests {
         assert_eq!(v["name"], WITHHELD);
         assert_eq!(v["n"], WITHHELD);
         assert!(v["x"].is_null());
+        // A key that is not a field of the mapping (a name, a number read
+        // as a header) is shown as its position.
+        let keyed = r#"{"code":"C","张三":"x","11010519491231002X":1}"#;
+        let out = redact_original(keyed, false, &fields, &[], Some(&h));
+        assert!(!out.contains("张三") && !out.contains("1101"), "{out}");
+        assert_eq!(out.matches("\"field ").count(), 2, "{out}");
         let malformed = redact_original(original, true, &fields, &[], Some(&h));
         assert!(!malformed.contains("1101"), "{malformed}");
         assert!(!malformed.contains("张三"), "{malformed}");

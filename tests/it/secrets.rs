@@ -742,7 +742,7 @@ mod redaction_properties {
                 1 => format!("{{\"pid\":\"{id}\",\"who\":\"{name}\",broken"),
                 _ => format!("[\"{id}\",\"{name}\"]"),
             };
-            let fields = PersonalFields { kept: &["code", "rid"], hashed: &["pid"] };
+            let fields = PersonalFields { kept: &["code", "rid"], hashed: &["pid"], mapped: &["code", "rid", "pid"] };
             let h = |_: &str| "hash".to_string();
             let out = redact_original(&original, malformed, &fields, &[id.trim()], Some(&h));
             let out = scrub_identity_numbers(&out, &h);
