@@ -651,6 +651,22 @@ fn read_csv(
         // A row with the wrong number of fields or bytes that are not text
         // cannot be trusted field by field: validation quarantines it.
         if record.len() != headers.len() {
+            // A quote left open runs the record on over the lines after it:
+            // quarantining one record would lose those rows unseen.
+            let lines = record.iter().flatten().filter(|b| **b == b'\n').count();
+            if lines > 0 {
+                return Err(payload_err(
+                    &ctx.feed,
+                    &position,
+                    format!(
+                        "a record of {} fields (the header has {}) runs over {} more line(s): \
+                         a quote left open? The file is refused rather than losing those rows",
+                        record.len(),
+                        headers.len(),
+                        lines
+                    ),
+                ));
+            }
             let why = format!("{} fields, the header has {}", record.len(), headers.len());
             batcher.push(malformed_row(&ctx.fields, position, original, why))?;
             continue;
