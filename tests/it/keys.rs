@@ -167,19 +167,11 @@ async fn sql_functions_classify_whole_columns_like_rust() {
         Some("5333OOOO5O1874O64B"),
         None,
     ];
-    let array: ArrayRef = Arc::new(StringArray::from(inputs.to_vec()));
-    let batch = RecordBatch::try_from_iter([("k", array)]).expect("batch");
-    let ctx = SessionContext::new();
-    keys::udf::register(&ctx);
-    ctx.register_batch("t", batch).expect("register");
-    let batches = ctx
-        .sql("SELECT uscc_class(k) AS class, uscc_of(k) AS uscc, uscc_org_code(k) AS org FROM t")
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
-    let table = pretty_format_batches(&batches).expect("format").to_string();
+    let table = udf_table(
+        &inputs,
+        "SELECT uscc_class(k) AS class, uscc_of(k) AS uscc, uscc_org_code(k) AS org FROM t",
+    )
+    .await;
     let expected = "\
 +---------------+--------------------+-----------+
 | class         | uscc               | org       |
@@ -247,19 +239,29 @@ async fn sql_functions_drop_invisible_characters_like_rust() {
         "5333\u{ad}0000501874064B",
         "5333\u{3000}0000\u{a0}501874064B",
     ];
+    let table = udf_table(
+        &inputs.map(Some),
+        "SELECT uscc_normalize(k) AS n, uscc_class(k) AS class FROM t",
+    )
+    .await;
+    let row = "| 53330000501874064B | valid |";
+    assert_eq!(table.matches(row).count(), inputs.len(), "{table}");
+}
+
+/// The key functions over `inputs` as a column `k` of table `t`: `sql`'s
+/// result as a printed table.
+async fn udf_table(inputs: &[Option<&str>], sql: &str) -> String {
     let array: ArrayRef = Arc::new(StringArray::from(inputs.to_vec()));
     let batch = RecordBatch::try_from_iter([("k", array)]).expect("batch");
     let ctx = SessionContext::new();
     keys::udf::register(&ctx);
     ctx.register_batch("t", batch).expect("register");
     let batches = ctx
-        .sql("SELECT uscc_normalize(k) AS n, uscc_class(k) AS class FROM t")
+        .sql(sql)
         .await
         .expect("plan")
         .collect()
         .await
         .expect("run");
-    let table = pretty_format_batches(&batches).expect("format").to_string();
-    let row = "| 53330000501874064B | valid |";
-    assert_eq!(table.matches(row).count(), inputs.len(), "{table}");
+    pretty_format_batches(&batches).expect("format").to_string()
 }
