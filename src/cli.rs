@@ -149,6 +149,9 @@ enum Command {
         #[arg(long, default_value = "warehouse")]
         warehouse: String,
     },
+    /// Write the monthly or half-yearly briefing (workbooks and pages) of the
+    /// city, each district and each supervising unit from published versions.
+    Brief(crate::brief::BriefArgs),
     /// Check every configuration file and plan every rule; exit 2 on any problem.
     Validate {
         /// Project directory (holding schemas/, pipelines/, jobs/).
@@ -581,6 +584,7 @@ pub fn main() -> ExitCode {
             at,
             json,
         } => with_runtime(|rt| rt.block_on(explain(&at, &uscc, date, json))),
+        Command::Brief(args) => with_runtime(|rt| rt.block_on(brief(args))),
         Command::Status { at, limit, json } => {
             with_runtime(|rt| rt.block_on(status(&at, limit, json)))
         }
@@ -1328,6 +1332,32 @@ async fn explain(at: &WarehouseArgs, uscc: &str, date: Option<NaiveDate>, json: 
             ExitCode::SUCCESS
         }
         Err(e @ crate::explain::ExplainError::Key(_)) => {
+            errln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => {
+            errln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+async fn brief(args: crate::brief::BriefArgs) -> ExitCode {
+    match crate::brief::execute(args).await {
+        Ok(w) => {
+            outln!(
+                "briefing {} ({} published night(s), up to {}): {}",
+                w.period.label,
+                w.nights,
+                w.end,
+                w.location
+            );
+            for f in &w.files {
+                outln!("  {f}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ crate::brief::BriefError::Usage(_)) => {
             errln!("error: {e}");
             ExitCode::from(EXIT_USAGE)
         }

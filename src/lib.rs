@@ -24,6 +24,7 @@
 //! | [`schedule`] | the daemon | ticks from cron in the job's zone on an injected clock, catch-up, retries, time limits |
 //! | [`metrics`], [`report`] | (operators) | Prometheus metrics of the daemon; the self-contained HTML report of each run |
 //! | [`explain`] | (operators, analysts) | why an organization has its colour, read from what a run wrote |
+//! | [`brief`] | (the 23 member units) | monthly and half-yearly workbooks and pages for the city, each district and each supervising unit, from published, verified versions only |
 //! | [`keys`] | (shared) | one classification of every organization key, in Rust and as SQL functions |
 //! | [`usage`] | (operators, benchmarks) | peak memory and bytes read and written per stage, from `/proc/self` |
 //! | [`store`] | (shared) | one way to open `file://`, `memory://` and `s3://` URLs, settings from the environment |
@@ -35,6 +36,7 @@
 //!
 
 pub mod bench;
+pub mod brief;
 pub mod cli;
 pub mod deliver;
 pub mod demo;

@@ -372,6 +372,46 @@ pub struct PipelineRunner {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
+impl PipelineRunner {
+    /// A `task = "brief"` job: the briefing of the month its business date
+    /// falls in (with `previous_day` at 08:00 on the 1st, the month before),
+    /// written to the warehouse's `briefs/<month>/`.
+    async fn brief(&self, job: &Job, business_date: NaiveDate) -> Outcome {
+        let Some(pipeline) = self.project.pipelines.get(&job.pipeline) else {
+            return Outcome::Error(format!("no pipeline {:?}", job.pipeline));
+        };
+        let (store, prefix, url) = match crate::run::open_warehouse(
+            pipeline,
+            self.warehouse.as_deref(),
+            &Default::default(),
+        ) {
+            Ok(w) => w,
+            Err(e) => return Outcome::Error(e.to_string()),
+        };
+        let period = crate::brief::Period::month_of(business_date);
+        let rel = format!("briefs/{}", period.label);
+        let out = crate::store::join(&prefix, &rel);
+        match crate::brief::brief(
+            &self.project,
+            &store,
+            &prefix,
+            &period,
+            &crate::brief::Scopes::All,
+            &store,
+            &out,
+            format!("{}/{rel}", url.trim_end_matches('/')),
+        )
+        .await
+        {
+            Ok(w) => {
+                info!(job = %job.name, period = %w.period.label, files = w.files.len(), location = %w.location, "briefing written");
+                Outcome::Finished(RunStatus::Succeeded)
+            }
+            Err(e) => Outcome::Error(e.to_string()),
+        }
+    }
+}
+
 impl JobRunner for PipelineRunner {
     fn run<'a>(
         &'a self,
@@ -380,6 +420,9 @@ impl JobRunner for PipelineRunner {
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
+            if job.task == crate::project::JobTask::Brief {
+                return self.brief(job, business_date).await;
+            }
             let options = crate::run::RunOptions {
                 warehouse: self.warehouse.clone(),
                 cancel,

@@ -95,6 +95,11 @@ const DIVISIONS: &[(&str, &str)] = &[
     ("100000", "国家"),
 ];
 
+/// The name of a division code this project knows (`330102` → `上城区`).
+pub fn division_name(code: &str) -> Option<&'static str> {
+    DIVISIONS.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
+}
+
 /// Decodes the first eight characters of a normalized, 18-character code.
 pub fn decode(normalized: &str) -> Decoded {
     let mut out = Decoded::default();

@@ -21,7 +21,7 @@ pub mod udf;
 mod uscc;
 
 pub use classify::{KeyCheck, KeyClass, KeyReason, classify};
-pub use decode::{Decoded, decode};
+pub use decode::{Decoded, decode, division_name};
 pub use normalize::{invisible_chars, is_invisible, normalize, normalize_into, normalize_name};
 pub use org_code::OrgCode;
 pub use reg_no::RegNo;

@@ -1028,6 +1028,7 @@ fn compile_rules(f: &ConfigFile, rules: &mut Vec<Rule>, d: &mut Diagnostics) {
             rules.push(Rule {
                 id: r.id,
                 title: r.title,
+                title_zh: r.title_zh,
                 file: f.stem.clone(),
                 dimension,
                 points: r.points,
@@ -1192,8 +1193,78 @@ fn compile_pipeline(
             check_env_syntax(&f.rel, "drop.url", &p.url, d);
             ParquetDrop { url: p.url }
         }),
+        demonstration: raw
+            .demonstration
+            .map(|r| compile_demonstration(&f.rel, r, d))
+            .unwrap_or_default(),
     };
     (d.items.len() == before).then_some(pipeline)
+}
+
+fn compile_demonstration(file: &str, r: RawDemonstration, d: &mut Diagnostics) -> Demonstration {
+    let default = Demonstration::default();
+    const RATINGS: [&str; 5] = ["1A", "2A", "3A", "4A", "5A"];
+    const PROGRAMMES: [&str; 2] = ["welfare_venture", "government_purchase"];
+    let lookback_days = r.lookback_days.unwrap_or(default.lookback_days);
+    if !(1..=3660).contains(&lookback_days) {
+        d.push(
+            file,
+            "demonstration.lookback_days",
+            format!("found {lookback_days}, expected 1 to 3660"),
+        );
+    }
+    let clean_years = r.clean_years.unwrap_or(default.clean_years);
+    if !(1..=20).contains(&clean_years) {
+        d.push(
+            file,
+            "demonstration.clean_years",
+            format!("found {clean_years}, expected 1 to 20"),
+        );
+    }
+    let min_rating = r.min_rating.unwrap_or(default.min_rating);
+    if !RATINGS.contains(&min_rating.as_str()) {
+        d.push(
+            file,
+            "demonstration.min_rating",
+            format!("found {min_rating:?}, expected one of {}", RATINGS.join(", ")),
+        );
+    }
+    let entrusted = r
+        .entrusted_programmes
+        .unwrap_or(default.entrusted_programmes);
+    for (i, p) in entrusted.iter().enumerate() {
+        if !PROGRAMMES.contains(&p.as_str()) {
+            d.push(
+                file,
+                format!("demonstration.entrusted_programmes[{i}]"),
+                format!("found {p:?}, expected one of {}", PROGRAMMES.join(", ")),
+            );
+        }
+    }
+    let patterns = r
+        .industry_name_patterns
+        .unwrap_or(default.industry_name_patterns);
+    for (i, p) in patterns.iter().enumerate() {
+        if p.trim().is_empty() {
+            d.push(
+                file,
+                format!("demonstration.industry_name_patterns[{i}]"),
+                "found \"\", expected a fragment of a name such as \"商会\"",
+            );
+        }
+    }
+    let limit = r.limit.unwrap_or(default.limit);
+    if limit == 0 {
+        d.push(file, "demonstration.limit", "found 0, expected at least 1");
+    }
+    Demonstration {
+        lookback_days,
+        clean_years,
+        min_rating,
+        industry_name_patterns: patterns,
+        entrusted_programmes: entrusted,
+        limit,
+    }
 }
 
 fn compile_push(file: &str, p: RawPush, d: &mut Diagnostics) -> Push {
@@ -1334,9 +1405,22 @@ fn compile_job(f: &ConfigFile, pipelines: &BTreeSet<String>, d: &mut Diagnostics
         }
     }
     let (schedule, cron_dialect) = cron?;
+    let task = match raw.task.as_deref() {
+        None | Some("run") => JobTask::Run,
+        Some("brief") => JobTask::Brief,
+        Some(other) => {
+            d.push(
+                &f.rel,
+                "task",
+                format!("found {other:?}, expected run or brief"),
+            );
+            JobTask::Run
+        }
+    };
     let job = Job {
         name: raw.name,
         pipeline: raw.pipeline,
+        task,
         cron: raw.cron,
         cron_dialect,
         schedule,

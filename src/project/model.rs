@@ -64,8 +64,15 @@ pub struct FeedSchema {
 }
 
 /// The datasets a run publishes, each with its contract in `schemas/out/`.
-pub const PUBLISHED_DATASETS: [&str; 6] =
-    ["profiles", "hits", "codes", "changes", "quarantine", "runs"];
+pub const PUBLISHED_DATASETS: [&str; 7] = [
+    "profiles",
+    "hits",
+    "codes",
+    "changes",
+    "demonstration",
+    "quarantine",
+    "runs",
+];
 
 /// The contract of one published dataset (`schemas/out/<dataset>.toml`):
 /// what the platform's engineers read, checked against every file written.
@@ -504,6 +511,17 @@ impl Dimension {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|d| d.as_str() == s)
     }
+
+    /// The Chinese name of the city's indicators (组织体系 …).
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Dimension::Organization => "组织体系",
+            Dimension::Institutions => "制度机制",
+            Dimension::Operations => "运行管理",
+            Dimension::Culture => "清廉文化",
+            Dimension::Government => "政社关系",
+        }
+    }
 }
 
 /// Which events of a rule count on a business date.
@@ -555,12 +573,15 @@ pub const RULE_PLACEHOLDERS: [&str; 4] = [
 ];
 
 /// A risk rule (`[[rule]]` of `pipelines/rules/<file>.toml`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Rule {
     /// Stable id (`OPS-03`).
     pub id: String,
-    /// Human title.
+    /// Human title (English, as published in `hits`).
     pub title: String,
+    /// Chinese title for the people who read briefings, `explain` and the
+    /// run report (`title_zh`).
+    pub title_zh: Option<String>,
     /// Rule file (stem) it came from.
     pub file: String,
     /// Dimension deducted from.
@@ -583,6 +604,34 @@ pub struct Rule {
     pub event: Vec<String>,
     /// SQL with placeholders, returning the hit columns.
     pub sql: String,
+}
+
+// The rules version is a hash of this form: a translation of the title is
+// not a rules change, so `title_zh` is left out and the published
+// `rules_version` (in every profile, hit and code) stays what it was.
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rule")
+            .field("id", &self.id)
+            .field("title", &self.title)
+            .field("file", &self.file)
+            .field("dimension", &self.dimension)
+            .field("points", &self.points)
+            .field("red_line", &self.red_line)
+            .field("window", &self.window)
+            .field("flag", &self.flag)
+            .field("basis", &self.basis)
+            .field("event", &self.event)
+            .field("sql", &self.sql)
+            .finish()
+    }
+}
+
+impl Rule {
+    /// The title people read: the Chinese one when the rule has it.
+    pub fn title_for_people(&self) -> &str {
+        self.title_zh.as_deref().unwrap_or(&self.title)
+    }
 }
 
 /// A rule's event when it names none: its evidence record.
@@ -648,6 +697,16 @@ impl Colour {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
+
+    /// The Chinese name people read (绿码 …).
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Colour::Green => "绿码",
+            Colour::Yellow => "黄码",
+            Colour::Orange => "橙码",
+            Colour::Red => "红码",
+        }
+    }
 }
 
 /// One colour band of points.
@@ -703,6 +762,40 @@ pub struct Pipeline {
     pub push: Option<Push>,
     /// Parquet drop to the platform's bucket, if configured.
     pub drop: Option<ParquetDrop>,
+    /// Eligibility and filters of the demonstration candidates.
+    pub demonstration: Demonstration,
+}
+
+/// `[demonstration]` of a pipeline: who may be a demonstration organization
+/// (示范典型) and the filters a candidate passes (DOMAIN.md §8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demonstration {
+    /// Green on every night of this many days of published versions.
+    pub lookback_days: u32,
+    /// No listing or penalty, and clean inspections, in this many years.
+    pub clean_years: u32,
+    /// Lowest valid rating that makes an organization eligible.
+    pub min_rating: String,
+    /// Name fragments of industry associations and chambers of commerce
+    /// (social groups only).
+    pub industry_name_patterns: Vec<String>,
+    /// Project programmes that are functions entrusted by government.
+    pub entrusted_programmes: Vec<String>,
+    /// Candidates ranked (the city chooses 100).
+    pub limit: u32,
+}
+
+impl Default for Demonstration {
+    fn default() -> Self {
+        Self {
+            lookback_days: 365,
+            clean_years: 3,
+            min_rating: "4A".into(),
+            industry_name_patterns: vec!["行业协会".into(), "商会".into(), "协会".into()],
+            entrusted_programmes: vec!["government_purchase".into()],
+            limit: 100,
+        }
+    }
 }
 
 /// `[push]` of a pipeline: where and how code changes are delivered.
@@ -764,13 +857,25 @@ pub enum CronDialect {
     WithSeconds,
 }
 
+/// What a job does on its tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTask {
+    /// Runs its pipeline for the business date.
+    Run,
+    /// Writes the briefing of the month the business date falls in, from
+    /// the pipeline's published versions.
+    Brief,
+}
+
 /// A scheduled job (`jobs/<job>.toml`).
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Name (= file stem).
     pub name: String,
-    /// The pipeline it runs.
+    /// The pipeline it runs (or whose published versions it briefs).
     pub pipeline: String,
+    /// What a tick does (`task`, `run` unless set).
+    pub task: JobTask,
     /// The expression as written.
     pub cron: String,
     /// How it was read.

@@ -273,6 +273,9 @@ pub(crate) struct RawRuleFile {
 pub(crate) struct RawRule {
     pub(crate) id: String,
     pub(crate) title: String,
+    /// Chinese title for people (briefings, `explain`, the run report).
+    #[serde(default)]
+    pub(crate) title_zh: Option<String>,
     pub(crate) dimension: String,
     #[serde(default)]
     pub(crate) points: u32,
@@ -307,6 +310,26 @@ pub(crate) struct RawPipeline {
     pub(crate) push: Option<RawPush>,
     #[serde(default)]
     pub(crate) drop: Option<RawDrop>,
+    #[serde(default)]
+    pub(crate) demonstration: Option<RawDemonstration>,
+}
+
+/// `[demonstration]`: eligibility and filters of demonstration candidates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDemonstration {
+    #[serde(default)]
+    pub(crate) lookback_days: Option<u32>,
+    #[serde(default)]
+    pub(crate) clean_years: Option<u32>,
+    #[serde(default)]
+    pub(crate) min_rating: Option<String>,
+    #[serde(default)]
+    pub(crate) industry_name_patterns: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) entrusted_programmes: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) limit: Option<u32>,
 }
 
 /// `[push]`: delivery of code changes to the oversight platform.
@@ -360,6 +383,8 @@ pub(crate) struct RawBand {
 pub(crate) struct RawJob {
     pub(crate) name: String,
     pub(crate) pipeline: String,
+    #[serde(default)]
+    pub(crate) task: Option<String>,
     pub(crate) cron: String,
     #[serde(default)]
     pub(crate) timezone: Option<String>,

@@ -9,6 +9,7 @@
 //! was matched by name alone are low-confidence: they carry no points and
 //! no red line. Scoring then walks the registry once.
 
+pub mod demonstration;
 pub mod outputs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -732,6 +733,7 @@ mod tests {
         let rule = Rule {
             id: "T-01".into(),
             title: "any date".into(),
+            title_zh: None,
             file: "t".into(),
             dimension: Dimension::Operations,
             points: 1,
@@ -919,6 +921,35 @@ async fn previous_result(
         names,
         rules,
     }))
+}
+
+/// The `demonstration` rows of the run, carrying each candidate's green
+/// streak on from the previous published version (when it has the dataset).
+async fn demonstration_of(
+    ctx: &SessionContext,
+    input: &ScoreInput<'_>,
+    scores: &HashMap<String, OrgScore>,
+) -> Result<RecordBatch, ScoreError> {
+    let before =
+        crate::publish::Published::latest_before(&input.store, &input.prefix, input.business_date)
+            .await
+            .map_err(engine)?;
+    let previous = match before {
+        Some(p) if p.manifest.datasets.contains_key("demonstration") => {
+            demonstration::previous_rows(&p.read_batches("demonstration").await.map_err(engine)?)?
+        }
+        _ => HashMap::new(),
+    };
+    demonstration::demonstration_batch(
+        ctx,
+        &demonstration::DemonstrationInput {
+            pipeline: input.pipeline,
+            scores,
+            previous,
+            date: input.business_date,
+        },
+    )
+    .await
 }
 
 /// Everything scoring needs from the run.
@@ -1159,6 +1190,19 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     .map_err(ScoreError::Engine)?;
     outputs.insert("changes".to_string(), rel(&path_changes));
     summary.changes = changes.len() as u64;
+    let demonstration = demonstration_of(&ctx, &input, &scores).await?;
+    let path_demonstration = write_dataset(
+        &input.store,
+        &input.prefix,
+        "demonstration",
+        input.business_date,
+        input.run_id,
+        demonstration::demonstration_schema(),
+        &[demonstration],
+    )
+    .await
+    .map_err(ScoreError::Engine)?;
+    outputs.insert("demonstration".to_string(), rel(&path_demonstration));
     writer.close().await.map_err(engine)?;
     outputs.insert("profiles".to_string(), rel(&path));
     summary.outputs = outputs;

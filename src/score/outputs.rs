@@ -18,7 +18,7 @@ use super::{Hit, OrgScore};
 use crate::project::{Dimension, Pipeline, Project};
 
 /// Datasets the scoring stage writes.
-pub const OUTPUT_DATASETS: [&str; 4] = ["profiles", "hits", "codes", "changes"];
+pub const OUTPUT_DATASETS: [&str; 5] = ["profiles", "hits", "codes", "changes", "demonstration"];
 
 /// Writes one dataset of a run; returns its path.
 pub async fn write_dataset(
