@@ -1328,7 +1328,10 @@ async fn explain(at: &WarehouseArgs, uscc: &str, date: Option<NaiveDate>, json: 
             }
         },
         Ok(e) => {
-            out!("{}", crate::explain::render(&e));
+            match load_project(&at.project) {
+                Ok(project) => out!("{}", crate::explain::render_for(&e, &project)),
+                Err(_) => out!("{}", crate::explain::render(&e)),
+            }
             ExitCode::SUCCESS
         }
         Err(e @ crate::explain::ExplainError::Key(_)) => {

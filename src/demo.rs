@@ -47,6 +47,35 @@ pub struct DemoSummary {
     pub notes: Vec<String>,
     /// The warehouse.
     pub warehouse: String,
+    /// The month's briefing of the city and its largest district, or why
+    /// it could not be written.
+    pub briefing: Result<crate::brief::Written, String>,
+}
+
+/// The briefing of the business date's month for the city and the district
+/// with the most organizations, into the warehouse's `briefs/<month>/`.
+async fn briefing(
+    project: &Project,
+    warehouse: &str,
+    business_date: NaiveDate,
+) -> Result<crate::brief::Written, String> {
+    let (store, prefix) = crate::store::open_for_write(warehouse).map_err(|e| e.to_string())?;
+    let period = crate::brief::Period::month_of(business_date);
+    let rel = format!("briefs/{}", period.label);
+    let out = crate::store::join(&prefix, &rel);
+    let dir = Path::new(warehouse).join(&rel);
+    crate::brief::brief(
+        project,
+        &store,
+        &prefix,
+        &period,
+        &crate::brief::Scopes::LargestDistrict,
+        &store,
+        &out,
+        dir.display().to_string(),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Runs the demo.
@@ -142,11 +171,13 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoSummary, String> {
     let run = crate::run::run_pipeline(&project, "nightly", run_options)
         .await
         .map_err(|e| e.to_string())?;
+    let briefing = briefing(&project, &options.warehouse, options.business_date).await;
     Ok(DemoSummary {
         run,
         platform: platform.stats(),
         notes,
         warehouse: options.warehouse.clone(),
+        briefing,
     })
 }
 
@@ -204,6 +235,21 @@ pub fn render(s: &DemoSummary) -> String {
         let path = Path::new(&s.warehouse).join(rep);
         let shown = std::fs::canonicalize(&path).unwrap_or(path);
         let _ = writeln!(out, "report: {}", shown.display());
+    }
+    match &s.briefing {
+        Ok(b) => {
+            let index = Path::new(&b.location).join("index.html");
+            let shown = std::fs::canonicalize(&index).unwrap_or(index);
+            let _ = writeln!(
+                out,
+                "briefing {}: {} (workbooks and pages for the city and one district)",
+                b.period.label,
+                shown.display()
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(out, "briefing: not written: {e}");
+        }
     }
     out
 }

@@ -257,8 +257,29 @@ pub async fn explain(
     })
 }
 
-/// The explanation as text for people.
+/// A score or share rounded for people: one decimal, none when whole
+/// (`91.666…` is `91.7`, `100.0` is `100`).
+pub fn rounded(x: f64) -> String {
+    let r = (x * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}
+
+/// The explanation as text for people, rule titles as written in `hits`.
 pub fn render(e: &Explanation) -> String {
+    render_with(e, None)
+}
+
+/// The explanation as text for people, with the project's rule titles
+/// (Chinese where the rule has one) and the dimensions' Chinese names.
+pub fn render_for(e: &Explanation, project: &crate::project::Project) -> String {
+    render_with(e, Some(project))
+}
+
+fn render_with(e: &Explanation, project: Option<&crate::project::Project>) -> String {
     let p = &e.profile;
     let s = |k: &str| {
         p.get(k)
@@ -284,7 +305,12 @@ pub fn render(e: &Explanation) -> String {
     );
     out += "dimensions:";
     for d in crate::project::Dimension::ALL {
-        out += &format!(" {} {}", d.as_str(), s(&format!("score_{}", d.as_str())));
+        let score = p
+            .get(&format!("score_{}", d.as_str()))
+            .and_then(Value::as_f64)
+            .map(rounded)
+            .unwrap_or_else(|| "-".into());
+        out += &format!(" {} {}", d.name_zh(), score);
     }
     out += "\n";
     let flags: Vec<&str> = [
@@ -307,10 +333,18 @@ pub fn render(e: &Explanation) -> String {
                 .map(|v| v.to_string().trim_matches('"').to_string())
                 .unwrap_or_default()
         };
+        let dimension = crate::project::Dimension::parse(&g("dimension"))
+            .map(|d| d.name_zh().to_string())
+            .unwrap_or_else(|| g("dimension"));
+        let title = project
+            .and_then(|p| p.rules.iter().find(|r| r.id == g("rule_id")))
+            .map(|r| r.title_for_people().to_string())
+            .unwrap_or_else(|| g("title"));
         out += &format!(
-            "hit {} [{}] {} points{} — {} ({} record {}, {}, confidence {})\n",
+            "hit {} [{}] {}: {} points{} — {} ({} record {}, {}, confidence {})\n",
             g("rule_id"),
-            g("dimension"),
+            dimension,
+            title,
             g("points"),
             if h.get("red_line") == Some(&Value::Bool(true)) {
                 ", RED LINE"

@@ -190,6 +190,8 @@ pub enum Scopes {
     By(By),
     /// The city and one district.
     District(String),
+    /// The city and the district with the most organizations (the demo).
+    LargestDistrict,
 }
 
 /// What was written.
@@ -313,6 +315,17 @@ pub async fn brief(
                 )));
             }
             add_units(&mut wanted);
+        }
+        Scopes::LargestDistrict => {
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for o in data.orgs.values().filter(|o| o.colour.is_some()) {
+                if let Some(d) = &o.division {
+                    *counts.entry(d.as_str()).or_default() += 1;
+                }
+            }
+            if let Some((d, _)) = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))) {
+                wanted.push((Scope::District(d.to_string()), format!("district-{d}")));
+            }
         }
         Scopes::District(d) => {
             if !districts.contains(d) {

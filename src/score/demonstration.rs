@@ -466,3 +466,29 @@ fn batch(
     ]);
     RecordBatch::try_new(demonstration_schema(), columns).map_err(engine)
 }
+
+/// The `demonstration` rows of a business date over the canonical tables
+/// registered and resolved in `ctx`, scored with the project's rules, the
+/// streaks carried on from `previous` (the earlier version's
+/// `demonstration` batches): what a run publishes, for callers with their
+/// own tables (the fixtures of the filters).
+pub async fn candidates(
+    ctx: &SessionContext,
+    project: &crate::project::Project,
+    pipeline: &Pipeline,
+    date: NaiveDate,
+    previous: &[RecordBatch],
+) -> Result<RecordBatch, ScoreError> {
+    let hits = super::run_rules(ctx, project, pipeline, date).await?;
+    let scores = super::aggregate(project, &hits);
+    demonstration_batch(
+        ctx,
+        &DemonstrationInput {
+            pipeline,
+            scores: &scores,
+            previous: previous_rows(previous)?,
+            date,
+        },
+    )
+    .await
+}

@@ -26,7 +26,7 @@ fn shipped_project_validates() {
     let last = stdout.lines().last().unwrap_or_default();
     assert_eq!(
         last,
-        "ok: 10 schemas, 10 sources, 30 rules, 1 pipelines, 1 jobs"
+        "ok: 10 schemas, 10 sources, 30 rules, 1 pipelines, 2 jobs"
     );
 }
 

@@ -43,8 +43,11 @@ async fn explain_names_every_hit_and_refuses_bad_codes_clearly() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("colour red"), "{text}");
+    // Dimensions in Chinese, scores rounded for people.
+    assert!(text.contains("dimensions: 组织体系 "), "{text}");
+    assert!(!text.contains(".666") && !text.contains(".333"), "{text}");
     assert!(
-        text.contains("hit OPS-09 [operations]") && text.contains("RED LINE"),
+        text.contains("hit OPS-09 [运行管理] 被撤销登记或吊销登记证书:") && text.contains("RED LINE"),
         "{text}"
     );
 

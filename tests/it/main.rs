@@ -1,5 +1,6 @@
 //! Integration tests, one binary (DataFusion links once).
 
+mod brief;
 mod cli;
 mod config;
 mod conformance;
