@@ -159,8 +159,59 @@ pub async fn transitions(published: &Published) -> Result<BTreeMap<(String, Stri
     Ok(out)
 }
 
+/// Organizations and counted events per rule of a version's `hits`.
+pub async fn hits_by_rule(published: &Published) -> Result<BTreeMap<String, (u64, u64)>, String> {
+    let batches = published
+        .read_batches("hits")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut orgs: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut events: BTreeMap<String, u64> = BTreeMap::new();
+    for b in &batches {
+        let col = |name: &str| -> Result<datafusion::arrow::array::ArrayRef, String> {
+            let c = b
+                .column_by_name(name)
+                .ok_or_else(|| format!("hits: no column {name}"))?;
+            cast(c, &DataType::Utf8).map_err(|e| e.to_string())
+        };
+        let (uscc, rule, counted) = (col("uscc")?, col("rule_id")?, col("counted")?);
+        let (uscc, rule, counted) = (
+            uscc.as_string::<i32>(),
+            rule.as_string::<i32>(),
+            counted.as_string::<i32>(),
+        );
+        for r in 0..b.num_rows() {
+            let id = rule.value(r).to_string();
+            orgs.entry(id.clone())
+                .or_default()
+                .insert(uscc.value(r).to_string());
+            if counted.value(r) == "true" {
+                *events.entry(id).or_default() += 1;
+            }
+        }
+    }
+    Ok(orgs
+        .into_iter()
+        .map(|(id, o)| {
+            let e = events.get(&id).copied().unwrap_or(0);
+            (id, (o.len() as u64, e))
+        })
+        .collect())
+}
+
 /// The page of a run.
 pub fn render(record: &RunRecord, transitions: &BTreeMap<(String, String), u64>) -> String {
+    render_with_rules(record, transitions, &BTreeMap::new(), &[])
+}
+
+/// The page of a run, with its hits per rule under the rules' Chinese
+/// titles and dimension names.
+pub fn render_with_rules(
+    record: &RunRecord,
+    transitions: &BTreeMap<(String, String), u64>,
+    by_rule: &BTreeMap<String, (u64, u64)>,
+    rules: &[crate::project::Rule],
+) -> String {
     let mut body = String::new();
     let status = format!("{:?}", record.status);
     let _ = write!(
@@ -298,6 +349,24 @@ pub fn render(record: &RunRecord, transitions: &BTreeMap<(String, String), u64>)
         &coverage,
         Some(100.0),
     ));
+    if !by_rule.is_empty() {
+        let rows: String = by_rule
+            .iter()
+            .map(|(id, (orgs, events))| {
+                let rule = rules.iter().find(|r| &r.id == id);
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:right\">{orgs}</td><td style=\"text-align:right\">{events}</td></tr>",
+                    esc(id),
+                    esc(rule.map_or("", |r| r.dimension.name_zh())),
+                    esc(rule.map_or(id.as_str(), |r| r.title_for_people())),
+                )
+            })
+            .collect();
+        let _ = write!(
+            body,
+            "<section><h2>Hits by rule</h2><table lang=\"zh-CN\"><tr><th>rule</th><th>维度</th><th>规则</th><th>organizations</th><th>counted events</th></tr>{rows}</table></section>"
+        );
+    }
     if let Some(d) = &record.delivery {
         let _ = write!(
             body,
@@ -342,15 +411,23 @@ pub async fn write(
     prefix: &object_store::path::Path,
     record: &RunRecord,
     published: Option<&Published>,
+    rules: &[crate::project::Rule],
 ) -> Result<String, String> {
     let transitions = match published {
         Some(p) => transitions(p).await?,
         None => BTreeMap::new(),
     };
+    let by_rule = match published {
+        Some(p) => hits_by_rule(p).await?,
+        None => BTreeMap::new(),
+    };
     let rel = format!("reports/dt={}/{}.html", record.business_date, record.run_id);
     let path = crate::store::join(prefix, &rel);
     store
-        .put(&path, PutPayload::from(render(record, &transitions)))
+        .put(
+            &path,
+            PutPayload::from(render_with_rules(record, &transitions, &by_rule, rules)),
+        )
         .await
         .map_err(|e| format!("{path}: {e}"))?;
     Ok(rel)

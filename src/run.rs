@@ -746,7 +746,7 @@ async fn run_locked(
         RunStatus::Succeeded
     };
     record.finished_at = Some(ctx.clock.now());
-    write_report(&ctx, &mut record, current.as_ref()).await;
+    write_report(&ctx, &mut record, current.as_ref(), &project.rules).await;
     write(&record).await?;
     info!(run_id = %ctx.run_id, status = ?record.status, "run finished");
     Ok(record)
@@ -758,12 +758,13 @@ async fn write_report(
     ctx: &RunContext,
     record: &mut RunRecord,
     published: Option<&crate::publish::Published>,
+    rules: &[crate::project::Rule],
 ) {
     record.report = Some(format!(
         "reports/dt={}/{}.html",
         record.business_date, record.run_id
     ));
-    match crate::report::write(&ctx.store, &ctx.prefix, record, published).await {
+    match crate::report::write(&ctx.store, &ctx.prefix, record, published, rules).await {
         Ok(rel) => record.report = Some(rel),
         Err(e) => {
             warn!(error = %e, "could not write the run report");
@@ -784,7 +785,7 @@ async fn interrupted(
         "interrupted {at} (shutdown, time limit or lost lease); nothing was published"
     ));
     record.finished_at = Some(ctx.clock.now());
-    write_report(ctx, &mut record, None).await;
+    write_report(ctx, &mut record, None, &[]).await;
     ctx.ledger
         .write_run(&record)
         .await

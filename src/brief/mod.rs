@@ -675,3 +675,31 @@ pub(crate) async fn load(
         units_known,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Period;
+    use chrono::NaiveDate;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+    }
+
+    #[test]
+    fn periods_cover_their_days() {
+        let m = Period::month("2026-11").map_err(|e| e.to_string());
+        assert_eq!(m.as_ref().map(|p| (p.start, p.end)), Ok((d("2026-11-01"), d("2026-11-30"))));
+        let f = Period::month("2028-02").map_err(|e| e.to_string());
+        assert_eq!(f.map(|p| p.end), Ok(d("2028-02-29")));
+        let h = Period::half("2026H2").map_err(|e| e.to_string());
+        assert_eq!(h.as_ref().map(|p| (p.start, p.end)), Ok((d("2026-07-01"), d("2026-12-31"))));
+        assert_eq!(h.map(|p| p.name_zh()), Ok("2026年下半年".to_string()));
+        assert_eq!(Period::month_of(d("2026-10-31")).label, "2026-10");
+        for bad in ["2026-13", "2026", "26-1x", "2026-00"] {
+            assert!(Period::month(bad).is_err(), "{bad}");
+        }
+        for bad in ["2026H3", "2026", "H2"] {
+            assert!(Period::half(bad).is_err(), "{bad}");
+        }
+    }
+}

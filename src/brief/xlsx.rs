@@ -190,3 +190,16 @@ pub(crate) fn workbook(data: &Data, brief: &ScopeBrief) -> Result<Vec<u8>, Brief
     }
     wb.save_to_buffer().map_err(fail)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::text_width;
+
+    #[test]
+    fn chinese_characters_count_twice() {
+        assert_eq!(text_width("合计"), 4);
+        assert_eq!(text_width("OPS-03 双随机"), 10);
+        assert_eq!(text_width("（无）"), 6);
+        assert_eq!(text_width("91.7%"), 5);
+    }
+}

@@ -72,7 +72,9 @@ static MONTH: OnceCell<Month> = OnceCell::const_new();
 async fn month() -> &'static Month {
     MONTH
         .get_or_init(|| async {
-            let dir = tempfile::tempdir().expect("tmp");
+            // Shared by the tests of this file, so it outlives each of them:
+            // under the target's scratch folder.
+            let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tmp");
             let warehouse = dir.path().join("warehouse");
             let project = Project::load(&root()).expect("project");
             for (k, d) in ["2026-10-31", "2026-11-01", "2026-11-02"].iter().enumerate() {
@@ -414,21 +416,22 @@ fn add_unreachable_finding(feeds: &Path, uscc: &str, date: NaiveDate) {
     flate2::read::GzDecoder::new(std::fs::File::open(&path).expect("inspection feed"))
         .read_to_string(&mut text)
         .expect("gzip");
-    let first = text.lines().next().expect("an inspection record");
-    let mut record: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(first).expect("json");
-    let mut set = |field_like: &[&str], value: serde_json::Value| {
-        let key = record
-            .keys()
-            .find(|k| field_like.iter().any(|f| k.contains(f)))
-            .cloned()
-            .unwrap_or_else(|| panic!("no field like {field_like:?} in {first}"));
-        record.insert(key, value);
-    };
-    set(&["tyshxydm", "uscc", "Code", "code"], uscc.into());
-    text.push_str(&serde_json::to_string(&record).expect("json"));
+    let record = serde_json::json!({
+        "checkAuthority": "上城区民政局",
+        "checkDate": date.to_string(),
+        "creditCode": uscc,
+        "orgName": "测试组织",
+        "rectifiedOn": null,
+        "rectifyBy": null,
+        "resultCode": "10",
+        "resultDesc": "通过登记的住所无法联系",
+        "taskId": format!("SSJ-TEST-{date}"),
+    });
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&record.to_string());
     text.push('\n');
-    let _ = date;
     let mut gz = flate2::write::GzEncoder::new(
         std::fs::File::create(&path).expect("rewrite"),
         flate2::Compression::default(),
@@ -480,7 +483,10 @@ async fn a_candidate_with_one_yellow_night_drops_out_until_its_window_is_green_a
                 let t = rows
                     .iter()
                     .filter(|(_, r)| r["candidate"].as_deref() == Some("true"))
-                    .find(|(_, r)| r["score_total"].as_deref() == Some("500.0"))
+                    .find(|(_, r)| {
+                        r["score_total"].as_deref().and_then(|t| t.parse::<f64>().ok())
+                            == Some(500.0)
+                    })
                     .map(|(u, _)| u.clone())
                     .expect("a candidate at full points among 300 organizations");
                 assert_eq!(s(&t, "green_since"), dates[0].to_string());
@@ -508,4 +514,54 @@ async fn a_candidate_with_one_yellow_night_drops_out_until_its_window_is_green_a
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monthly_job_briefs_the_month_before_into_the_warehouse() {
+    use qinglian::schedule::{JobRunner, Outcome, PipelineRunner};
+    let m = month().await;
+    let project = Project::load(&root()).expect("project");
+    let job = project.jobs["monthly"].clone();
+    assert_eq!(job.task, qinglian::project::JobTask::Brief);
+    // 08:00 on 1 December in Beijing processes 30 November: November's briefing.
+    let out = qinglian(
+        &[
+            "jobs",
+            "next",
+            "monthly",
+            "--after",
+            "2026-11-15T00:00:00Z",
+            "--project",
+            root().to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("2026-12-01T00:00:00Z  2026-12-01 08:00:00 +08:00  processes 2026-11-30"),
+        "{text}"
+    );
+    let runner = PipelineRunner {
+        project: project.clone(),
+        warehouse: Some(m.warehouse.to_string_lossy().into_owned()),
+        progress: None,
+        metrics: None,
+    };
+    let outcome = runner
+        .run(
+            &job,
+            day("2026-11-30"),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(outcome, Outcome::Finished(RunStatus::Succeeded));
+    let dir = m.warehouse.join("briefs/2026-11");
+    for f in ["index.html", "city.xlsx", "city.html"] {
+        assert!(dir.join(f).is_file(), "{f} in the warehouse");
+    }
+    // The same figures as the command's workbook.
+    assert_eq!(
+        std::fs::read(dir.join("city.html")).expect("page"),
+        std::fs::read(m.out.join("city.html")).expect("page")
+    );
 }

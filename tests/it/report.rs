@@ -38,6 +38,11 @@ async fn the_run_report_renders_its_charts_in_headless_chromium() {
             "chart {id} missing"
         );
     }
+    // Hits per rule under the rules' Chinese titles and dimension names.
+    assert!(
+        html.contains("<h2>Hits by rule</h2>") && html.contains("运行管理") && html.contains("年检不合格"),
+        "hits by rule in Chinese"
+    );
     let shot = tempfile::tempdir().expect("tmp");
     let png = shot.path().join("report.png");
     let profile = shot.path().join("profile");

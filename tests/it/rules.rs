@@ -343,3 +343,33 @@ async fn a_rule_failing_at_run_time_fails_the_run_and_publishes_nothing() {
         "nothing published"
     );
 }
+
+#[test]
+fn every_rule_has_a_chinese_title_that_leaves_the_rules_version_as_it_was() {
+    let project = Project::load(&root()).expect("project");
+    let pipeline = &project.pipelines["nightly"];
+    let version = score::rules_version(&project, pipeline);
+    for r in &project.rules {
+        let zh = r.title_zh.as_deref().unwrap_or_default();
+        assert!(
+            zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "{}: title_zh {zh:?}",
+            r.id
+        );
+        assert_eq!(r.title_for_people(), zh);
+    }
+    // A translation is not a rules change: without the Chinese titles, or
+    // with other ones, the version every published row carries is the same.
+    let mut other = project.clone();
+    for r in &mut other.rules {
+        r.title_zh = None;
+    }
+    assert_eq!(score::rules_version(&other, pipeline), version);
+    for r in &mut other.rules {
+        r.title_zh = Some("另一个标题".into());
+    }
+    assert_eq!(score::rules_version(&other, pipeline), version);
+    // A change of the English title still is one.
+    other.rules[0].title.push('!');
+    assert_ne!(score::rules_version(&other, pipeline), version);
+}
