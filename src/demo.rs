@@ -61,7 +61,7 @@ async fn briefing(
 ) -> Result<crate::brief::Written, String> {
     let (store, prefix) = crate::store::open_for_write(warehouse).map_err(|e| e.to_string())?;
     let period = crate::brief::Period::month_of(business_date);
-    let rel = format!("briefs/{}", period.label);
+    let rel = crate::layout::briefs(&period.label);
     let out = crate::store::join(&prefix, &rel);
     let dir = Path::new(warehouse).join(&rel);
     crate::brief::brief(

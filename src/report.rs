@@ -11,8 +11,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use object_store::{ObjectStoreExt, PutPayload};
 
+use crate::catalog::Published;
 use crate::ledger::RunRecord;
-use crate::publish::Published;
 
 const COLOURS: [(&str, &str); 5] = [
     ("green", "#2e7d32"),
@@ -322,7 +322,7 @@ pub fn render_with_rules(
         .iter()
         .flat_map(|f| {
             // The registry is the spine: its coverage against itself says nothing.
-            let in_registry = (f.feed != "registry").then(|| Bar {
+            let in_registry = (f.feed != crate::project::SPINE_FEED).then(|| Bar {
                 label: format!("{} in registry", f.feed),
                 segments: vec![(
                     share(f.in_registry, f.landed),
@@ -421,7 +421,7 @@ pub async fn write(
         Some(p) => hits_by_rule(p).await?,
         None => BTreeMap::new(),
     };
-    let rel = format!("reports/dt={}/{}.html", record.business_date, record.run_id);
+    let rel = crate::layout::report(record.business_date, &record.run_id);
     let path = crate::store::join(prefix, &rel);
     store
         .put(

@@ -15,14 +15,13 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::ledger::{Ledger, RunStatus};
+use crate::clock::Clock;
+use crate::ledger::{JobState, Ledger, RunStatus};
 use crate::project::crontab::CronSchedule;
 use crate::project::{BusinessDatePolicy, CatchUp, Job};
-use crate::run::Clock;
 
 /// A tick is on time when the scheduler sees it within this long; `skip`
 /// runs nothing later than that.
@@ -108,16 +107,6 @@ pub fn plan(job: &Job, last: DateTime<Utc>, now: DateTime<Utc>) -> Plan {
             .collect(),
         run: keep,
     }
-}
-
-/// Where a job's schedule stands, kept in the warehouse
-/// (`state/jobs/<job>.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobState {
-    /// The job.
-    pub job: String,
-    /// Every tick up to this instant has been planned.
-    pub planned_through: DateTime<Utc>,
 }
 
 /// How a scheduled run ended.
@@ -357,88 +346,5 @@ impl<R: JobRunner> Scheduler<R> {
             }
             delay = delay.saturating_mul(2);
         }
-    }
-}
-
-/// Runs the job's pipeline for real: what `qinglian schedule` uses.
-pub struct PipelineRunner {
-    /// The project.
-    pub project: crate::project::Project,
-    /// Warehouse override.
-    pub warehouse: Option<String>,
-    /// Shows what runs, when interactive.
-    pub progress: Option<Arc<dyn crate::run::Progress>>,
-    /// Counts what the runs did.
-    pub metrics: Option<Arc<crate::metrics::Metrics>>,
-}
-
-impl PipelineRunner {
-    /// A `task = "brief"` job: the briefing of the month its business date
-    /// falls in (with `previous_day` at 08:00 on the 1st, the month before),
-    /// written to the warehouse's `briefs/<month>/`.
-    async fn brief(&self, job: &Job, business_date: NaiveDate) -> Outcome {
-        let Some(pipeline) = self.project.pipelines.get(&job.pipeline) else {
-            return Outcome::Error(format!("no pipeline {:?}", job.pipeline));
-        };
-        let (store, prefix, url) = match crate::run::open_warehouse(
-            pipeline,
-            self.warehouse.as_deref(),
-            &Default::default(),
-        ) {
-            Ok(w) => w,
-            Err(e) => return Outcome::Error(e.to_string()),
-        };
-        let period = crate::brief::Period::month_of(business_date);
-        let rel = format!("briefs/{}", period.label);
-        let out = crate::store::join(&prefix, &rel);
-        match crate::brief::brief(
-            &self.project,
-            &store,
-            &prefix,
-            &period,
-            &crate::brief::Scopes::All,
-            &store,
-            &out,
-            format!("{}/{rel}", url.trim_end_matches('/')),
-        )
-        .await
-        {
-            Ok(w) => {
-                info!(job = %job.name, period = %w.period.label, files = w.files.len(), location = %w.location, "briefing written");
-                Outcome::Finished(RunStatus::Succeeded)
-            }
-            Err(e) => Outcome::Error(e.to_string()),
-        }
-    }
-}
-
-impl JobRunner for PipelineRunner {
-    fn run<'a>(
-        &'a self,
-        job: &'a Job,
-        business_date: NaiveDate,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            if job.task == crate::project::JobTask::Brief {
-                return self.brief(job, business_date).await;
-            }
-            let options = crate::run::RunOptions {
-                warehouse: self.warehouse.clone(),
-                cancel,
-                progress: self.progress.clone(),
-                ..crate::run::RunOptions::new(business_date)
-            };
-            match crate::run::run_pipeline(&self.project, &job.pipeline, options).await {
-                Ok(record) => {
-                    if let Some(m) = &self.metrics {
-                        m.run_finished(&job.name, &record);
-                    }
-                    Outcome::Finished(record.status)
-                }
-                Err(crate::run::RunError::Busy(who)) => Outcome::Busy(who),
-                Err(e) => Outcome::Error(e.to_string()),
-            }
-        })
     }
 }

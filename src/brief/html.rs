@@ -189,16 +189,14 @@ pub(crate) fn page(data: &Data, brief: &ScopeBrief) -> Result<String, BriefError
         .tables
         .iter()
         .map(|t| {
-            let rows: Vec<Value> = t
-                .rows
-                .iter()
-                .take(PAGE_ROWS)
-                .map(|r| cells(r))
-                .collect();
+            let rows: Vec<Value> = t.rows.iter().take(PAGE_ROWS).map(|r| cells(r)).collect();
             Value::from_pairs([
                 ("title", Value::from(t.title.clone())),
                 ("note", Value::from(t.note.clone())),
-                ("columns", t.columns.iter().map(|c| Value::from(c.as_str())).collect()),
+                (
+                    "columns",
+                    t.columns.iter().map(|c| Value::from(c.as_str())).collect(),
+                ),
                 ("rows", Value::from_iter(rows)),
                 (
                     "total",

@@ -27,8 +27,8 @@ use datafusion::arrow::datatypes::DataType;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::catalog::Published;
 use crate::project::{Colour, Project};
-use crate::publish::Published;
 use tables::{ChangeRow, Data, DemoRow, Dropout, HitRow, Org, RunRow, Scope, ScopeBrief};
 
 /// Why a briefing could not be written.
@@ -230,10 +230,9 @@ pub async fn execute(args: BriefArgs) -> Result<Written, BriefError> {
                 .join("; ")
         ))
     })?;
-    let pipeline = project
-        .pipelines
-        .get(&args.pipeline)
-        .ok_or_else(|| BriefError::Usage(format!("no pipeline {:?} in pipelines/", args.pipeline)))?;
+    let pipeline = project.pipelines.get(&args.pipeline).ok_or_else(|| {
+        BriefError::Usage(format!("no pipeline {:?} in pipelines/", args.pipeline))
+    })?;
     let (store, prefix, url) =
         crate::run::open_warehouse(pipeline, args.warehouse.as_deref(), &Default::default())
             .map_err(warehouse)?;
@@ -253,7 +252,7 @@ pub async fn execute(args: BriefArgs) -> Result<Written, BriefError> {
             (s, p, dir.display().to_string())
         }
         None => {
-            let rel = format!("briefs/{}", period.label);
+            let rel = crate::layout::briefs(&period.label);
             let p = crate::store::join(&prefix, &rel);
             (
                 Arc::clone(&store),
@@ -323,7 +322,10 @@ pub async fn brief(
                     *counts.entry(d.as_str()).or_default() += 1;
                 }
             }
-            if let Some((d, _)) = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))) {
+            if let Some((d, _)) = counts
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+            {
                 wanted.push((Scope::District(d.to_string()), format!("district-{d}")));
             }
         }
@@ -349,7 +351,10 @@ pub async fn brief(
     ));
     for b in &briefs {
         files.push((format!("{}.xlsx", b.stem), xlsx::workbook(&data, b)?));
-        files.push((format!("{}.html", b.stem), html::page(&data, b)?.into_bytes()));
+        files.push((
+            format!("{}.html", b.stem),
+            html::page(&data, b)?.into_bytes(),
+        ));
     }
     for (name, bytes) in &files {
         let path = crate::store::join(out_prefix, name);
@@ -472,7 +477,11 @@ pub(crate) async fn load(
     let mut demonstration = None;
     if units_known {
         let mut rows = Vec::new();
-        for b in &last.read_batches("demonstration").await.map_err(warehouse)? {
+        for b in &last
+            .read_batches("demonstration")
+            .await
+            .map_err(warehouse)?
+        {
             let (u, n, sup, as_, rank, short, total) = (
                 text_column(b, "uscc")?,
                 text_column(b, "name")?,
@@ -688,11 +697,17 @@ mod tests {
     #[test]
     fn periods_cover_their_days() {
         let m = Period::month("2026-11").map_err(|e| e.to_string());
-        assert_eq!(m.as_ref().map(|p| (p.start, p.end)), Ok((d("2026-11-01"), d("2026-11-30"))));
+        assert_eq!(
+            m.as_ref().map(|p| (p.start, p.end)),
+            Ok((d("2026-11-01"), d("2026-11-30")))
+        );
         let f = Period::month("2028-02").map_err(|e| e.to_string());
         assert_eq!(f.map(|p| p.end), Ok(d("2028-02-29")));
         let h = Period::half("2026H2").map_err(|e| e.to_string());
-        assert_eq!(h.as_ref().map(|p| (p.start, p.end)), Ok((d("2026-07-01"), d("2026-12-31"))));
+        assert_eq!(
+            h.as_ref().map(|p| (p.start, p.end)),
+            Ok((d("2026-07-01"), d("2026-12-31")))
+        );
         assert_eq!(h.map(|p| p.name_zh()), Ok("2026年下半年".to_string()));
         assert_eq!(Period::month_of(d("2026-10-31")).label, "2026-10");
         for bad in ["2026-13", "2026", "26-1x", "2026-00"] {

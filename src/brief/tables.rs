@@ -285,7 +285,12 @@ pub(crate) struct ScopeBrief {
 }
 
 /// Builds a scope's tables.
-pub(crate) fn scope_brief(data: &Data, project: &Project, scope: Scope, stem: String) -> ScopeBrief {
+pub(crate) fn scope_brief(
+    data: &Data,
+    project: &Project,
+    scope: Scope,
+    stem: String,
+) -> ScopeBrief {
     let name = Data::scope_name(&scope);
     let mut tables = vec![colours(data, &scope)];
     let by_district = grouped(data, &scope, Grouping::District);
@@ -482,7 +487,12 @@ fn grouped(data: &Data, scope: &Scope, by: Grouping) -> Table {
     let n: i64 = sum.iter().sum();
     let (sheet, title, first, second) = match by {
         Grouping::District => ("分区县", "各区、县（市）清廉码情况", "区县", "区划代码"),
-        Grouping::Unit => ("分业务主管单位", "各业务主管单位清廉码情况", "业务主管单位", "备注"),
+        Grouping::Unit => (
+            "分业务主管单位",
+            "各业务主管单位清廉码情况",
+            "业务主管单位",
+            "备注",
+        ),
     };
     Table {
         sheet: sheet.into(),
@@ -846,9 +856,15 @@ fn candidates(data: &Data, scope: &Scope) -> Option<Table> {
         .collect();
     list.sort_by_key(|r| r.rank);
     let shortlisted = list.iter().filter(|r| r.shortlisted).count() as i64;
-    let mut columns: Vec<String> = ["全市排名", "统一社会信用代码", "组织名称", "遴选类型", "区县"]
-        .map(String::from)
-        .to_vec();
+    let mut columns: Vec<String> = [
+        "全市排名",
+        "统一社会信用代码",
+        "组织名称",
+        "遴选类型",
+        "区县",
+    ]
+    .map(String::from)
+    .to_vec();
     columns.extend(Dimension::ALL.iter().map(|d| d.name_zh().to_string()));
     columns.extend(["总分", "入围"].map(String::from));
     let table_rows = list
@@ -859,7 +875,11 @@ fn candidates(data: &Data, scope: &Scope) -> Option<Table> {
                 Cell::Text(r.uscc.clone()),
                 Cell::Text(r.name.clone()),
                 Cell::Text(eligible_zh(&r.eligible_as)),
-                Cell::Text(data.division_of(&r.uscc).map(division_label).unwrap_or_default()),
+                Cell::Text(
+                    data.division_of(&r.uscc)
+                        .map(division_label)
+                        .unwrap_or_default(),
+                ),
             ];
             row.extend(r.scores.iter().map(|s| Cell::Num(*s)));
             row.push(Cell::Num(r.total));

@@ -114,7 +114,9 @@ fn write_cell(
         Cell::Int(n) => ws.write_number_with_format(row, col, *n as f64, int)?,
         // Shares and scores are rounded as people read them; the format
         // shows what the value holds.
-        Cell::Pct(p) => ws.write_number_with_format(row, col, (p * 1000.0).round() / 1000.0, pct)?,
+        Cell::Pct(p) => {
+            ws.write_number_with_format(row, col, (p * 1000.0).round() / 1000.0, pct)?
+        }
         Cell::Num(x) => ws.write_number_with_format(row, col, (x * 10.0).round() / 10.0, num)?,
         Cell::Empty => ws.write_blank(row, col, text)?,
     };

@@ -1226,7 +1226,10 @@ fn compile_demonstration(file: &str, r: RawDemonstration, d: &mut Diagnostics) -
         d.push(
             file,
             "demonstration.min_rating",
-            format!("found {min_rating:?}, expected one of {}", RATINGS.join(", ")),
+            format!(
+                "found {min_rating:?}, expected one of {}",
+                RATINGS.join(", ")
+            ),
         );
     }
     let entrusted = r

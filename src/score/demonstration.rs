@@ -421,7 +421,9 @@ fn batch(
             rows.iter().map(|r| r.division.clone()).collect::<Vec<_>>(),
         )),
         Arc::new(StringArray::from(
-            rows.iter().map(|r| r.supervisor.clone()).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.supervisor.clone())
+                .collect::<Vec<_>>(),
         )),
         text(&|r| r.colour.as_str().to_string()),
         flag(&|r| r.passed[0]),

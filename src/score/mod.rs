@@ -29,7 +29,8 @@ pub use outputs::{
 };
 
 use crate::keys;
-use crate::project::{Colour, Dimension, Pipeline, Project, Rule};
+use crate::ledger::ScoreSummary;
+use crate::project::{Colour, Dimension, Pipeline, Project, Rule, SPINE_FEED};
 
 /// Why scoring failed; the run then publishes nothing.
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +93,7 @@ pub fn rules_version(project: &Project, pipeline: &Pipeline) -> String {
         h.update(format!("{rule:?}").as_bytes());
     }
     h.update(format!("{:?}", pipeline.scoring).as_bytes());
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::hex(&h.finalize()[..8])
 }
 
 /// A scoring session with the default memory limit (1 GiB).
@@ -175,8 +172,10 @@ pub async fn resolve_feeds(
     materialize(
         ctx,
         "registry_names",
-        "SELECT subject_name_key, min(uscc) AS uscc FROM registry_landed \
-         WHERE subject_name_key IS NOT NULL GROUP BY subject_name_key HAVING count(*) = 1",
+        &format!(
+            "SELECT subject_name_key, min(uscc) AS uscc FROM {SPINE_FEED}_landed \
+             WHERE subject_name_key IS NOT NULL GROUP BY subject_name_key HAVING count(*) = 1"
+        ),
     )
     .await?;
     let mut unmatched = BTreeMap::new();
@@ -185,16 +184,16 @@ pub async fn resolve_feeds(
             .all_columns()
             .iter()
             .map(|c| {
-                if c.name == "uscc" && feed != "registry" {
+                if c.name == "uscc" && feed != SPINE_FEED {
                     "COALESCE(f.uscc, n.uscc) AS uscc".to_string()
                 } else {
                     format!("f.\"{}\"", c.name)
                 }
             })
             .collect();
-        let sql = if feed == "registry" {
+        let sql = if feed == SPINE_FEED {
             format!(
-                "CREATE VIEW registry AS SELECT {}, 'uscc' AS \"match\" FROM registry_landed f",
+                "CREATE VIEW {SPINE_FEED} AS SELECT {}, 'uscc' AS \"match\" FROM {SPINE_FEED}_landed f",
                 columns.join(", ")
             )
         } else {
@@ -217,8 +216,8 @@ pub async fn resolve_feeds(
         if !pipeline.sources.contains(feed) {
             continue;
         }
-        let sql = if feed == "registry" {
-            "SELECT count(*) FROM registry_landed WHERE uscc IS NULL".to_string()
+        let sql = if feed == SPINE_FEED {
+            format!("SELECT count(*) FROM {SPINE_FEED}_landed WHERE uscc IS NULL")
         } else {
             format!(
                 "SELECT count(*) FROM \"{feed}_landed\" f LEFT JOIN registry_names n \
@@ -261,7 +260,7 @@ pub async fn mark_name_matched(ctx: &SessionContext, hits: &mut [Hit]) -> Result
     for (feed, records) in cited {
         let landed = format!("{feed}_landed");
         // The registry is the spine: its rows match by USCC.
-        if feed == "registry" || !ctx.table_exist(landed.as_str()).map_err(engine)? {
+        if feed == SPINE_FEED || !ctx.table_exist(landed.as_str()).map_err(engine)? {
             continue;
         }
         let ids = RecordBatch::try_from_iter(vec![(
@@ -649,6 +648,373 @@ pub fn colour_counts(batches: &[RecordBatch]) -> BTreeMap<String, u64> {
     out
 }
 
+/// The previous business date's result: colours and rule ids per organization.
+struct Previous {
+    date: NaiveDate,
+    colours: HashMap<String, Option<String>>,
+    names: HashMap<String, String>,
+    rules: HashMap<String, BTreeSet<String>>,
+}
+
+async fn previous_result(
+    ctx: &SessionContext,
+    input: &ScoreInput<'_>,
+) -> Result<Option<Previous>, ScoreError> {
+    let Some(published) =
+        crate::catalog::Published::latest_before(&input.store, &input.prefix, input.business_date)
+            .await
+            .map_err(engine)?
+    else {
+        return Ok(None);
+    };
+    published
+        .verify(&["profiles", "hits"])
+        .await
+        .map_err(engine)?;
+    let date = published.manifest.business_date;
+    let files = |d: &str| -> Result<Vec<String>, ScoreError> {
+        Ok(published
+            .files(d)
+            .map_err(engine)?
+            .iter()
+            .map(|p| format!("qinglian://warehouse/{p}"))
+            .collect())
+    };
+
+    let text = |b: &RecordBatch, i: usize| cast(b.column(i), &DataType::Utf8).map_err(engine);
+    let (mut colours, mut names) = (HashMap::new(), HashMap::new());
+    let profiles = ctx
+        .read_parquet(files("profiles")?, ParquetReadOptions::default())
+        .await
+        .map_err(engine)?
+        .select_columns(&["uscc", "colour", "name"])
+        .map_err(engine)?
+        .collect()
+        .await
+        .map_err(engine)?;
+    for b in &profiles {
+        let (u, c, n) = (text(b, 0)?, text(b, 1)?, text(b, 2)?);
+        let (u, c, n) = (
+            u.as_string::<i32>(),
+            c.as_string::<i32>(),
+            n.as_string::<i32>(),
+        );
+        for r in 0..b.num_rows() {
+            colours.insert(
+                u.value(r).to_string(),
+                (!c.is_null(r)).then(|| c.value(r).to_string()),
+            );
+            names.insert(u.value(r).to_string(), n.value(r).to_string());
+        }
+    }
+    let mut rules: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let hits = ctx
+        .read_parquet(files("hits")?, ParquetReadOptions::default())
+        .await
+        .map_err(engine)?
+        .select_columns(&["uscc", "rule_id"])
+        .map_err(engine)?
+        .collect()
+        .await
+        .map_err(engine)?;
+    for b in &hits {
+        let (u, r) = (text(b, 0)?, text(b, 1)?);
+        let (u, r) = (u.as_string::<i32>(), r.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            rules
+                .entry(u.value(i).to_string())
+                .or_default()
+                .insert(r.value(i).to_string());
+        }
+    }
+    Ok(Some(Previous {
+        date,
+        colours,
+        names,
+        rules,
+    }))
+}
+
+/// The `demonstration` rows of the run, carrying each candidate's green
+/// streak on from the previous published version (when it has the dataset).
+async fn demonstration_of(
+    ctx: &SessionContext,
+    input: &ScoreInput<'_>,
+    scores: &HashMap<String, OrgScore>,
+) -> Result<RecordBatch, ScoreError> {
+    let before =
+        crate::catalog::Published::latest_before(&input.store, &input.prefix, input.business_date)
+            .await
+            .map_err(engine)?;
+    let previous = match before {
+        Some(p) if p.manifest.datasets.contains_key("demonstration") => {
+            demonstration::previous_rows(&p.read_batches("demonstration").await.map_err(engine)?)?
+        }
+        _ => HashMap::new(),
+    };
+    demonstration::demonstration_batch(
+        ctx,
+        &demonstration::DemonstrationInput {
+            pipeline: input.pipeline,
+            scores,
+            previous,
+            date: input.business_date,
+        },
+    )
+    .await
+}
+
+/// Everything scoring needs from the run.
+pub struct ScoreInput<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// The pipeline.
+    pub pipeline: &'a Pipeline,
+    /// Warehouse store.
+    pub store: Arc<dyn object_store::ObjectStore>,
+    /// Warehouse prefix.
+    pub prefix: object_store::path::Path,
+    /// Run id.
+    pub run_id: &'a str,
+    /// Business date.
+    pub business_date: NaiveDate,
+    /// Each feed's snapshot path (relative to the warehouse) and its date.
+    pub snapshots: BTreeMap<String, (Option<String>, Option<NaiveDate>)>,
+}
+
+/// Joins, scores and writes `profiles` and `hits` for a run.
+pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError> {
+    use futures::StreamExt;
+    let ctx = session_with_limit(input.pipeline.scoring.memory_limit_mb)?;
+    let base = url::Url::parse("qinglian://warehouse").map_err(engine)?;
+    ctx.register_object_store(&base, Arc::clone(&input.store));
+    let snapshots: BTreeMap<String, Snapshot> = input
+        .snapshots
+        .iter()
+        .map(|(feed, (path, date))| {
+            let url = path.as_ref().map(|p| {
+                format!(
+                    "qinglian://warehouse/{}",
+                    crate::store::join(&input.prefix, p)
+                )
+            });
+            (
+                feed.clone(),
+                Snapshot {
+                    url,
+                    path: path.clone(),
+                    business_date: *date,
+                },
+            )
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let unmatched = register_feeds(&ctx, input.project, input.pipeline, &snapshots).await?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "feeds resolved against the registry"
+    );
+    let started = std::time::Instant::now();
+    let hits = run_rules(&ctx, input.project, input.pipeline, input.business_date).await?;
+    tracing::info!(
+        hits = hits.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "rules evaluated"
+    );
+    let scores = aggregate(input.project, &hits);
+    let version = rules_version(input.project, input.pipeline);
+    let stale = stale_feeds(
+        input.project,
+        input.pipeline,
+        &snapshots,
+        input.business_date,
+    );
+    let mut outputs = BTreeMap::new();
+    let rel = |p: &object_store::path::Path| crate::store::relative(&input.prefix, p);
+    let hits_batch = outputs::hits_batch(input.project, &hits, &version, input.business_date)
+        .map_err(ScoreError::Engine)?;
+    let path = write_dataset(
+        &input.store,
+        &input.prefix,
+        "hits",
+        input.business_date,
+        input.run_id,
+        outputs::hits_schema(),
+        &[hits_batch],
+    )
+    .await
+    .map_err(ScoreError::Engine)?;
+    outputs.insert("hits".to_string(), rel(&path));
+
+    let profile_ctx = outputs::ProfileContext {
+        pipeline: input.pipeline,
+        scores: &scores,
+        stale: stale.join(","),
+        rules_version: &version,
+        date: input.business_date,
+    };
+    let mut registry = ctx
+        .sql("SELECT uscc, name, org_type, registrar_division, status FROM registry ORDER BY uscc")
+        .await
+        .map_err(engine)?
+        .execute_stream()
+        .await
+        .map_err(engine)?;
+    let path = crate::store::join(
+        &input.prefix,
+        &crate::layout::published_data("profiles", input.business_date, input.run_id),
+    );
+    let mut writer = crate::land::parquet_writer(&input.store, &path, outputs::profiles_schema())
+        .map_err(engine)?;
+    let codes_path = crate::store::join(
+        &input.prefix,
+        &crate::layout::published_data("codes", input.business_date, input.run_id),
+    );
+    let mut codes = crate::land::parquet_writer(&input.store, &codes_path, outputs::codes_schema())
+        .map_err(engine)?;
+    let previous = previous_result(&ctx, &input).await?;
+    // With nothing published before, every colour is new: the first run
+    // delivers the complete state.
+    let no_previous = Previous {
+        date: input.business_date,
+        colours: HashMap::new(),
+        names: HashMap::new(),
+        rules: HashMap::new(),
+    };
+    let mut registered: HashSet<String> = HashSet::new();
+    let mut rules_now: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for h in &hits {
+        rules_now
+            .entry(h.uscc.as_str())
+            .or_default()
+            .insert(h.rule_id.as_str());
+    }
+    let mut changes = Vec::new();
+    let mut summary = ScoreSummary {
+        rules_version: version.clone(),
+        hits: hits.len() as u64,
+        unmatched,
+        stale: stale.clone(),
+        ..ScoreSummary::default()
+    };
+    while let Some(batch) = registry.next().await {
+        let batch = batch.map_err(engine)?;
+        let profiles = outputs::profiles_batch(&profile_ctx, &batch).map_err(ScoreError::Engine)?;
+        summary.profiles += profiles.num_rows() as u64;
+        for (colour, n) in colour_counts(std::slice::from_ref(&profiles)) {
+            *summary.colours.entry(colour).or_default() += n;
+        }
+        {
+            let prev = previous.as_ref().unwrap_or(&no_previous);
+            let uscc = profiles.column(0).as_string::<i32>();
+            let name = profiles.column(1).as_string::<i32>();
+            let colour = profiles
+                .column_by_name("colour")
+                .map(|c| c.as_string::<i32>().clone());
+            for r in 0..profiles.num_rows() {
+                let now = colour
+                    .as_ref()
+                    .and_then(|c| (!c.is_null(r)).then(|| c.value(r).to_string()));
+                let code = uscc.value(r);
+                registered.insert(code.to_string());
+                let before = prev.colours.get(code).cloned().flatten();
+                if before != now {
+                    let empty = BTreeSet::new();
+                    let current = rules_now.get(code).unwrap_or(&empty);
+                    let old = prev.rules.get(code).cloned().unwrap_or_default();
+                    changes.push(outputs::Change {
+                        uscc: code.to_string(),
+                        name: name.value(r).to_string(),
+                        previous_colour: before,
+                        colour: now,
+                        added: current
+                            .iter()
+                            .filter(|x| !old.contains(**x))
+                            .map(|x| x.to_string())
+                            .collect(),
+                        removed: old
+                            .iter()
+                            .filter(|x| !current.contains(x.as_str()))
+                            .cloned()
+                            .collect(),
+                    });
+                }
+            }
+        }
+        codes
+            .write(
+                &outputs::codes_batch(&profiles, input.business_date)
+                    .map_err(ScoreError::Engine)?,
+            )
+            .await
+            .map_err(engine)?;
+        writer.write(&profiles).await.map_err(engine)?;
+    }
+    // An organization that had a colour and is no longer in the registry
+    // at all has lost it: a change like a deregistration.
+    if let Some(prev) = &previous {
+        let mut gone: Vec<(&String, &String)> = prev
+            .colours
+            .iter()
+            .filter(|(code, _)| !registered.contains(*code))
+            .filter_map(|(code, colour)| colour.as_ref().map(|c| (code, c)))
+            .collect();
+        gone.sort();
+        for (code, colour) in gone {
+            changes.push(outputs::Change {
+                uscc: code.clone(),
+                name: prev.names.get(code).cloned().unwrap_or_default(),
+                previous_colour: Some(colour.clone()),
+                colour: None,
+                added: Vec::new(),
+                removed: prev
+                    .rules
+                    .get(code)
+                    .map(|r| r.iter().cloned().collect())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    codes.close().await.map_err(engine)?;
+    outputs.insert("codes".to_string(), rel(&codes_path));
+    let changes_batch = outputs::changes_batch(
+        &changes,
+        previous.as_ref().map(|p| p.date),
+        input.business_date,
+    )
+    .map_err(ScoreError::Engine)?;
+    let path_changes = write_dataset(
+        &input.store,
+        &input.prefix,
+        "changes",
+        input.business_date,
+        input.run_id,
+        outputs::changes_schema(),
+        &[changes_batch],
+    )
+    .await
+    .map_err(ScoreError::Engine)?;
+    outputs.insert("changes".to_string(), rel(&path_changes));
+    summary.changes = changes.len() as u64;
+    let demonstration = demonstration_of(&ctx, &input, &scores).await?;
+    let path_demonstration = write_dataset(
+        &input.store,
+        &input.prefix,
+        "demonstration",
+        input.business_date,
+        input.run_id,
+        demonstration::demonstration_schema(),
+        &[demonstration],
+    )
+    .await
+    .map_err(ScoreError::Engine)?;
+    outputs.insert("demonstration".to_string(), rel(&path_demonstration));
+    writer.close().await.map_err(engine)?;
+    outputs.insert("profiles".to_string(), rel(&path));
+    summary.outputs = outputs;
+    Ok(summary)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -812,399 +1178,4 @@ mod tests {
             prop_assert_eq!(date_of_days(days), Some(date));
         }
     }
-}
-
-/// What a run records about its scoring.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ScoreSummary {
-    /// Content hash of the rules and bands.
-    pub rules_version: String,
-    /// Profiles written (one per registered organization).
-    pub profiles: u64,
-    /// Hits written.
-    pub hits: u64,
-    /// Organizations per colour (`none` for deregistered ones).
-    pub colours: BTreeMap<String, u64>,
-    /// Records per feed that matched no registered organization.
-    pub unmatched: BTreeMap<String, u64>,
-    /// Feeds older than their allowed age.
-    pub stale: Vec<String>,
-    /// Paths of the datasets written, relative to the warehouse.
-    pub outputs: BTreeMap<String, String>,
-    /// Colour changes against the previous business date.
-    #[serde(default)]
-    pub changes: u64,
-}
-
-/// The previous business date's result: colours and rule ids per organization.
-struct Previous {
-    date: NaiveDate,
-    colours: HashMap<String, Option<String>>,
-    names: HashMap<String, String>,
-    rules: HashMap<String, BTreeSet<String>>,
-}
-
-async fn previous_result(
-    ctx: &SessionContext,
-    input: &ScoreInput<'_>,
-) -> Result<Option<Previous>, ScoreError> {
-    let Some(published) =
-        crate::publish::Published::latest_before(&input.store, &input.prefix, input.business_date)
-            .await
-            .map_err(engine)?
-    else {
-        return Ok(None);
-    };
-    published
-        .verify(&["profiles", "hits"])
-        .await
-        .map_err(engine)?;
-    let date = published.manifest.business_date;
-    let files = |d: &str| -> Result<Vec<String>, ScoreError> {
-        Ok(published
-            .files(d)
-            .map_err(engine)?
-            .iter()
-            .map(|p| format!("qinglian://warehouse/{p}"))
-            .collect())
-    };
-
-    let text = |b: &RecordBatch, i: usize| cast(b.column(i), &DataType::Utf8).map_err(engine);
-    let (mut colours, mut names) = (HashMap::new(), HashMap::new());
-    let profiles = ctx
-        .read_parquet(files("profiles")?, ParquetReadOptions::default())
-        .await
-        .map_err(engine)?
-        .select_columns(&["uscc", "colour", "name"])
-        .map_err(engine)?
-        .collect()
-        .await
-        .map_err(engine)?;
-    for b in &profiles {
-        let (u, c, n) = (text(b, 0)?, text(b, 1)?, text(b, 2)?);
-        let (u, c, n) = (
-            u.as_string::<i32>(),
-            c.as_string::<i32>(),
-            n.as_string::<i32>(),
-        );
-        for r in 0..b.num_rows() {
-            colours.insert(
-                u.value(r).to_string(),
-                (!c.is_null(r)).then(|| c.value(r).to_string()),
-            );
-            names.insert(u.value(r).to_string(), n.value(r).to_string());
-        }
-    }
-    let mut rules: HashMap<String, BTreeSet<String>> = HashMap::new();
-    let hits = ctx
-        .read_parquet(files("hits")?, ParquetReadOptions::default())
-        .await
-        .map_err(engine)?
-        .select_columns(&["uscc", "rule_id"])
-        .map_err(engine)?
-        .collect()
-        .await
-        .map_err(engine)?;
-    for b in &hits {
-        let (u, r) = (text(b, 0)?, text(b, 1)?);
-        let (u, r) = (u.as_string::<i32>(), r.as_string::<i32>());
-        for i in 0..b.num_rows() {
-            rules
-                .entry(u.value(i).to_string())
-                .or_default()
-                .insert(r.value(i).to_string());
-        }
-    }
-    Ok(Some(Previous {
-        date,
-        colours,
-        names,
-        rules,
-    }))
-}
-
-/// The `demonstration` rows of the run, carrying each candidate's green
-/// streak on from the previous published version (when it has the dataset).
-async fn demonstration_of(
-    ctx: &SessionContext,
-    input: &ScoreInput<'_>,
-    scores: &HashMap<String, OrgScore>,
-) -> Result<RecordBatch, ScoreError> {
-    let before =
-        crate::publish::Published::latest_before(&input.store, &input.prefix, input.business_date)
-            .await
-            .map_err(engine)?;
-    let previous = match before {
-        Some(p) if p.manifest.datasets.contains_key("demonstration") => {
-            demonstration::previous_rows(&p.read_batches("demonstration").await.map_err(engine)?)?
-        }
-        _ => HashMap::new(),
-    };
-    demonstration::demonstration_batch(
-        ctx,
-        &demonstration::DemonstrationInput {
-            pipeline: input.pipeline,
-            scores,
-            previous,
-            date: input.business_date,
-        },
-    )
-    .await
-}
-
-/// Everything scoring needs from the run.
-pub struct ScoreInput<'a> {
-    /// The project.
-    pub project: &'a Project,
-    /// The pipeline.
-    pub pipeline: &'a Pipeline,
-    /// Warehouse store.
-    pub store: Arc<dyn object_store::ObjectStore>,
-    /// Warehouse prefix.
-    pub prefix: object_store::path::Path,
-    /// Run id.
-    pub run_id: &'a str,
-    /// Business date.
-    pub business_date: NaiveDate,
-    /// Each feed's snapshot path (relative to the warehouse) and its date.
-    pub snapshots: BTreeMap<String, (Option<String>, Option<NaiveDate>)>,
-}
-
-/// Joins, scores and writes `profiles` and `hits` for a run.
-pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError> {
-    use futures::StreamExt;
-    let ctx = session_with_limit(input.pipeline.scoring.memory_limit_mb)?;
-    let base = url::Url::parse("qinglian://warehouse").map_err(engine)?;
-    ctx.register_object_store(&base, Arc::clone(&input.store));
-    let snapshots: BTreeMap<String, Snapshot> = input
-        .snapshots
-        .iter()
-        .map(|(feed, (path, date))| {
-            let url = path.as_ref().map(|p| {
-                format!(
-                    "qinglian://warehouse/{}",
-                    crate::store::join(&input.prefix, p)
-                )
-            });
-            (
-                feed.clone(),
-                Snapshot {
-                    url,
-                    path: path.clone(),
-                    business_date: *date,
-                },
-            )
-        })
-        .collect();
-    let started = std::time::Instant::now();
-    let unmatched = register_feeds(&ctx, input.project, input.pipeline, &snapshots).await?;
-    tracing::info!(
-        ms = started.elapsed().as_millis() as u64,
-        "feeds resolved against the registry"
-    );
-    let started = std::time::Instant::now();
-    let hits = run_rules(&ctx, input.project, input.pipeline, input.business_date).await?;
-    tracing::info!(
-        hits = hits.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "rules evaluated"
-    );
-    let scores = aggregate(input.project, &hits);
-    let version = rules_version(input.project, input.pipeline);
-    let stale = stale_feeds(
-        input.project,
-        input.pipeline,
-        &snapshots,
-        input.business_date,
-    );
-    let mut outputs = BTreeMap::new();
-    let rel = |p: &object_store::path::Path| crate::store::relative(&input.prefix, p);
-    let hits_batch = outputs::hits_batch(input.project, &hits, &version, input.business_date)
-        .map_err(ScoreError::Engine)?;
-    let path = write_dataset(
-        &input.store,
-        &input.prefix,
-        "hits",
-        input.business_date,
-        input.run_id,
-        outputs::hits_schema(),
-        &[hits_batch],
-    )
-    .await
-    .map_err(ScoreError::Engine)?;
-    outputs.insert("hits".to_string(), rel(&path));
-
-    let profile_ctx = outputs::ProfileContext {
-        pipeline: input.pipeline,
-        scores: &scores,
-        stale: stale.join(","),
-        rules_version: &version,
-        date: input.business_date,
-    };
-    let mut registry = ctx
-        .sql("SELECT uscc, name, org_type, registrar_division, status FROM registry ORDER BY uscc")
-        .await
-        .map_err(engine)?
-        .execute_stream()
-        .await
-        .map_err(engine)?;
-    let path = crate::store::join(
-        &input.prefix,
-        &format!(
-            "published/profiles/dt={}/run={}/data.parquet",
-            input.business_date, input.run_id
-        ),
-    );
-    let mut writer = crate::land::parquet_writer(&input.store, &path, outputs::profiles_schema())
-        .map_err(engine)?;
-    let codes_path = crate::store::join(
-        &input.prefix,
-        &format!(
-            "published/codes/dt={}/run={}/data.parquet",
-            input.business_date, input.run_id
-        ),
-    );
-    let mut codes = crate::land::parquet_writer(&input.store, &codes_path, outputs::codes_schema())
-        .map_err(engine)?;
-    let previous = previous_result(&ctx, &input).await?;
-    // With nothing published before, every colour is new: the first run
-    // delivers the complete state.
-    let no_previous = Previous {
-        date: input.business_date,
-        colours: HashMap::new(),
-        names: HashMap::new(),
-        rules: HashMap::new(),
-    };
-    let mut registered: HashSet<String> = HashSet::new();
-    let mut rules_now: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-    for h in &hits {
-        rules_now
-            .entry(h.uscc.as_str())
-            .or_default()
-            .insert(h.rule_id.as_str());
-    }
-    let mut changes = Vec::new();
-    let mut summary = ScoreSummary {
-        rules_version: version.clone(),
-        hits: hits.len() as u64,
-        unmatched,
-        stale: stale.clone(),
-        ..ScoreSummary::default()
-    };
-    while let Some(batch) = registry.next().await {
-        let batch = batch.map_err(engine)?;
-        let profiles = outputs::profiles_batch(&profile_ctx, &batch).map_err(ScoreError::Engine)?;
-        summary.profiles += profiles.num_rows() as u64;
-        for (colour, n) in colour_counts(std::slice::from_ref(&profiles)) {
-            *summary.colours.entry(colour).or_default() += n;
-        }
-        {
-            let prev = previous.as_ref().unwrap_or(&no_previous);
-            let uscc = profiles.column(0).as_string::<i32>();
-            let name = profiles.column(1).as_string::<i32>();
-            let colour = profiles
-                .column_by_name("colour")
-                .map(|c| c.as_string::<i32>().clone());
-            for r in 0..profiles.num_rows() {
-                let now = colour
-                    .as_ref()
-                    .and_then(|c| (!c.is_null(r)).then(|| c.value(r).to_string()));
-                let code = uscc.value(r);
-                registered.insert(code.to_string());
-                let before = prev.colours.get(code).cloned().flatten();
-                if before != now {
-                    let empty = BTreeSet::new();
-                    let current = rules_now.get(code).unwrap_or(&empty);
-                    let old = prev.rules.get(code).cloned().unwrap_or_default();
-                    changes.push(outputs::Change {
-                        uscc: code.to_string(),
-                        name: name.value(r).to_string(),
-                        previous_colour: before,
-                        colour: now,
-                        added: current
-                            .iter()
-                            .filter(|x| !old.contains(**x))
-                            .map(|x| x.to_string())
-                            .collect(),
-                        removed: old
-                            .iter()
-                            .filter(|x| !current.contains(x.as_str()))
-                            .cloned()
-                            .collect(),
-                    });
-                }
-            }
-        }
-        codes
-            .write(
-                &outputs::codes_batch(&profiles, input.business_date)
-                    .map_err(ScoreError::Engine)?,
-            )
-            .await
-            .map_err(engine)?;
-        writer.write(&profiles).await.map_err(engine)?;
-    }
-    // An organization that had a colour and is no longer in the registry
-    // at all has lost it: a change like a deregistration.
-    if let Some(prev) = &previous {
-        let mut gone: Vec<(&String, &String)> = prev
-            .colours
-            .iter()
-            .filter(|(code, _)| !registered.contains(*code))
-            .filter_map(|(code, colour)| colour.as_ref().map(|c| (code, c)))
-            .collect();
-        gone.sort();
-        for (code, colour) in gone {
-            changes.push(outputs::Change {
-                uscc: code.clone(),
-                name: prev.names.get(code).cloned().unwrap_or_default(),
-                previous_colour: Some(colour.clone()),
-                colour: None,
-                added: Vec::new(),
-                removed: prev
-                    .rules
-                    .get(code)
-                    .map(|r| r.iter().cloned().collect())
-                    .unwrap_or_default(),
-            });
-        }
-    }
-    codes.close().await.map_err(engine)?;
-    outputs.insert("codes".to_string(), rel(&codes_path));
-    let changes_batch = outputs::changes_batch(
-        &changes,
-        previous.as_ref().map(|p| p.date),
-        input.business_date,
-    )
-    .map_err(ScoreError::Engine)?;
-    let path_changes = write_dataset(
-        &input.store,
-        &input.prefix,
-        "changes",
-        input.business_date,
-        input.run_id,
-        outputs::changes_schema(),
-        &[changes_batch],
-    )
-    .await
-    .map_err(ScoreError::Engine)?;
-    outputs.insert("changes".to_string(), rel(&path_changes));
-    summary.changes = changes.len() as u64;
-    let demonstration = demonstration_of(&ctx, &input, &scores).await?;
-    let path_demonstration = write_dataset(
-        &input.store,
-        &input.prefix,
-        "demonstration",
-        input.business_date,
-        input.run_id,
-        demonstration::demonstration_schema(),
-        &[demonstration],
-    )
-    .await
-    .map_err(ScoreError::Engine)?;
-    outputs.insert("demonstration".to_string(), rel(&path_demonstration));
-    writer.close().await.map_err(engine)?;
-    outputs.insert("profiles".to_string(), rel(&path));
-    summary.outputs = outputs;
-    Ok(summary)
 }

@@ -18,13 +18,15 @@ use std::process::Command;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
+use qinglian::catalog::Published;
 use qinglian::generate::{GenerateOptions, generate};
 use qinglian::ledger::RunStatus;
 use qinglian::project::Project;
-use qinglian::publish::Published;
 use qinglian::score;
 use tokio::sync::OnceCell;
 
@@ -77,7 +79,10 @@ async fn month() -> &'static Month {
             let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tmp");
             let warehouse = dir.path().join("warehouse");
             let project = Project::load(&root()).expect("project");
-            for (k, d) in ["2026-10-31", "2026-11-01", "2026-11-02"].iter().enumerate() {
+            for (k, d) in ["2026-10-31", "2026-11-01", "2026-11-02"]
+                .iter()
+                .enumerate()
+            {
                 let feeds = feeds_of(dir.path(), k as u32, day(d), 300);
                 night(&project, &feeds, &warehouse, day(d)).await;
             }
@@ -126,10 +131,21 @@ async fn the_month_workbook_reconciles_with_the_published_datasets() {
         .expect("out")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().any(|n| n.starts_with("district-") && n.ends_with(".xlsx")));
-    assert!(names.iter().any(|n| n.starts_with("unit-") && n.ends_with(".html")));
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("district-") && n.ends_with(".xlsx"))
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("unit-") && n.ends_with(".html"))
+    );
     let index = std::fs::read_to_string(m.out.join("index.html")).expect("index");
-    for n in names.iter().filter(|n| n.ends_with(".html") && *n != "index.html") {
+    for n in names
+        .iter()
+        .filter(|n| n.ends_with(".html") && *n != "index.html")
+    {
         assert!(index.contains(&format!("href=\"{n}\"")), "index links {n}");
     }
     let out = Command::new("python3")
@@ -224,7 +240,11 @@ async fn the_city_page_draws_its_charts_and_prints_on_a4_landscape() {
             format!("--screenshot={}", png.display()),
         ],
     );
-    assert!(png.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The trend's green line and the districts' green bars, and the other
     // colours' lines: the page is not blank and its charts drew.
     for (what, rgb) in [
@@ -275,7 +295,11 @@ fn previous_batch(rows: &[toml::Table]) -> RecordBatch {
             )),
             Arc::new(BooleanArray::from(
                 rows.iter()
-                    .map(|r| r.get("candidate").and_then(|v| v.as_bool()).unwrap_or(false))
+                    .map(|r| {
+                        r.get("candidate")
+                            .and_then(|v| v.as_bool())
+                            .unwrap_or(false)
+                    })
                     .collect::<Vec<_>>(),
             )),
         ],
@@ -345,7 +369,11 @@ async fn every_demonstration_filter_passes_and_fails_on_its_fixture() {
     .expect("demonstration");
     let got = by_uscc(&got);
     let expect = rows("expect");
-    assert_eq!(got.len(), expect.len(), "one row per organization: {got:#?}");
+    assert_eq!(
+        got.len(),
+        expect.len(),
+        "one row per organization: {got:#?}"
+    );
     let mut failures = Vec::new();
     let mut failed_seen = std::collections::BTreeSet::new();
     for e in &expect {
@@ -357,7 +385,11 @@ async fn every_demonstration_filter_passes_and_fails_on_its_fixture() {
         let s = |k: &str| row.get(k).cloned().flatten().unwrap_or_default();
         let want = |k: &str, default: &str| {
             e.get(k)
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
                 .unwrap_or_else(|| default.to_string())
         };
         let failed = want("failed", "");
@@ -377,13 +409,22 @@ async fn every_demonstration_filter_passes_and_fails_on_its_fixture() {
         for f in score::demonstration::FILTERS.iter().skip(1) {
             let passed = s(f) == "true";
             if passed == failed.split(',').any(|x| x == *f) {
-                failures.push(format!("{uscc} {f}: column {passed} against failed {failed:?}"));
+                failures.push(format!(
+                    "{uscc} {f}: column {passed} against failed {failed:?}"
+                ));
             }
         }
-        failed_seen.extend(failed.split(',').filter(|x| !x.is_empty()).map(str::to_string));
+        failed_seen.extend(
+            failed
+                .split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string),
+        );
         let eligible = s("eligible") == "true";
         if eligible == failed.split(',').any(|x| x == "eligibility") {
-            failures.push(format!("{uscc} eligible: {eligible} against failed {failed:?}"));
+            failures.push(format!(
+                "{uscc} eligible: {eligible} against failed {failed:?}"
+            ));
         }
     }
     // Candidates are ranked 1.. by their scores (all 100 here: by code).
@@ -405,7 +446,10 @@ async fn every_demonstration_filter_passes_and_fails_on_its_fixture() {
         .iter()
         .map(|f| f.to_string())
         .collect();
-    assert_eq!(failed_seen, all, "the fixture fails every filter at least once");
+    assert_eq!(
+        failed_seen, all,
+        "the fixture fails every filter at least once"
+    );
 }
 
 /// Adds an inspection finding (result 10, unreachable at the registered
@@ -440,14 +484,21 @@ fn add_unreachable_finding(feeds: &Path, uscc: &str, date: NaiveDate) {
     gz.finish().expect("gzip");
 }
 
-async fn demonstration_of(warehouse: &Path, d: NaiveDate) -> BTreeMap<String, BTreeMap<String, Option<String>>> {
+async fn demonstration_of(
+    warehouse: &Path,
+    d: NaiveDate,
+) -> BTreeMap<String, BTreeMap<String, Option<String>>> {
     let (store, prefix) = qinglian::store::open(warehouse.to_str().expect("utf-8")).expect("store");
     let p = Published::latest(&store, &prefix, d)
         .await
         .expect("readable")
         .expect("published");
     let mut out = BTreeMap::new();
-    for b in p.read_batches("demonstration").await.expect("demonstration") {
+    for b in p
+        .read_batches("demonstration")
+        .await
+        .expect("demonstration")
+    {
         out.extend(by_uscc(&b));
     }
     out
@@ -476,7 +527,10 @@ async fn a_candidate_with_one_yellow_night_drops_out_until_its_window_is_green_a
         let s = |u: &str, c: &str| rows[u].get(c).cloned().flatten().unwrap_or_default();
         match k {
             // The first night covers one night of the window: nobody yet.
-            0 => assert!(rows.values().all(|r| r["candidate"].as_deref() == Some("false"))),
+            0 => assert!(
+                rows.values()
+                    .all(|r| r["candidate"].as_deref() == Some("false"))
+            ),
             1 => {
                 // Green on both nights of the window: the first candidate,
                 // at full points, is followed from here.
@@ -484,7 +538,9 @@ async fn a_candidate_with_one_yellow_night_drops_out_until_its_window_is_green_a
                     .iter()
                     .filter(|(_, r)| r["candidate"].as_deref() == Some("true"))
                     .find(|(_, r)| {
-                        r["score_total"].as_deref().and_then(|t| t.parse::<f64>().ok())
+                        r["score_total"]
+                            .as_deref()
+                            .and_then(|t| t.parse::<f64>().ok())
                             == Some(500.0)
                     })
                     .map(|(u, _)| u.clone())
@@ -506,11 +562,20 @@ async fn a_candidate_with_one_yellow_night_drops_out_until_its_window_is_green_a
                 assert_eq!(s(t, "colour"), "green");
                 assert_eq!(s(t, "green_since"), dates[3].to_string());
                 assert_eq!(s(t, "failed"), "green_window");
-                assert_eq!(s(t, "dropped_out"), "false", "it dropped out the night before");
+                assert_eq!(
+                    s(t, "dropped_out"),
+                    "false",
+                    "it dropped out the night before"
+                );
             }
             _ => {
                 let t = target.as_deref().expect("target");
-                assert_eq!(s(t, "candidate"), "true", "two green nights again: {:#?}", rows[t]);
+                assert_eq!(
+                    s(t, "candidate"),
+                    "true",
+                    "two green nights again: {:#?}",
+                    rows[t]
+                );
             }
         }
     }

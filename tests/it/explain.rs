@@ -47,7 +47,8 @@ async fn explain_names_every_hit_and_refuses_bad_codes_clearly() {
     assert!(text.contains("dimensions: 组织体系 "), "{text}");
     assert!(!text.contains(".666") && !text.contains(".333"), "{text}");
     assert!(
-        text.contains("hit OPS-09 [运行管理] 被撤销登记或吊销登记证书:") && text.contains("RED LINE"),
+        text.contains("hit OPS-09 [运行管理] 被撤销登记或吊销登记证书:")
+            && text.contains("RED LINE"),
         "{text}"
     );
 

@@ -40,7 +40,9 @@ async fn the_run_report_renders_its_charts_in_headless_chromium() {
     }
     // Hits per rule under the rules' Chinese titles and dimension names.
     assert!(
-        html.contains("<h2>Hits by rule</h2>") && html.contains("运行管理") && html.contains("年检不合格"),
+        html.contains("<h2>Hits by rule</h2>")
+            && html.contains("运行管理")
+            && html.contains("年检不合格"),
         "hits by rule in Chinese"
     );
     let shot = tempfile::tempdir().expect("tmp");
