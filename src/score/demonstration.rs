@@ -310,8 +310,12 @@ pub(super) async fn demonstration_batch(
             division.as_string::<i32>(),
             supervisor.as_string::<i32>(),
         );
-        let party_org = b.column(5).as_boolean();
-        let party_in_charter = b.column(6).as_boolean();
+        let flag = |i: usize| {
+            b.column(i)
+                .as_boolean_opt()
+                .ok_or_else(|| engine("registry: party flags are not booleans"))
+        };
+        let (party_org, party_in_charter) = (flag(5)?, flag(6)?);
         let opt = |a: &StringArray, r: usize| {
             (!a.is_null(r) && !a.value(r).trim().is_empty()).then(|| a.value(r).to_string())
         };

@@ -583,7 +583,8 @@ async fn a_candidate_with_one_yellow_night_drops_out_until_its_window_is_green_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monthly_job_briefs_the_month_before_into_the_warehouse() {
-    use qinglian::schedule::{JobRunner, Outcome, PipelineRunner};
+    use qinglian::daemon::PipelineRunner;
+    use qinglian::schedule::{JobRunner, Outcome};
     let m = month().await;
     let project = Project::load(&root()).expect("project");
     let job = project.jobs["monthly"].clone();

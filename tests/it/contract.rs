@@ -52,7 +52,15 @@ fn render(contracts: &[&OutputContract]) -> String {
 #[test]
 fn the_contract_document_matches_the_contracts() {
     let project = Project::load(&root()).expect("project");
-    let order = ["codes", "changes", "profiles", "hits", "quarantine", "runs"];
+    let order = [
+        "codes",
+        "changes",
+        "profiles",
+        "hits",
+        "demonstration",
+        "quarantine",
+        "runs",
+    ];
     let contracts: Vec<&OutputContract> = order
         .iter()
         .map(|d| project.contracts.get(*d).expect("contract"))
