@@ -9,6 +9,7 @@
 //! canonical data. Records carry their position (file and line, page and
 //! index, …) so that every later error names the record.
 
+pub mod formats;
 pub mod http;
 pub(crate) mod json_stream;
 pub mod object_store;
@@ -162,7 +163,9 @@ pub fn wanted_fields(source: &Source, sql_columns: &BTreeSet<String>) -> Vec<Str
             fields.push(f.to_string());
         }
     };
-    add(&source.key_field);
+    for k in &source.key_fields {
+        add(k);
+    }
     if let Some(n) = &source.name_field {
         add(n);
     }
