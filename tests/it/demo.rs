@@ -58,4 +58,23 @@ fn the_demo_runs_end_to_end_and_summarizes_what_it_did() {
         .find_map(|l| l.strip_prefix("report: "))
         .expect("report line");
     assert!(std::path::Path::new(report.trim()).exists(), "{report}");
+    // The month's briefing of the city and one district, and where it is.
+    let index = text
+        .lines()
+        .find_map(|l| l.strip_prefix("briefing 2026-11: "))
+        .and_then(|l| l.split(" (").next())
+        .expect("briefing line");
+    let index = std::path::Path::new(index.trim());
+    assert!(index.is_file(), "{text}");
+    let dir = index.parent().expect("briefing folder");
+    assert!(dir.join("city.xlsx").is_file() && dir.join("city.html").is_file());
+    let districts = std::fs::read_dir(dir)
+        .expect("briefing folder")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("district-") && n.ends_with(".xlsx")
+        })
+        .count();
+    assert_eq!(districts, 1, "one district's workbook");
 }
