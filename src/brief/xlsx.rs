@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn chinese_characters_count_twice() {
         assert_eq!(text_width("合计"), 4);
-        assert_eq!(text_width("OPS-03 双随机"), 10);
+        assert_eq!(text_width("OPS-03 双随机"), 13);
         assert_eq!(text_width("（无）"), 6);
         assert_eq!(text_width("91.7%"), 5);
     }
