@@ -255,6 +255,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List warnings (预警) with their states and deadlines.
+    Warnings(crate::warnings::cli::WarningsArgs),
+    /// Listen for dispositions pushed by the platform (POST /intake/dispositions).
+    Intake(crate::warnings::cli::IntakeArgs),
     /// Show the latest runs with per-feed reconciliation.
     Status {
         #[command(flatten)]
@@ -581,6 +585,24 @@ pub fn main() -> ExitCode {
             at,
             json,
         } => with_runtime(|rt| rt.block_on(explain(&at, &uscc, date, json))),
+        Command::Warnings(args) => with_runtime(|rt| {
+            match rt.block_on(crate::warnings::cli::execute(args)) {
+                Ok(text) => {
+                    out!("{text}");
+                    if !text.ends_with('\n') {
+                        outln!("");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => warnings_error(&e),
+            }
+        }),
+        Command::Intake(args) => with_runtime(|rt| {
+            match rt.block_on(crate::warnings::cli::intake(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => warnings_error(&e),
+            }
+        }),
         Command::Status { at, limit, json } => {
             with_runtime(|rt| rt.block_on(status(&at, limit, json)))
         }
@@ -757,6 +779,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn warnings_error(e: &crate::warnings::cli::CommandError) -> ExitCode {
+    errln!("error: {e}");
+    ExitCode::from(match e {
+        crate::warnings::cli::CommandError::Usage(_) => EXIT_USAGE,
+        crate::warnings::cli::CommandError::Failed(_) => EXIT_FAILED,
+    })
 }
 
 fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCode {

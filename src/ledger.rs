@@ -177,6 +177,9 @@ pub struct RunRecord {
     /// What scoring produced, when it ran.
     #[serde(default)]
     pub scoring: Option<crate::score::ScoreSummary>,
+    /// What the warnings stage did, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<crate::warnings::WarningsSummary>,
     /// The manifest the run committed (relative to the warehouse), none
     /// when it published nothing.
     #[serde(default)]

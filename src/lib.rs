@@ -18,6 +18,7 @@
 //! | [`ledger`] | (state) | `read = landed + quarantined + duplicates` per feed and run; snapshots advance only when guarded |
 //! | [`score`] | 4 JOIN, 5 SCORE | every feed resolved against the registry spine; every rule's hits with evidence and confidence; one profile per organization |
 //! | [`publish`] | 6 PUBLISH | every data file checked against its contract (`schemas/out/`) and checksummed; one manifest per version, committed last with a create-only put; readers trust nothing else |
+//! | [`warnings`] | 6 WARN | every worsened colour or new red line raises one warning with a stable id; dispositions recorded once per id and sequence before they are acknowledged, applied in sequence order as admitted by a business date; overdue and urges from the working-day calendar |
 //! | [`deliver`] | 6 DELIVER | code changes of a verified version to the platform: signed batches, one idempotency key per content, an outbox until acknowledged, dead letters; the Parquet drop |
 //! | [`run`] | one run | stages in order for one business date under its lease, guards, the run id and its attempt, interruption at stage boundaries |
 //! | [`lease`] | (state) | one run per pipeline and date across machines: create-only generations, renewed, lapsing when the holder dies |
@@ -28,7 +29,7 @@
 //! | [`usage`] | (operators, benchmarks) | peak memory and bytes read and written per stage, from `/proc/self` |
 //! | [`store`] | (shared) | one way to open `file://`, `memory://` and `s3://` URLs, settings from the environment |
 //! | [`generate`] | (demo, tests, benchmarks) | deterministic synthetic feeds in the departments' own forms, with ground truth |
-//! | [`simulator`], [`platform`] | (demo, tests) | the departments' paged APIs and the oversight platform's intake on 127.0.0.1, with faults on demand |
+//! | [`simulator`], [`platform`], [`handlers`] | (demo, tests) | the departments' paged APIs, the oversight platform's intake and its handlers' dispositions (pulled or pushed) on 127.0.0.1, with faults on demand |
 //! | [`demo`] | (newcomers) | the nightly job end to end on its embedded defaults |
 //! | [`bench`] | (benchmarks) | the bare DataFusion baseline and key throughput behind `BENCHMARKS.md` |
 //! | [`cli`] | the `qinglian` binary | exit codes: 0 ok, 1 run failed, 2 usage or configuration, 3 degraded |
@@ -40,6 +41,7 @@ pub mod deliver;
 pub mod demo;
 pub mod explain;
 pub mod generate;
+pub mod handlers;
 pub mod keys;
 pub mod land;
 pub mod lease;
@@ -57,3 +59,4 @@ pub mod source;
 pub mod store;
 pub mod usage;
 pub mod validate;
+pub mod warnings;

@@ -458,6 +458,7 @@ async fn run_locked(
         status: RunStatus::Running,
         feeds: Vec::new(),
         scoring: None,
+        warnings: None,
         manifest: None,
         delivery: None,
         drop: None,
@@ -640,7 +641,39 @@ async fn run_locked(
             Ok(_) if cancel.is_cancelled() => {
                 return interrupted(&ctx, record, "before publishing").await;
             }
-            Ok(summary) => {
+            Ok(mut summary) => {
+                progress("warnings");
+                let registry = snapshots_registry(&inputs);
+                let raised = crate::warnings::raise(crate::warnings::WarningsInput {
+                    project,
+                    pipeline,
+                    store: Arc::clone(&ctx.store),
+                    prefix: ctx.prefix.clone(),
+                    run_id: &ctx.run_id,
+                    business_date: ctx.business_date,
+                    outputs: &summary.outputs,
+                    registry: registry.as_deref(),
+                    vars: &options.vars,
+                    now: ctx.clock.now(),
+                })
+                .instrument(info_span!("warnings", run_id = %ctx.run_id))
+                .await;
+                lap(&mut record, "warnings");
+                match raised {
+                    Ok((w, path)) => {
+                        summary
+                            .outputs
+                            .insert(crate::warnings::DATASET.to_string(), path);
+                        record.warnings = Some(w);
+                    }
+                    Err(e) => {
+                        // Without its warnings a version is not complete:
+                        // nothing is published, the previous version stands.
+                        warn!(error = %e, "warnings failed; nothing is published");
+                        record.error = Some(format!("warnings: {e}"));
+                        summary.outputs.clear();
+                    }
+                }
                 progress("publish");
                 let input = crate::publish::PublishInput {
                     project,
@@ -652,15 +685,22 @@ async fn run_locked(
                     inputs,
                     now: ctx.clock.now(),
                 };
-                match crate::publish::publish(input)
-                    .instrument(info_span!("publish", run_id = %ctx.run_id))
-                    .await
-                {
+                let published = if record.warnings.is_some() {
+                    crate::publish::publish(input)
+                        .instrument(info_span!("publish", run_id = %ctx.run_id))
+                        .await
+                } else {
+                    Err(crate::publish::PublishError::Contract(
+                        "no warnings dataset".into(),
+                    ))
+                };
+                match published {
                     Ok(published) => {
                         info!(manifest = %published.path, "published");
                         record.manifest = Some(published.path.clone());
                         current = Some(published);
                     }
+                    Err(_) if record.warnings.is_none() => {}
                     Err(e) => {
                         warn!(error = %e, "publishing failed; the previous version stays current");
                         record.error = Some(format!("publish: {e}"));
@@ -681,6 +721,19 @@ async fn run_locked(
         let span = info_span!("deliver", run_id = %ctx.run_id);
         let summary = match &current {
             Some(p) => {
+                // Tonight's new and reopened warnings wait in the outbox
+                // beside the code changes, sent in the same drain.
+                if let Err(e) = crate::warnings::queue_push(
+                    &outbox,
+                    p,
+                    endpoint.batch_size(),
+                    &ctx.run_id,
+                    ctx.clock.now(),
+                )
+                .await
+                {
+                    warn!(error = %e, "the warnings could not be queued for the platform");
+                }
                 crate::deliver::deliver(
                     &outbox,
                     endpoint,
@@ -750,6 +803,15 @@ async fn run_locked(
     write(&record).await?;
     info!(run_id = %ctx.run_id, status = ?record.status, "run finished");
     Ok(record)
+}
+
+/// The registry snapshot a version is computed from (relative path).
+fn snapshots_registry(
+    inputs: &BTreeMap<String, crate::publish::InputSnapshot>,
+) -> Option<String> {
+    inputs
+        .get(crate::project::SPINE_FEED)
+        .and_then(|s| s.path.clone())
 }
 
 /// Writes the run's HTML report and records where; a report that cannot

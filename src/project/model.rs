@@ -64,8 +64,15 @@ pub struct FeedSchema {
 }
 
 /// The datasets a run publishes, each with its contract in `schemas/out/`.
-pub const PUBLISHED_DATASETS: [&str; 6] =
-    ["profiles", "hits", "codes", "changes", "quarantine", "runs"];
+pub const PUBLISHED_DATASETS: [&str; 7] = [
+    "profiles",
+    "hits",
+    "codes",
+    "changes",
+    "quarantine",
+    "runs",
+    "warnings",
+];
 
 /// The contract of one published dataset (`schemas/out/<dataset>.toml`):
 /// what the platform's engineers read, checked against every file written.

@@ -1,0 +1,282 @@
+//! `qinglian warnings` (the warnings of the latest version, filtered) and
+//! `qinglian intake` (the disposition listener), each an `Args` struct and
+//! an `execute` that returns what to print or an error; `cli` prints.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use serde_json::json;
+
+use super::lifecycle::State;
+use super::record::Warning;
+
+/// Why a command failed; the variant decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Bad arguments or configuration (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The warehouse or the listener failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Where the warehouse is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct At {
+    /// Project directory.
+    #[arg(long, default_value = ".")]
+    pub project: PathBuf,
+    /// Pipeline whose warehouse to read.
+    #[arg(long, default_value = "nightly")]
+    pub pipeline: String,
+    /// Warehouse URL, overriding the pipeline's.
+    #[arg(long)]
+    pub warehouse: Option<String>,
+}
+
+/// `qinglian warnings`: every warning of the latest published version (or
+/// of `--date`), with its state and deadlines.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WarningsArgs {
+    #[command(flatten)]
+    /// The warehouse.
+    pub at: At,
+    /// Only warnings in this state (generated, pushed, signed, verifying,
+    /// rectifying, feedback, closed, unfounded, transferred, withdrawn, returned).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only overdue warnings.
+    #[arg(long)]
+    pub overdue: bool,
+    /// Only warnings whose responsible or handling unit contains this text.
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// Business date (default: the latest published).
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+type Store = (Arc<dyn object_store::ObjectStore>, object_store::path::Path);
+
+fn open(at: &At) -> Result<(crate::project::Project, Store), CommandError> {
+    let project = crate::project::Project::load(&at.project).map_err(|e| {
+        CommandError::Usage(
+            e.0.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    let pipeline = project.pipelines.get(&at.pipeline).ok_or_else(|| {
+        CommandError::Usage(format!("no pipeline {:?} in pipelines/", at.pipeline))
+    })?;
+    let (store, prefix, _) =
+        crate::run::open_warehouse(pipeline, at.warehouse.as_deref(), &BTreeMap::new())
+            .map_err(|e| CommandError::Failed(e.to_string()))?;
+    Ok((project, (store, prefix)))
+}
+
+/// The warnings of a business date's current version (default: the latest).
+pub async fn warnings_at(
+    store: &Arc<dyn object_store::ObjectStore>,
+    prefix: &object_store::path::Path,
+    date: Option<NaiveDate>,
+) -> Result<Option<(NaiveDate, Vec<Warning>)>, String> {
+    let p = match date {
+        Some(d) => crate::publish::Published::latest(store, prefix, d)
+            .await
+            .map_err(|e| e.to_string())?,
+        None => super::intake::latest_published(store, prefix).await?,
+    };
+    let Some(p) = p else {
+        return Ok(None);
+    };
+    let date = p.manifest.business_date;
+    Ok(Some((date, super::published_warnings(&p).await?)))
+}
+
+/// Runs `qinglian warnings`; returns the text to print.
+pub async fn execute(args: WarningsArgs) -> Result<String, CommandError> {
+    let state = args
+        .state
+        .as_deref()
+        .map(|s| {
+            State::parse(s).ok_or_else(|| {
+                CommandError::Usage(format!(
+                    "--state {s:?}: expected one of {}",
+                    super::lifecycle::STATES.map(State::as_str).join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let (_, (store, prefix)) = open(&args.at)?;
+    let Some((date, all)) = warnings_at(&store, &prefix, args.date)
+        .await
+        .map_err(CommandError::Failed)?
+    else {
+        return Err(CommandError::Failed(match args.date {
+            Some(d) => format!("nothing is published for {d}"),
+            None => "nothing is published yet".into(),
+        }));
+    };
+    let shown: Vec<&Warning> = all
+        .iter()
+        .filter(|w| state.is_none_or(|s| w.state == s))
+        .filter(|w| !args.overdue || w.overdue.is_some())
+        .filter(|w| {
+            args.unit.as_deref().is_none_or(|u| {
+                w.responsible_unit.contains(u)
+                    || w.handling_unit.as_deref().is_some_and(|h| h.contains(u))
+            })
+        })
+        .collect();
+    if args.json {
+        return serde_json::to_string_pretty(&json!({
+            "business_date": date.to_string(),
+            "total": all.len(),
+            "shown": shown.len(),
+            "warnings": shown,
+        }))
+        .map_err(|e| CommandError::Failed(e.to_string()));
+    }
+    Ok(render(date, &all, &shown))
+}
+
+/// The by-state counts of a list of warnings, in life-cycle order.
+pub fn counts(all: &[Warning]) -> Vec<(State, usize)> {
+    super::lifecycle::STATES
+        .into_iter()
+        .map(|s| (s, all.iter().filter(|w| w.state == s).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn render(date: NaiveDate, all: &[Warning], shown: &[&Warning]) -> String {
+    let mut out = format!("预警 {date}：共 {} 条", all.len());
+    let by_state: Vec<String> = counts(all)
+        .into_iter()
+        .map(|(s, n)| format!("{} {n}", s.label()))
+        .collect();
+    if !by_state.is_empty() {
+        out.push_str(&format!("（{}）", by_state.join("，")));
+    }
+    let overdue = all.iter().filter(|w| w.overdue.is_some()).count();
+    out.push_str(&format!("，逾期 {overdue} 条\n"));
+    if shown.len() != all.len() {
+        out.push_str(&format!("筛选后 {} 条\n", shown.len()));
+    }
+    for w in shown {
+        out.push_str(&line(w));
+        out.push('\n');
+    }
+    out
+}
+
+/// One warning on one line, for people.
+pub fn line(w: &Warning) -> String {
+    let colour = |c: &Option<String>| c.clone().unwrap_or_else(|| "无".into());
+    let mut rules: Vec<&str> = w.causes.iter().map(|c| c.rule_id.as_str()).collect();
+    rules.dedup();
+    let mut s = format!(
+        "{} {} {} {}→{} [{}] {} 责任单位 {}",
+        w.warning_id,
+        w.uscc,
+        w.name,
+        colour(&w.colour_before),
+        colour(&w.colour_after),
+        rules.join(","),
+        w.state.label(),
+        w.responsible_unit
+    );
+    if w.round > 1 {
+        s.push_str(&format!(" 第{}轮", w.round));
+    }
+    match w.overdue.as_deref() {
+        Some("signature") => s.push_str(&format!(
+            " 逾期未签收 {} 个工作日（催办 {} 次）",
+            w.overdue_working_days, w.urges
+        )),
+        Some(_) => s.push_str(&format!(
+            " 整改逾期 {} 个工作日（催办 {} 次）",
+            w.overdue_working_days, w.urges
+        )),
+        None => {}
+    }
+    if let Some(d) = w.rectify_by
+        && w.state == State::Rectifying
+    {
+        s.push_str(&format!(" 整改期限 {d}"));
+    }
+    if w.sequence_gap {
+        s.push_str(&format!(" 处置记录缺号（等待序号 {} 之前的记录）", w.held.first().copied().unwrap_or(0)));
+    }
+    s
+}
+
+/// `qinglian intake`: listens for dispositions pushed by the platform at
+/// `POST /intake/dispositions`, on an address of its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IntakeArgs {
+    #[command(flatten)]
+    /// The warehouse.
+    pub at: At,
+    /// Address to listen on (never the public lookup's).
+    #[arg(long, default_value = "127.0.0.1:8710")]
+    pub listen: String,
+    /// Seconds a request's signing time may differ from ours.
+    #[arg(long, default_value_t = 300)]
+    pub window_seconds: i64,
+    /// Milliseconds to wait between keeping a request and recording it
+    /// (for the crash harness).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub pause_after_receive_ms: u64,
+}
+
+/// Runs the intake until the process is stopped. The shared secret is the
+/// push's (`[push] secret_env`).
+pub async fn intake(args: IntakeArgs) -> Result<(), CommandError> {
+    let (project, (store, prefix)) = open(&args.at)?;
+    let pipeline = project
+        .pipelines
+        .get(&args.at.pipeline)
+        .ok_or_else(|| CommandError::Usage(format!("no pipeline {:?}", args.at.pipeline)))?;
+    let Some(push) = &pipeline.push else {
+        return Err(CommandError::Usage(format!(
+            "pipeline {} has no [push]: the intake verifies with the push's shared secret",
+            pipeline.name
+        )));
+    };
+    let secret = std::env::var(&push.secret_env)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            CommandError::Usage(format!(
+                "{} is not set; set it to the shared secret the platform signs with",
+                push.secret_env
+            ))
+        })?;
+    let intake = super::intake::Intake::start(
+        args.listen.as_str(),
+        super::intake::IntakeOptions {
+            store,
+            prefix,
+            secret: secret.into_bytes(),
+            window_seconds: args.window_seconds,
+            clock: Arc::new(crate::run::SystemClock),
+            pause_after_receive: std::time::Duration::from_millis(args.pause_after_receive_ms),
+        },
+    )
+    .await
+    .map_err(CommandError::Failed)?;
+    eprintln!("listening for dispositions at {}", intake.url());
+    tokio::select! {
+        _ = intake.wait() => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
