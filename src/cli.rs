@@ -1179,6 +1179,11 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> ExitCode {
             d.response
         );
     }
+    if let Some(w) = runs.iter().find_map(|r| r.warnings.as_ref()) {
+        for line in crate::warnings::cli::status_lines(w) {
+            outln!("{line}");
+        }
+    }
     for j in &jobs {
         outln!(
             "job {}: next tick {} ({}) processes {}",

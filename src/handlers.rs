@@ -43,8 +43,8 @@ pub enum Way {
 pub enum HandlerFault {
     /// Every disposition is sent (or served) twice.
     Duplicate,
-    /// Each warning's dispositions of the night go in reverse sequence order,
-    /// one request each.
+    /// The night's dispositions are held back and sent the next night,
+    /// after that night's own: later sequences arrive before earlier ones.
     OutOfOrder,
     /// Pushes are signed with the wrong secret (refused; then sent again
     /// rightly).
@@ -84,6 +84,8 @@ struct Shared {
     token: Option<String>,
     /// Dispositions made, by way.
     made: BTreeMap<String, u64>,
+    /// Held back by [`HandlerFault::OutOfOrder`] until the next night.
+    delayed: Vec<(Way, Disposition)>,
 }
 
 /// The handlers, with their API on 127.0.0.1.
@@ -285,31 +287,33 @@ impl HandlerSimulator {
         let mut made = Vec::new();
         for case in &mut s.cases {
             let mut tonight = Vec::new();
-            while case.steps.first().is_some_and(|st| st.day == day) {
+            // Every step due, those of days that passed without a night included.
+            while case.steps.first().is_some_and(|st| st.day <= day) {
                 let st = case.steps.remove(0);
                 tonight.push(Disposition {
                     warning_id: case.warning_id.clone(),
                     sequence: case.next_sequence,
                     uscc: case.uscc.clone(),
                     state: st.state.to_string(),
-                    time: at_ten(day),
+                    time: at_ten(st.day),
                     handling_unit: case.unit.clone(),
                     handler: Some("经办人".into()),
                     result_code: Some(format!("R-{}", st.state)),
                     result_text: None,
                     rectify_by: st.rectify_by,
-                    completed_on: (st.state == "feedback").then_some(day),
+                    completed_on: (st.state == "feedback").then_some(st.day),
                     data_error: st.data_error,
                 });
                 case.next_sequence += 1;
             }
-            // Skip a day that passed without a run: the steps keep their order.
-            case.steps.retain(|st| st.day >= day);
-            if faults.contains(&HandlerFault::OutOfOrder) {
-                tonight.reverse();
-            }
             made.extend(tonight.into_iter().map(|d| (case.way, d)));
         }
+        let delayed = std::mem::take(&mut s.delayed);
+        if faults.contains(&HandlerFault::OutOfOrder) {
+            s.delayed = made;
+            made = Vec::new();
+        }
+        made.extend(delayed);
         if faults.contains(&HandlerFault::UnknownId)
             && let Some((way, d)) = made.first().cloned()
         {

@@ -298,6 +298,9 @@ pub fn render(record: &RunRecord, transitions: &BTreeMap<(String, String), u64>)
         &coverage,
         Some(100.0),
     ));
+    if let Some(w) = &record.warnings {
+        body.push_str(&crate::warnings::cli::report_section(w));
+    }
     if let Some(d) = &record.delivery {
         let _ = write!(
             body,

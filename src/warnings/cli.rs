@@ -280,3 +280,81 @@ pub async fn intake(args: IntakeArgs) -> Result<(), CommandError> {
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
+
+/// What `status` says about the warnings of a run.
+pub fn status_lines(s: &super::WarningsSummary) -> Vec<String> {
+    let by_state: Vec<String> = super::lifecycle::STATES
+        .into_iter()
+        .filter_map(|st| {
+            s.by_state
+                .get(st.as_str())
+                .map(|n| format!("{} {n}", st.label()))
+        })
+        .collect();
+    let mut out = vec![format!(
+        "warnings: {} in all ({}); tonight {} raised, {} reopened, {} disposition(s) applied; {} overdue{}",
+        s.total,
+        by_state.join(", "),
+        s.raised,
+        s.reopened,
+        s.applied,
+        s.overdue.len(),
+        if s.sequence_gaps > 0 {
+            format!("; {} waiting for missing dispositions", s.sequence_gaps)
+        } else {
+            String::new()
+        }
+    )];
+    for (id, kind, days) in s.overdue.iter().take(20) {
+        out.push(format!(
+            "  overdue {id}: {} {days} working day(s)",
+            if kind == "signature" { "未签收" } else { "整改逾期" }
+        ));
+    }
+    if s.overdue.len() > 20 {
+        out.push(format!("  … and {} more (qinglian warnings --overdue)", s.overdue.len() - 20));
+    }
+    out
+}
+
+/// The warnings section of a run's HTML report (Chinese: its readers are).
+pub fn report_section(s: &super::WarningsSummary) -> String {
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut rows = String::new();
+    for st in super::lifecycle::STATES {
+        if let Some(n) = s.by_state.get(st.as_str()) {
+            rows.push_str(&format!(
+                "<tr><td>{}</td><td><code>{}</code></td><td>{n}</td></tr>",
+                st.label(),
+                st.as_str()
+            ));
+        }
+    }
+    let mut overdue = String::new();
+    for (id, kind, days) in &s.overdue {
+        overdue.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{days}</td></tr>",
+            esc(id),
+            if kind == "signature" { "逾期未签收" } else { "整改逾期" }
+        ));
+    }
+    format!(
+        "<section lang=\"zh\"><h2>预警 Warnings</h2><p>共 {} 条；本次新增 {}，重新打开 {}，处置记录 {} 条已应用；逾期 {} 条</p>\
+         <table><tr><th>状态</th><th>state</th><th>数量</th></tr>{rows}</table>{}</section>",
+        s.total,
+        s.raised,
+        s.reopened,
+        s.applied,
+        s.overdue.len(),
+        if overdue.is_empty() {
+            String::new()
+        } else {
+            format!("<h3>逾期清单</h3><table><tr><th>预警编号</th><th>逾期类型</th><th>逾期工作日</th></tr>{overdue}</table>")
+        }
+    )
+}

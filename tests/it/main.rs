@@ -28,3 +28,4 @@ mod robustness;
 mod rules;
 mod secrets;
 mod support;
+mod warnings;

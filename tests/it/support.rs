@@ -326,7 +326,7 @@ pub(crate) fn walk(dir: &Path) -> Vec<String> {
 pub(crate) fn reproducible_sums(
     p: &qinglian::publish::Published,
 ) -> std::collections::BTreeMap<String, Vec<String>> {
-    ["profiles", "hits", "codes", "changes", "quarantine"]
+    ["profiles", "hits", "codes", "changes", "quarantine", "warnings"]
         .iter()
         .map(|d| {
             let files = p.manifest.datasets[*d]
