@@ -148,6 +148,10 @@ enum Command {
         /// Warehouse URL.
         #[arg(long, default_value = "warehouse")]
         warehouse: String,
+        /// Nights to run (from 2026-11-28), the platform's handlers
+        /// disposing of the warnings in between.
+        #[arg(long, default_value_t = 5)]
+        nights: u32,
     },
     /// Check every configuration file and plan every rule; exit 2 on any problem.
     Validate {
@@ -483,6 +487,7 @@ pub fn main() -> ExitCode {
             project,
             out,
             warehouse,
+            nights,
         } => with_runtime(|rt| {
             rt.block_on(async {
                 let options = crate::demo::DemoOptions {
@@ -490,12 +495,19 @@ pub fn main() -> ExitCode {
                     out,
                     warehouse,
                     orgs,
+                    nights,
                     business_date: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap_or_default(),
                 };
                 match crate::demo::demo(&options).await {
                     Ok(summary) => {
                         out!("{}", crate::demo::render(&summary));
-                        match summary.run.status {
+                        let worst = summary
+                            .nights
+                            .iter()
+                            .map(|r| r.status)
+                            .find(|s| *s != crate::ledger::RunStatus::Succeeded)
+                            .unwrap_or(summary.run.status);
+                        match worst {
                             crate::ledger::RunStatus::Succeeded => ExitCode::SUCCESS,
                             crate::ledger::RunStatus::Degraded => ExitCode::from(EXIT_DEGRADED),
                             _ => ExitCode::from(EXIT_FAILED),
@@ -1383,6 +1395,20 @@ fn validate(root: &std::path::Path) -> ExitCode {
     };
     match rt.block_on(Project::validate(root)) {
         Ok(project) => {
+            // The warnings' configuration and calendar of every pipeline.
+            let problems: std::collections::BTreeSet<String> = project
+                .pipelines
+                .keys()
+                .flat_map(|p| crate::warnings::WarningsConfig::load(root, p).err())
+                .flatten()
+                .collect();
+            if !problems.is_empty() {
+                for p in &problems {
+                    outln!("error: {p}");
+                }
+                outln!("{} problem(s) found in {}", problems.len(), root.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
             for note in &project.notes {
                 outln!("note: {note}");
             }

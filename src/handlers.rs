@@ -239,9 +239,8 @@ impl HandlerSimulator {
     /// for [`HandlerSimulator::push`].
     pub fn play(&self, platform: &PlatformSimulator, day: NaiveDate) -> Night {
         let received: Vec<Value> = platform
-            .batches()
+            .warning_batches()
             .into_iter()
-            .filter(|b| b.body.get("kind").and_then(Value::as_str) == Some("warnings"))
             .flat_map(|b| {
                 b.body
                     .get("records")

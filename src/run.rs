@@ -641,8 +641,9 @@ async fn run_locked(
             Ok(_) if cancel.is_cancelled() => {
                 return interrupted(&ctx, record, "before publishing").await;
             }
-            Ok(mut summary) => {
+            Ok(summary) => {
                 progress("warnings");
+                let mut outputs = summary.outputs.clone();
                 let registry = snapshots_registry(&inputs);
                 let raised = crate::warnings::raise(crate::warnings::WarningsInput {
                     project,
@@ -661,9 +662,7 @@ async fn run_locked(
                 lap(&mut record, "warnings");
                 match raised {
                     Ok((w, path)) => {
-                        summary
-                            .outputs
-                            .insert(crate::warnings::DATASET.to_string(), path);
+                        outputs.insert(crate::warnings::DATASET.to_string(), path);
                         record.warnings = Some(w);
                     }
                     Err(e) => {
@@ -671,7 +670,6 @@ async fn run_locked(
                         // nothing is published, the previous version stands.
                         warn!(error = %e, "warnings failed; nothing is published");
                         record.error = Some(format!("warnings: {e}"));
-                        summary.outputs.clear();
                     }
                 }
                 progress("publish");
@@ -681,7 +679,7 @@ async fn run_locked(
                     prefix: ctx.prefix.clone(),
                     run: &record,
                     rules_version: &summary.rules_version,
-                    outputs: &summary.outputs,
+                    outputs: &outputs,
                     inputs,
                     now: ctx.clock.now(),
                 };
@@ -721,19 +719,6 @@ async fn run_locked(
         let span = info_span!("deliver", run_id = %ctx.run_id);
         let summary = match &current {
             Some(p) => {
-                // Tonight's new and reopened warnings wait in the outbox
-                // beside the code changes, sent in the same drain.
-                if let Err(e) = crate::warnings::queue_push(
-                    &outbox,
-                    p,
-                    endpoint.batch_size(),
-                    &ctx.run_id,
-                    ctx.clock.now(),
-                )
-                .await
-                {
-                    warn!(error = %e, "the warnings could not be queued for the platform");
-                }
                 crate::deliver::deliver(
                     &outbox,
                     endpoint,
@@ -760,6 +745,53 @@ async fn run_locked(
                 s
             }
         };
+        // The warnings go in their own outbox after the code changes, and
+        // wait while the platform does not take the changes.
+        if summary.complete() {
+            let w = crate::warnings::deliver(
+                &ctx.store,
+                &ctx.prefix,
+                endpoint,
+                current.as_ref(),
+                &ctx.run_id,
+                &*ctx.clock,
+            )
+            .instrument(info_span!("deliver warnings", run_id = %ctx.run_id))
+            .await;
+            if let Some(e) = &w.error {
+                warn!(error = %e, "the warnings did not all reach the platform; they wait in their outbox");
+            }
+            if let Some(ws) = record.warnings.as_mut() {
+                ws.delivery = Some(w);
+            }
+        } else if let (Some(p), Some(ws)) = (&current, record.warnings.as_mut()) {
+            // Queued all the same, for the next run to send.
+            let outbox = crate::warnings::outbox(&ctx.store, &ctx.prefix);
+            let mut w = crate::deliver::DeliverySummary {
+                endpoint: endpoint.display_url(),
+                kind: crate::warnings::PUSH_KIND.to_string(),
+                error: Some("waiting: the code changes were not all delivered".into()),
+                ..Default::default()
+            };
+            match crate::warnings::queue_push(
+                &outbox,
+                p,
+                endpoint.batch_size(),
+                &ctx.run_id,
+                ctx.clock.now(),
+            )
+            .await
+            {
+                Ok(q) => {
+                    w.batches = q.batches;
+                    w.rows = q.rows;
+                    w.queued = q.queued;
+                    w.pending = outbox.pending().await.map_or(0, |p| p.len() as u32);
+                }
+                Err(e) => w.error = Some(e),
+            }
+            ws.delivery = Some(w);
+        }
         record.delivery = Some(summary);
         lap(&mut record, "deliver");
     }
@@ -787,6 +819,11 @@ async fn run_locked(
         lap(&mut record, "drop");
     }
     let delivered = record.delivery.as_ref().is_none_or(|d| d.complete())
+        && record
+            .warnings
+            .as_ref()
+            .and_then(|w| w.delivery.as_ref())
+            .is_none_or(|d| d.complete())
         && record.drop.as_ref().is_none_or(|d| d.error.is_none());
     record.status = if !failed.is_empty() {
         record.error = Some(format!("required feed(s) failed: {}", failed.join(", ")));

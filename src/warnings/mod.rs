@@ -72,6 +72,65 @@ pub struct WarningsSummary {
     pub overdue: Vec<(String, String, u32)>,
     /// Warnings whose held dispositions waited past the timeout.
     pub sequence_gaps: u64,
+    /// The push of warnings (its own outbox), when pushing is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<crate::deliver::DeliverySummary>,
+}
+
+/// The outbox of warning batches: `warnings/outbox/{pending,acknowledged,dead}/`,
+/// beside the code changes' and drained after them.
+pub fn outbox(store: &Arc<dyn ObjectStore>, prefix: &Path) -> crate::deliver::Outbox {
+    crate::deliver::Outbox::new(Arc::clone(store), crate::store::join(prefix, "warnings"))
+}
+
+/// Queues tonight's warnings of `published` (when there is a version) and
+/// sends what waits in the warnings outbox. Never fails the run: problems
+/// are in the summary.
+pub async fn deliver(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    endpoint: &crate::deliver::Endpoint,
+    published: Option<&crate::publish::Published>,
+    queued_by: &str,
+    clock: &dyn crate::run::Clock,
+) -> crate::deliver::DeliverySummary {
+    let outbox = outbox(store, prefix);
+    let mut summary = crate::deliver::DeliverySummary {
+        endpoint: endpoint.display_url(),
+        kind: PUSH_KIND.to_string(),
+        ..Default::default()
+    };
+    if let Some(p) = published {
+        match queue_push(&outbox, p, endpoint.batch_size(), queued_by, clock.now()).await {
+            Ok(q) => {
+                summary.batches = q.batches;
+                summary.rows = q.rows;
+                summary.queued = q.queued;
+                summary.already_acknowledged = q.already_acknowledged;
+            }
+            Err(e) => {
+                summary.error = Some(e);
+                return summary;
+            }
+        }
+    }
+    if let Err(e) = crate::deliver::drain(&outbox, endpoint, clock, &mut summary).await {
+        summary.error = Some(e.to_string());
+    }
+    summary
+}
+
+/// What queueing a version's warnings did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Queued {
+    /// Batches of the version.
+    pub batches: u32,
+    /// Warnings in them.
+    pub rows: u64,
+    /// Newly queued.
+    pub queued: u32,
+    /// Acknowledged already (a re-run).
+    pub already_acknowledged: u32,
 }
 
 /// Everything the stage needs from the run.
@@ -232,7 +291,7 @@ pub async fn raise(input: WarningsInput<'_>) -> Result<(WarningsSummary, String)
 
     // Tonight's admissions: pull first, so what the platform serves now counts.
     let inbox = inbox::Inbox::new(Arc::clone(store), input.prefix.clone());
-    let outbox = crate::deliver::Outbox::new(Arc::clone(store), input.prefix.clone());
+    let outbox = outbox(store, &input.prefix);
     let known: HashMap<String, Warning> = warnings
         .iter()
         .map(|w| (w.warning_id.clone(), w.clone()))
@@ -499,16 +558,15 @@ fn push_record(w: &Warning) -> serde_json::Value {
 }
 
 /// Queues tonight's new and reopened warnings of a verified version in the
-/// outbox (kind `warnings`), noting which warnings each batch carries so
-/// that its acknowledgement moves them to `pushed`. Returns the batches
-/// newly queued.
+/// warnings outbox (kind `warnings`), noting which warnings each batch
+/// carries so that its acknowledgement moves them to `pushed`.
 pub async fn queue_push(
     outbox: &crate::deliver::Outbox,
     published: &crate::publish::Published,
     batch_size: u32,
     queued_by: &str,
     now: DateTime<Utc>,
-) -> Result<u32, String> {
+) -> Result<Queued, String> {
     let m = &published.manifest;
     let date = m.business_date;
     let tonight: Vec<Warning> = published_warnings(published)
@@ -522,7 +580,11 @@ pub async fn queue_push(
     let size = batch_size.max(1) as usize;
     let batches = tonight.len().div_ceil(size) as u32;
     let inbox = inbox::Inbox::new(Arc::clone(published.store()), published.prefix().clone());
-    let mut queued = 0;
+    let mut queued = Queued {
+        batches,
+        rows: tonight.len() as u64,
+        ..Queued::default()
+    };
     for (i, chunk) in tonight.chunks(size).enumerate() {
         let batch = i as u32 + 1;
         let body = json!({
@@ -566,8 +628,10 @@ pub async fn queue_push(
             body,
             queued_at: now,
         };
-        if outbox.enqueue(&b).await.map_err(|e| e.to_string())? == crate::deliver::Queued::New {
-            queued += 1;
+        match outbox.enqueue(&b).await.map_err(|e| e.to_string())? {
+            crate::deliver::Queued::New => queued.queued += 1,
+            crate::deliver::Queued::AlreadyAcknowledged => queued.already_acknowledged += 1,
+            crate::deliver::Queued::AlreadyPending | crate::deliver::Queued::AlreadyParked => {}
         }
     }
     Ok(queued)

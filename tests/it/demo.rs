@@ -18,6 +18,8 @@ fn the_demo_runs_end_to_end_and_summarizes_what_it_did() {
             dir.path().join("demo").to_str().expect("utf-8"),
             "--warehouse",
             warehouse.to_str().expect("utf-8"),
+            "--nights",
+            "3",
         ],
         None,
     );
@@ -49,6 +51,25 @@ fn the_demo_runs_end_to_end_and_summarizes_what_it_did() {
         )),
         "every change reached the platform simulator: {text}"
     );
+    let raised: u64 = text
+        .lines()
+        .filter_map(|l| l.split_once(" raised, ").map(|(a, _)| a))
+        .filter_map(|a| a.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(raised > 0, "the demo raises warnings: {text}");
+    assert!(
+        text.contains(&format!("{raised} warning(s) accepted by the platform")),
+        "every warning reached the platform simulator: {text}"
+    );
+    // Night by night the warnings move on: signed, then verified, then
+    // rectifying, as the handlers dispose of them.
+    let nights: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("  2026-"))
+        .collect();
+    assert_eq!(nights.len(), 3, "{text}");
+    assert!(nights[0].contains("已生成"), "{}", nights[0]);
+    assert!(nights[2].contains("核查中") || nights[2].contains("整改中"), "{}", nights[2]);
     assert!(
         text.contains("demo-only"),
         "the demo says it set its own secrets: {text}"

@@ -259,7 +259,7 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
 
 /// One published night with warnings, an intake on its warehouse.
 struct Night {
-    _root: tempfile::TempDir,
+    root: tempfile::TempDir,
     warehouse: std::path::PathBuf,
     intake: Intake,
     warnings: Vec<Warning>,
@@ -290,7 +290,7 @@ async fn one_night() -> Night {
         .await
         .expect("intake");
     Night {
-        _root: root,
+        root,
         warehouse,
         intake,
         warnings,
@@ -392,4 +392,74 @@ async fn the_intake_refuses_forged_replayed_unknown_and_disallowed_dispositions_
     assert!(inbox.of_warning(&b.warning_id).await.expect("inbox").is_empty());
     let dead = inbox.dead_letters().await.expect("dead");
     assert_eq!(dead.len(), 7, "{dead:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warnings_command_lists_filters_and_explain_shows_an_organizations_warnings() {
+    let n = one_night().await;
+    let project = n.root.path().join("project");
+    let at = |extra: &[&str]| {
+        let mut args = vec![
+            "warnings",
+            "--project",
+            project.to_str().expect("utf-8"),
+            "--warehouse",
+            n.warehouse.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        crate::support::qinglian(&args, None)
+    };
+    let out = at(&["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["total"].as_u64(), Some(n.warnings.len() as u64));
+    assert_eq!(v["business_date"], "2026-11-02");
+    let first = &v["warnings"][0];
+    assert!(first["warning_id"].as_str().expect("id").starts_with("YJ-"));
+    assert_eq!(first["state"], "generated", "no push in this night");
+    // People read it in Chinese: counts by state, one line per warning.
+    let text = String::from_utf8_lossy(&at(&[]).stdout).into_owned();
+    assert!(text.starts_with(&format!("预警 2026-11-02：共 {} 条（已生成 {}）", n.warnings.len(), n.warnings.len())), "{text}");
+    assert_eq!(text.lines().count(), 1 + n.warnings.len(), "{text}");
+    // Filters.
+    let none: Value = serde_json::from_slice(&at(&["--state", "closed", "--json"]).stdout).expect("json");
+    assert_eq!(none["shown"], 0);
+    let unit = n.warnings[0].responsible_unit.clone();
+    let by_unit: Value = serde_json::from_slice(&at(&["--unit", &unit, "--json"]).stdout).expect("json");
+    let expected = n.warnings.iter().filter(|w| w.responsible_unit.contains(&unit)).count();
+    assert_eq!(by_unit["shown"].as_u64(), Some(expected as u64));
+    let overdue: Value = serde_json::from_slice(&at(&["--overdue", "--json"]).stdout).expect("json");
+    assert_eq!(overdue["shown"], 0, "nothing pushed, nothing waits for a signature");
+    let bad = at(&["--state", "lost"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--state \"lost\": expected one of generated"));
+    // explain shows the organization's warnings.
+    let w = &n.warnings[0];
+    let out = crate::support::qinglian(
+        &[
+            "explain",
+            &w.uscc,
+            "--project",
+            project.to_str().expect("utf-8"),
+            "--warehouse",
+            n.warehouse.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("warnings (预警): ") && text.contains(&w.warning_id), "{text}");
+    // A broken warnings configuration is a validate problem naming file and key.
+    std::fs::write(
+        project.join("pipelines/warnings/nightly.toml"),
+        "sign_within_working_days = 0\n",
+    )
+    .expect("write");
+    let out = crate::support::qinglian(&["validate", "--project", project.to_str().expect("utf-8")], None);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("pipelines/warnings/nightly.toml: sign_within_working_days: expected 1 to 365, found 0"),
+        "{text}"
+    );
 }
