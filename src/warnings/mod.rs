@@ -31,7 +31,7 @@ pub mod record;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -257,12 +257,11 @@ pub async fn raise(input: WarningsInput<'_>) -> Result<(WarningsSummary, String)
     let date = input.business_date;
     let config = WarningsConfig::load(&input.project.root, &input.pipeline.name)
         .map_err(|p| p.join("; "))?;
-    for year in [date.format("%Y").to_string()] {
-        if let Ok(y) = year.parse::<i32>()
-            && !config.calendar.covers(y)
-        {
-            warn!(year = y, "the working-day calendar does not list this year; only weekends count as days off");
-        }
+    if !config.calendar.covers(date.year()) {
+        warn!(
+            year = date.year(),
+            "the working-day calendar (pipelines/warnings/calendar.toml) does not list this year; only weekends count as days off"
+        );
     }
     let store = &input.store;
     let file = |rel: &str| crate::store::join(&input.prefix, rel);
@@ -296,7 +295,7 @@ pub async fn raise(input: WarningsInput<'_>) -> Result<(WarningsSummary, String)
         .iter()
         .map(|w| (w.warning_id.clone(), w.clone()))
         .collect();
-    match pull::pull(input.project, &input.pipeline.name, &inbox, &known, input.vars, input.now).await {
+    match pull::pull(config.pull.as_ref(), &input.pipeline.name, &inbox, &known, input.vars, input.now).await {
         Ok(Some(p)) => info!(read = p.read, recorded = p.recorded, refused = p.refused, "dispositions pulled"),
         Ok(None) => {}
         Err(e) => warn!(error = %e, "pulling dispositions failed; what was recorded stays, the rest comes next run"),

@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
-use super::config::{PullConfig, WarningsConfig};
+use super::config::PullConfig;
 use super::inbox::Inbox;
 use super::intake::{Verdict, judge};
 use super::record::{Disposition, Warning};
-use crate::project::{Auth, HttpSource, Pagination, Project, Source, SourceKind};
+use crate::project::{Auth, HttpSource, Pagination, Source, SourceKind};
 use crate::source::{FetchOptions, PayloadSink, PayloadWriter, RawBatch};
 
 /// The fields a disposition record carries.
@@ -189,15 +189,14 @@ pub fn disposition_of(
 /// Reads what the platform's API serves since the watermark and records
 /// it. `None` when no pull is configured (or its URL is empty).
 pub async fn pull(
-    project: &Project,
+    config: Option<&PullConfig>,
     pipeline: &str,
     inbox: &Inbox,
     known: &HashMap<String, Warning>,
     vars: &BTreeMap<String, String>,
     now: DateTime<Utc>,
 ) -> Result<Option<PullSummary>, String> {
-    let config = WarningsConfig::load(&project.root, pipeline).map_err(|p| p.join("; "))?;
-    let Some(pull) = &config.pull else {
+    let Some(pull) = config else {
         return Ok(None);
     };
     let lookup = |n: &str| vars.get(n).cloned().or_else(|| std::env::var(n).ok());
@@ -298,4 +297,55 @@ pub async fn pull_from(
             .map_err(|e| format!("{mark_path}: {e}"))?;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> Vec<String> {
+        FIELDS.iter().map(|f| f.to_string()).collect()
+    }
+
+    fn values(pairs: &[(&str, &str)]) -> Vec<Option<String>> {
+        FIELDS
+            .iter()
+            .map(|f| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == f)
+                    .map(|(_, v)| v.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_record_reads_as_a_disposition_or_names_its_field() {
+        let ok = values(&[
+            ("warning_id", "YJ-1"),
+            ("sequence", "2"),
+            ("uscc", "U"),
+            ("state", "rectifying"),
+            ("time", "2026-11-03T10:00:00+08:00"),
+            ("handling_unit", "民政局"),
+            ("rectify_by", "2026-11-20"),
+            ("data_error", "false"),
+        ]);
+        let d = disposition_of(&fields(), &ok, "page 1 #0").expect("disposition");
+        assert_eq!((d.sequence, d.state.as_str()), (2, "rectifying"));
+        assert_eq!(d.day().to_string(), "2026-11-03");
+        assert_eq!(d.rectify_by.map(|d| d.to_string()).as_deref(), Some("2026-11-20"));
+        let mut bad = ok.clone();
+        bad[1] = Some("two".into());
+        let e = disposition_of(&fields(), &bad, "page 1 #0").expect_err("bad sequence");
+        assert_eq!(e, "page 1 #0: sequence: expected a whole number, found \"two\"");
+        let mut bad = ok.clone();
+        bad[4] = Some("yesterday".into());
+        let e = disposition_of(&fields(), &bad, "page 2 #5").expect_err("bad time");
+        assert!(e.starts_with("page 2 #5: time: expected an RFC 3339 time"), "{e}");
+        let mut bad = ok;
+        bad[0] = None;
+        let e = disposition_of(&fields(), &bad, "page 1 #3").expect_err("missing id");
+        assert_eq!(e, "page 1 #3: warning_id: missing");
+    }
 }

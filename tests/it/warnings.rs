@@ -140,6 +140,12 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
             if night.faults.contains(&HandlerFault::UnknownId) {
                 unknown_made += 1;
             }
+            if !night.pushes.is_empty() {
+                crate::support::assert_valid_json(
+                    "disposition.schema.json",
+                    &[json!({"format": 1, "records": night.pushes})],
+                );
+            }
             pushed_answers.extend(
                 handlers
                     .push(&night, &intake.url(), SECRET.as_bytes())
@@ -240,6 +246,23 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
         .collect();
     for s in ["recorded", "duplicate", "held"] {
         assert!(statuses.contains(&s), "{s}: {statuses:?}");
+    }
+    // The pull kept its watermark: each night asked only for what was new.
+    let mark = std::fs::read_to_string(warehouse.join("warnings/pull/watermark.json"))
+        .expect("the pull's watermark");
+    assert!(mark.contains("since:"), "{mark}");
+    // The bodies follow the documented contracts.
+    let bodies: Vec<Value> = platform.warning_batches().into_iter().map(|b| b.body).collect();
+    assert!(!bodies.is_empty());
+    crate::support::assert_valid_json("push.schema.json", &bodies);
+    // Handlers' names stay in the warehouse: no published file carries one.
+    for entry in walk(&warehouse.join("published")) {
+        let bytes = std::fs::read(&entry).expect("read");
+        assert!(
+            !bytes.windows("经办人".len()).any(|w| w == "经办人".as_bytes()),
+            "{} carries a handler's name",
+            entry.display()
+        );
     }
     // Re-running past nights reproduces what was published, warnings included.
     for k in [4u32, 17, 28] {
@@ -462,4 +485,17 @@ async fn the_warnings_command_lists_filters_and_explain_shows_an_organizations_w
         text.contains("pipelines/warnings/nightly.toml: sign_within_working_days: expected 1 to 365, found 0"),
         "{text}"
     );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
