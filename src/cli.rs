@@ -597,24 +597,26 @@ pub fn main() -> ExitCode {
             at,
             json,
         } => with_runtime(|rt| rt.block_on(explain(&at, &uscc, date, json))),
-        Command::Warnings(args) => with_runtime(|rt| {
-            match rt.block_on(crate::warnings::cli::execute(args)) {
-                Ok(text) => {
-                    out!("{text}");
-                    if !text.ends_with('\n') {
-                        outln!("");
+        Command::Warnings(args) => {
+            with_runtime(
+                |rt| match rt.block_on(crate::warnings::cli::execute(args)) {
+                    Ok(text) => {
+                        out!("{text}");
+                        if !text.ends_with('\n') {
+                            outln!("");
+                        }
+                        ExitCode::SUCCESS
                     }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => warnings_error(&e),
-            }
-        }),
-        Command::Intake(args) => with_runtime(|rt| {
-            match rt.block_on(crate::warnings::cli::intake(args)) {
+                    Err(e) => warnings_error(&e),
+                },
+            )
+        }
+        Command::Intake(args) => {
+            with_runtime(|rt| match rt.block_on(crate::warnings::cli::intake(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => warnings_error(&e),
-            }
-        }),
+            })
+        }
         Command::Status { at, limit, json } => {
             with_runtime(|rt| rt.block_on(status(&at, limit, json)))
         }

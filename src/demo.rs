@@ -163,9 +163,8 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoSummary, String> {
         .pipelines
         .get("nightly")
         .ok_or("the project has no nightly pipeline")?;
-    let (store, prefix, _) =
-        crate::run::open_warehouse(pipeline, Some(&options.warehouse), &vars)
-            .map_err(|e| e.to_string())?;
+    let (store, prefix, _) = crate::run::open_warehouse(pipeline, Some(&options.warehouse), &vars)
+        .map_err(|e| e.to_string())?;
     let intake = crate::warnings::intake::Intake::start(
         "127.0.0.1:0",
         crate::warnings::intake::IntakeOptions {

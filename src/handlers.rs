@@ -159,7 +159,10 @@ impl HandlerSimulator {
 
     /// Dispositions made so far, by way (`pull`, `push`).
     pub fn made(&self) -> BTreeMap<String, u64> {
-        self.shared.lock().map(|s| s.made.clone()).unwrap_or_default()
+        self.shared
+            .lock()
+            .map(|s| s.made.clone())
+            .unwrap_or_default()
     }
 
     /// The schedule of one warning, drawn from the seed and its id.
@@ -173,7 +176,11 @@ impl HandlerSimulator {
         seed.copy_from_slice(&digest);
         let mut rng = rand_chacha::ChaCha8Rng::from_seed(seed);
         let d = |n: i64| from + chrono::TimeDelta::days(n);
-        let way = if rng.random_bool(0.5) { Way::Pull } else { Way::Push };
+        let way = if rng.random_bool(0.5) {
+            Way::Pull
+        } else {
+            Way::Push
+        };
         let step = |day, state| Step {
             day,
             state,
@@ -267,7 +274,11 @@ impl HandlerSimulator {
             let next = r.get("next_sequence").and_then(Value::as_u64).unwrap_or(1) as u32;
             s.cases.push(Case {
                 warning_id: id.to_string(),
-                uscc: r.get("uscc").and_then(Value::as_str).unwrap_or_default().to_string(),
+                uscc: r
+                    .get("uscc")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 unit: r
                     .get("responsible_unit")
                     .and_then(Value::as_str)
@@ -325,15 +336,21 @@ impl HandlerSimulator {
                 },
             ));
         }
-        let copies = if faults.contains(&HandlerFault::Duplicate) { 2 } else { 1 };
+        let copies = if faults.contains(&HandlerFault::Duplicate) {
+            2
+        } else {
+            1
+        };
         let now = Utc::now();
         for (way, d) in made {
             *s.made
-                .entry(match way {
-                    Way::Pull => "pull",
-                    Way::Push => "push",
-                }
-                .to_string())
+                .entry(
+                    match way {
+                        Way::Pull => "pull",
+                        Way::Push => "push",
+                    }
+                    .to_string(),
+                )
                 .or_default() += 1;
             for _ in 0..copies {
                 match way {
@@ -423,7 +440,10 @@ async fn api(
             .get(reqwest::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         if sent != Some(format!("Bearer {token}").as_str()) {
-            return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "bad token"})))
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "bad token"})),
+            )
                 .into_response();
         }
     }
@@ -432,13 +452,21 @@ async fn api(
         .as_deref()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
-    let (page, size) = (q.page.unwrap_or(1).max(1), q.size.unwrap_or(100).clamp(1, 1000));
+    let (page, size) = (
+        q.page.unwrap_or(1).max(1),
+        q.size.unwrap_or(100).clamp(1, 1000),
+    );
     let records: Vec<&Value> = s
         .served
         .iter()
         .filter(|(at, _)| since.is_none_or(|since| *at >= since))
         .map(|(_, r)| r)
         .collect();
-    let chunk: Vec<&Value> = records.iter().skip((page - 1) * size).take(size).copied().collect();
+    let chunk: Vec<&Value> = records
+        .iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .copied()
+        .collect();
     axum::Json(json!({"records": chunk, "page": page})).into_response()
 }

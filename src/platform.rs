@@ -202,8 +202,7 @@ impl PlatformSimulator {
                 s.batches
                     .values()
                     .filter(|b| {
-                        (b.body.get("kind").and_then(Value::as_str) == Some("warnings"))
-                            == warnings
+                        (b.body.get("kind").and_then(Value::as_str) == Some("warnings")) == warnings
                     })
                     .cloned()
                     .collect()

@@ -843,9 +843,7 @@ async fn run_locked(
 }
 
 /// The registry snapshot a version is computed from (relative path).
-fn snapshots_registry(
-    inputs: &BTreeMap<String, crate::publish::InputSnapshot>,
-) -> Option<String> {
+fn snapshots_registry(inputs: &BTreeMap<String, crate::publish::InputSnapshot>) -> Option<String> {
     inputs
         .get(crate::project::SPINE_FEED)
         .and_then(|s| s.path.clone())

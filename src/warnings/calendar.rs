@@ -39,8 +39,8 @@ impl Calendar {
     /// Reads a calendar file's text; `file` names it in errors. Every
     /// problem is reported at once, with its key path.
     pub fn parse(text: &str, file: &str) -> Result<Self, Vec<String>> {
-        let raw: RawCalendar = toml::from_str(text)
-            .map_err(|e| vec![format!("{file}: {}", e.to_string().trim())])?;
+        let raw: RawCalendar =
+            toml::from_str(text).map_err(|e| vec![format!("{file}: {}", e.to_string().trim())])?;
         let mut problems = Vec::new();
         let mut cal = Calendar::default();
         let mut seen = BTreeMap::new();
@@ -168,13 +168,28 @@ mod tests {
     fn deadlines_skip_weekends_and_holidays() {
         let cal = Calendar::shipped();
         // Friday + 1 working day = Monday.
-        assert_eq!(cal.add_working_days(day("2026-11-06"), 1), day("2026-11-09"));
+        assert_eq!(
+            cal.add_working_days(day("2026-11-06"), 1),
+            day("2026-11-09")
+        );
         // Across National Day: 30 Sep (Wed) + 3 → 8, 9 Oct, then Sat 10 Oct (worked).
-        assert_eq!(cal.add_working_days(day("2026-09-30"), 3), day("2026-10-10"));
+        assert_eq!(
+            cal.add_working_days(day("2026-09-30"), 3),
+            day("2026-10-10")
+        );
         // Across the Spring Festival: 13 Feb (Fri) + 1 → Sat 14 Feb (worked).
-        assert_eq!(cal.add_working_days(day("2026-02-13"), 1), day("2026-02-14"));
-        assert_eq!(cal.add_working_days(day("2026-02-14"), 1), day("2026-02-24"));
-        assert_eq!(cal.add_working_days(day("2026-11-06"), 0), day("2026-11-06"));
+        assert_eq!(
+            cal.add_working_days(day("2026-02-13"), 1),
+            day("2026-02-14")
+        );
+        assert_eq!(
+            cal.add_working_days(day("2026-02-14"), 1),
+            day("2026-02-24")
+        );
+        assert_eq!(
+            cal.add_working_days(day("2026-11-06"), 0),
+            day("2026-11-06")
+        );
         assert_eq!(
             cal.working_days_between(day("2026-11-06"), day("2026-11-13")),
             5
@@ -189,7 +204,10 @@ mod tests {
     fn a_year_not_listed_has_only_weekends_off() {
         let cal = Calendar::shipped();
         assert!(!cal.covers(2027));
-        assert!(cal.is_working_day(day("2027-01-01")), "a Friday, not listed");
+        assert!(
+            cal.is_working_day(day("2027-01-01")),
+            "a Friday, not listed"
+        );
         assert!(!cal.is_working_day(day("2027-01-02")));
     }
 
@@ -205,12 +223,27 @@ year = 2026
 "#;
         let problems = Calendar::parse(text, "cal.toml").expect_err("bad calendar");
         let all = problems.join("\n");
-        assert!(all.contains("cal.toml: years[0].holidays[0]: expected a date"), "{all}");
-        assert!(all.contains("years[0].holidays[1]: 2025-05-01 is not in 2026"), "{all}");
-        assert!(all.contains("years[0].workdays[0]: 2026-11-09 is a Mon"), "{all}");
-        assert!(all.contains("years[1].year: 2026 is already listed"), "{all}");
-        let unknown = Calendar::parse("[[years]]\nyear = 1\nextra = 2\n", "c.toml")
-            .expect_err("unknown key");
-        assert!(unknown[0].contains("c.toml") && unknown[0].contains("extra"), "{unknown:?}");
+        assert!(
+            all.contains("cal.toml: years[0].holidays[0]: expected a date"),
+            "{all}"
+        );
+        assert!(
+            all.contains("years[0].holidays[1]: 2025-05-01 is not in 2026"),
+            "{all}"
+        );
+        assert!(
+            all.contains("years[0].workdays[0]: 2026-11-09 is a Mon"),
+            "{all}"
+        );
+        assert!(
+            all.contains("years[1].year: 2026 is already listed"),
+            "{all}"
+        );
+        let unknown =
+            Calendar::parse("[[years]]\nyear = 1\nextra = 2\n", "c.toml").expect_err("unknown key");
+        assert!(
+            unknown[0].contains("c.toml") && unknown[0].contains("extra"),
+            "{unknown:?}"
+        );
     }
 }

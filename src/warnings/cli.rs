@@ -214,7 +214,10 @@ pub fn line(w: &Warning) -> String {
         s.push_str(&format!(" 整改期限 {d}"));
     }
     if w.sequence_gap {
-        s.push_str(&format!(" 处置记录缺号（等待序号 {} 之前的记录）", w.held.first().copied().unwrap_or(0)));
+        s.push_str(&format!(
+            " 处置记录缺号（等待序号 {} 之前的记录）",
+            w.held.first().copied().unwrap_or(0)
+        ));
     }
     s
 }
@@ -308,11 +311,18 @@ pub fn status_lines(s: &super::WarningsSummary) -> Vec<String> {
     for (id, kind, days) in s.overdue.iter().take(20) {
         out.push(format!(
             "  overdue {id}: {} {days} working day(s)",
-            if kind == "signature" { "未签收" } else { "整改逾期" }
+            if kind == "signature" {
+                "未签收"
+            } else {
+                "整改逾期"
+            }
         ));
     }
     if s.overdue.len() > 20 {
-        out.push(format!("  … and {} more (qinglian warnings --overdue)", s.overdue.len() - 20));
+        out.push(format!(
+            "  … and {} more (qinglian warnings --overdue)",
+            s.overdue.len() - 20
+        ));
     }
     out
 }
@@ -340,7 +350,11 @@ pub fn report_section(s: &super::WarningsSummary) -> String {
         overdue.push_str(&format!(
             "<tr><td><code>{}</code></td><td>{}</td><td>{days}</td></tr>",
             esc(id),
-            if kind == "signature" { "逾期未签收" } else { "整改逾期" }
+            if kind == "signature" {
+                "逾期未签收"
+            } else {
+                "整改逾期"
+            }
         ));
     }
     format!(
@@ -354,7 +368,9 @@ pub fn report_section(s: &super::WarningsSummary) -> String {
         if overdue.is_empty() {
             String::new()
         } else {
-            format!("<h3>逾期清单</h3><table><tr><th>预警编号</th><th>逾期类型</th><th>逾期工作日</th></tr>{overdue}</table>")
+            format!(
+                "<h3>逾期清单</h3><table><tr><th>预警编号</th><th>逾期类型</th><th>逾期工作日</th></tr>{overdue}</table>"
+            )
         }
     )
 }

@@ -211,7 +211,10 @@ impl WarningsConfig {
         for (key, v) in [
             ("sign_within_working_days", raw.sign_within_working_days),
             ("urge_every_working_days", raw.urge_every_working_days),
-            ("rectify_within_working_days", raw.rectify_within_working_days),
+            (
+                "rectify_within_working_days",
+                raw.rectify_within_working_days,
+            ),
         ] {
             if v == 0 || v > 365 {
                 problems.push(format!("{file}: {key}: expected 1 to 365, found {v}"));
@@ -274,7 +277,10 @@ mod tests {
             .expect_err("bad unit");
         assert!(e[0].starts_with("w.toml: responsible.default"), "{e:?}");
         let e = WarningsConfig::parse("sign_within_working_days = 0\n", "w.toml").expect_err("0");
-        assert!(e[0].contains("sign_within_working_days: expected 1 to 365"), "{e:?}");
+        assert!(
+            e[0].contains("sign_within_working_days: expected 1 to 365"),
+            "{e:?}"
+        );
         let e = WarningsConfig::parse("colour = 1\n", "w.toml").expect_err("unknown");
         assert!(e[0].contains("colour"), "{e:?}");
     }

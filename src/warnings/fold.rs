@@ -163,15 +163,14 @@ pub fn advance(w: &mut Warning, t: &Tonight<'_>) -> Moved {
     }
     w.held = rest.iter().map(|a| a.disposition.sequence).collect();
     w.held_since = rest.iter().map(|a| a.on).min();
-    w.sequence_gap = w.held_since.is_some_and(|since| {
-        (t.date - since).num_days() >= i64::from(t.config.held_timeout_days)
-    });
+    w.sequence_gap = w
+        .held_since
+        .is_some_and(|since| (t.date - since).num_days() >= i64::from(t.config.held_timeout_days));
 
     if w.state == State::Closed
         && w.rectify_by.is_some_and(|d| t.date > d)
         && let Some(now) = t.events_now
-        && w
-            .causes
+        && w.causes
             .iter()
             .any(|c| now.contains(&(c.rule_id.clone(), c.event.clone())))
         && let Ok(s) = transition(w.state, Event::Reopen)
@@ -226,7 +225,8 @@ fn apply(w: &mut Warning, d: &Disposition, to: State, config: &WarningsConfig) {
         State::Unfounded => {
             w.ended_on = Some(day);
             if d.data_error {
-                let mut feeds: Vec<&str> = w.causes.iter().map(|c| c.source_feed.as_str()).collect();
+                let mut feeds: Vec<&str> =
+                    w.causes.iter().map(|c| c.source_feed.as_str()).collect();
                 feeds.sort();
                 feeds.dedup();
                 w.data_error_feed = Some(feeds.join(","));
@@ -317,10 +317,7 @@ mod tests {
             sequence: seq,
             uscc: "U".into(),
             state: state.into(),
-            time: day(on)
-                .and_hms_opt(2, 0, 0)
-                .expect("time")
-                .and_utc(),
+            time: day(on).and_hms_opt(2, 0, 0).expect("time").and_utc(),
             handling_unit: "民政局".into(),
             handler: Some("someone".into()),
             result_code: None,
@@ -342,7 +339,12 @@ mod tests {
     }
     impl<T> Pipe for T {}
 
-    fn night<'a>(date: &str, ack: Option<&str>, d: &'a [Admitted], cfg: &'a WarningsConfig) -> Tonight<'a> {
+    fn night<'a>(
+        date: &str,
+        ack: Option<&str>,
+        d: &'a [Admitted],
+        cfg: &'a WarningsConfig,
+    ) -> Tonight<'a> {
         Tonight {
             date: day(date),
             acknowledged_on: ack.map(day),
@@ -354,8 +356,14 @@ mod tests {
 
     #[test]
     fn ids_depend_on_the_cause_only() {
-        let a = vec![cause("XD-01", "e1", true, 0), cause("OPS-01", "e2", false, 3)];
-        let b = vec![cause("OPS-01", "e2", false, 3), cause("XD-01", "e1", true, 0)];
+        let a = vec![
+            cause("XD-01", "e1", true, 0),
+            cause("OPS-01", "e2", false, 3),
+        ];
+        let b = vec![
+            cause("OPS-01", "e2", false, 3),
+            cause("XD-01", "e1", true, 0),
+        ];
         assert_eq!(warning_id("U", &a), warning_id("U", &b));
         assert_ne!(warning_id("U", &a), warning_id("V", &a));
         assert_ne!(warning_id("U", &a), warning_id("U", &a[..1]));
@@ -388,7 +396,10 @@ mod tests {
         let mut w = warning();
         // Acknowledged on Monday 2 Nov; not signed by Thu 5 Nov (3 working days).
         advance(&mut w, &night("2026-11-02", Some("2026-11-02"), &[], &cfg));
-        assert_eq!((w.state, w.pushed_on), (State::Pushed, Some(day("2026-11-02"))));
+        assert_eq!(
+            (w.state, w.pushed_on),
+            (State::Pushed, Some(day("2026-11-02")))
+        );
         assert_eq!(w.sign_due, Some(day("2026-11-05")));
         assert_eq!(w.overdue, None);
         advance(&mut w, &night("2026-11-05", Some("2026-11-02"), &[], &cfg));
@@ -412,7 +423,10 @@ mod tests {
         d.push(disp(4, "feedback", "2026-11-18"));
         d.push(disp(5, "closed", "2026-11-19"));
         let m = advance(&mut w, &night("2026-11-19", Some("2026-11-02"), &d, &cfg));
-        assert_eq!((m.applied, w.state, w.overdue.as_deref()), (2, State::Closed, None));
+        assert_eq!(
+            (m.applied, w.state, w.overdue.as_deref()),
+            (2, State::Closed, None)
+        );
         assert_eq!(w.ended_on, Some(day("2026-11-19")));
         // The cause is still there after the deadline: reopened, round 2.
         let events: HashSet<_> = [("XD-01".to_string(), "e1".to_string())].into();
@@ -422,7 +436,10 @@ mod tests {
         };
         let m = advance(&mut w, &t);
         assert!(m.reopened);
-        assert_eq!((w.state, w.round, w.last_sequence), (State::Generated, 2, 5));
+        assert_eq!(
+            (w.state, w.round, w.last_sequence),
+            (State::Generated, 2, 5)
+        );
         assert_eq!(w.reopened_on, Some(day("2026-11-20")));
         assert_eq!((w.pushed_on, w.rectify_by, w.ended_on), (None, None, None));
     }
@@ -432,19 +449,31 @@ mod tests {
         let cfg = WarningsConfig::default();
         let mut w = warning();
         let late = vec![disp(2, "verifying", "2026-11-03")];
-        advance(&mut w, &night("2026-11-03", Some("2026-11-02"), &late, &cfg));
+        advance(
+            &mut w,
+            &night("2026-11-03", Some("2026-11-02"), &late, &cfg),
+        );
         assert_eq!((w.state, w.held.clone()), (State::Pushed, vec![2]));
         assert!(!w.sequence_gap);
-        advance(&mut w, &night("2026-11-06", Some("2026-11-02"), &late, &cfg));
+        advance(
+            &mut w,
+            &night("2026-11-06", Some("2026-11-02"), &late, &cfg),
+        );
         assert!(w.sequence_gap, "held for the timeout (3 days)");
         let mut both = late.clone();
         both.push(disp(1, "signed", "2026-11-06"));
-        advance(&mut w, &night("2026-11-06", Some("2026-11-02"), &both, &cfg));
+        advance(
+            &mut w,
+            &night("2026-11-06", Some("2026-11-02"), &both, &cfg),
+        );
         assert_eq!((w.state, w.last_sequence), (State::Verifying, 2));
         assert!(w.held.is_empty() && !w.sequence_gap);
         // Applying again changes nothing: idempotent on id and sequence.
         let before = w.clone();
-        let m = advance(&mut w, &night("2026-11-06", Some("2026-11-02"), &both, &cfg));
+        let m = advance(
+            &mut w,
+            &night("2026-11-06", Some("2026-11-02"), &both, &cfg),
+        );
         assert_eq!((m.applied, &w), (0, &before));
     }
 
@@ -452,10 +481,16 @@ mod tests {
     fn a_refused_transition_is_never_applied_and_holds_the_rest() {
         let cfg = WarningsConfig::default();
         let mut w = warning();
-        let d = vec![disp(1, "closed", "2026-11-03"), disp(2, "signed", "2026-11-03")];
+        let d = vec![
+            disp(1, "closed", "2026-11-03"),
+            disp(2, "signed", "2026-11-03"),
+        ];
         let m = advance(&mut w, &night("2026-11-03", Some("2026-11-02"), &d, &cfg));
         assert!(m.refused.expect("refused").contains("#1"));
-        assert_eq!((w.state, w.last_sequence, w.held.clone()), (State::Pushed, 0, vec![1, 2]));
+        assert_eq!(
+            (w.state, w.last_sequence, w.held.clone()),
+            (State::Pushed, 0, vec![1, 2])
+        );
     }
 
     #[test]
@@ -464,10 +499,18 @@ mod tests {
         let mut w = warning();
         let mut u = disp(3, "unfounded", "2026-11-04");
         u.disposition.data_error = true;
-        let d = vec![disp(1, "signed", "2026-11-03"), disp(2, "verifying", "2026-11-03"), u];
+        let d = vec![
+            disp(1, "signed", "2026-11-03"),
+            disp(2, "verifying", "2026-11-03"),
+            u,
+        ];
         advance(&mut w, &night("2026-11-04", None, &d, &cfg));
         assert_eq!(w.state, State::Unfounded);
         assert_eq!(w.data_error_feed.as_deref(), Some("court"));
-        assert_eq!(w.pushed_on, Some(day("2026-11-03")), "a disposition proves the push arrived");
+        assert_eq!(
+            w.pushed_on,
+            Some(day("2026-11-03")),
+            "a disposition proves the push arrived"
+        );
     }
 }

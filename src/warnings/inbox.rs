@@ -175,7 +175,11 @@ impl Inbox {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
-        match self.store.put_opts(path, PutPayload::from(body), opts).await {
+        match self
+            .store
+            .put_opts(path, PutPayload::from(body), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(store_error(path, e)),
@@ -226,9 +230,7 @@ impl Inbox {
             .list::<Received>("warnings/received")
             .await?
             .into_iter()
-            .filter_map(|(p, r)| {
-                Some((p.filename()?.strip_suffix(".json")?.to_string(), r))
-            })
+            .filter_map(|(p, r)| Some((p.filename()?.strip_suffix(".json")?.to_string(), r)))
             .collect())
     }
 
@@ -314,9 +316,12 @@ impl Inbox {
     /// Notes which warnings a push batch carries.
     pub async fn note_sent(&self, sent: &SentBatch) -> Result<(), String> {
         let body = serde_json::to_vec_pretty(sent).map_err(|e| e.to_string())?;
-        self.create(&self.path(&format!("warnings/sent/{}.json", safe(&sent.key))), body)
-            .await
-            .map(|_| ())
+        self.create(
+            &self.path(&format!("warnings/sent/{}.json", safe(&sent.key))),
+            body,
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn admissions(&self) -> Result<Vec<Admission>, String> {

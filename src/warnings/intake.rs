@@ -153,7 +153,9 @@ pub async fn judge(
         Err(e) => return refuse(e).await,
     };
     let (state, last, recorded) = live(inbox, w).await?;
-    let already = recorded.iter().any(|r| r.disposition.sequence == d.sequence);
+    let already = recorded
+        .iter()
+        .any(|r| r.disposition.sequence == d.sequence);
     if !already {
         if d.sequence <= last {
             return refuse(format!(
@@ -165,7 +167,11 @@ pub async fn judge(
         if d.sequence == last + 1
             && let Err(e) = transition(state, Event::Disposition(to))
         {
-            return refuse(format!("warning {} sequence {}: {e}", d.warning_id, d.sequence)).await;
+            return refuse(format!(
+                "warning {} sequence {}: {e}",
+                d.warning_id, d.sequence
+            ))
+            .await;
         }
     }
     match inbox.record(d, via, now).await? {
@@ -396,7 +402,10 @@ async fn handle(
         Ok(n) => n,
         Err(e) => {
             warn!(error = %e, "cannot keep a received request; asking the platform to send it again");
-            return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "warehouse unavailable, send again"}));
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "warehouse unavailable, send again"}),
+            );
         }
     };
     if !shared.pause.is_zero() {
@@ -411,7 +420,10 @@ async fn handle(
         }
         Err(e) => {
             warn!(error = %e, "cannot record dispositions; asking the platform to send them again");
-            reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "warehouse unavailable, send again"}))
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "warehouse unavailable, send again"}),
+            )
         }
     }
 }
@@ -424,7 +436,10 @@ async fn process(shared: &Shared, received: &Received) -> Result<(StatusCode, Va
     let key = &received.idempotency_key;
     let receipt_path = crate::store::join(
         &shared.prefix,
-        &format!("warnings/receipts/{}.json", super::inbox::digest(key.as_bytes())),
+        &format!(
+            "warnings/receipts/{}.json",
+            super::inbox::digest(key.as_bytes())
+        ),
     );
     if let Ok(r) = object_store::ObjectStoreExt::get(&*shared.store, &receipt_path).await
         && let Ok(bytes) = r.bytes().await
@@ -443,7 +458,11 @@ async fn process(shared: &Shared, received: &Received) -> Result<(StatusCode, Va
         Err(e) => {
             let reason = format!(
                 "body: {}: {}",
-                if e.path().to_string() == "." { "(top)".to_string() } else { e.path().to_string() },
+                if e.path().to_string() == "." {
+                    "(top)".to_string()
+                } else {
+                    e.path().to_string()
+                },
                 e.inner()
             );
             shared

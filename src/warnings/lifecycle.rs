@@ -222,13 +222,15 @@ mod tests {
                 let expected = TABLE.contains(&(from, to));
                 let got = transition(from, Event::Disposition(to));
                 assert_eq!(got.is_ok(), expected, "{from} → {to}: {got:?}");
-                if let Ok(s) = got {
-                    assert_eq!(s, to);
-                    allowed += 1;
-                } else {
-                    let e = got.unwrap_err();
-                    assert_eq!((e.from, e.to.as_str()), (from, to.as_str()));
-                    assert!(e.to_string().contains(from.as_str()));
+                match got {
+                    Ok(s) => {
+                        assert_eq!(s, to);
+                        allowed += 1;
+                    }
+                    Err(e) => {
+                        assert_eq!((e.from, e.to.as_str()), (from, to.as_str()));
+                        assert!(e.to_string().contains(from.as_str()));
+                    }
                 }
             }
         }
@@ -261,7 +263,10 @@ mod tests {
             if from.is_ending() {
                 assert!(allowed_dispositions(from).is_empty(), "{from}");
             } else {
-                assert!(!allowed_dispositions(from).is_empty(), "{from} is a dead end");
+                assert!(
+                    !allowed_dispositions(from).is_empty(),
+                    "{from} is a dead end"
+                );
             }
         }
         // Every state is reachable from generated.

@@ -35,8 +35,8 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -175,7 +175,10 @@ async fn read_file(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Vec<Reco
 }
 
 /// Column `name` of `b` as text (dates and numbers cast).
-fn text_column(b: &RecordBatch, name: &str) -> Result<datafusion::arrow::array::StringArray, String> {
+fn text_column(
+    b: &RecordBatch,
+    name: &str,
+) -> Result<datafusion::arrow::array::StringArray, String> {
     let c = b
         .column_by_name(name)
         .ok_or_else(|| format!("no column {name}"))?;
@@ -227,7 +230,9 @@ fn causes_of(batches: &[RecordBatch]) -> Result<HashMap<String, Vec<Cause>>, Str
 }
 
 /// (rule, event) pairs of a `hits` file by organization.
-fn events_of(batches: &[RecordBatch]) -> Result<HashMap<String, HashSet<(String, String)>>, String> {
+fn events_of(
+    batches: &[RecordBatch],
+) -> Result<HashMap<String, HashSet<(String, String)>>, String> {
     let mut out: HashMap<String, HashSet<(String, String)>> = HashMap::new();
     for b in batches {
         let t = |n: &str| text_column(b, n).map_err(|e| format!("hits: {e}"));
@@ -295,10 +300,26 @@ pub async fn raise(input: WarningsInput<'_>) -> Result<(WarningsSummary, String)
         .iter()
         .map(|w| (w.warning_id.clone(), w.clone()))
         .collect();
-    match pull::pull(config.pull.as_ref(), &input.pipeline.name, &inbox, &known, input.vars, input.now).await {
-        Ok(Some(p)) => info!(read = p.read, recorded = p.recorded, refused = p.refused, "dispositions pulled"),
+    match pull::pull(
+        config.pull.as_ref(),
+        &input.pipeline.name,
+        &inbox,
+        &known,
+        input.vars,
+        input.now,
+    )
+    .await
+    {
+        Ok(Some(p)) => info!(
+            read = p.read,
+            recorded = p.recorded,
+            refused = p.refused,
+            "dispositions pulled"
+        ),
         Ok(None) => {}
-        Err(e) => warn!(error = %e, "pulling dispositions failed; what was recorded stays, the rest comes next run"),
+        Err(e) => {
+            warn!(error = %e, "pulling dispositions failed; what was recorded stays, the rest comes next run")
+        }
     }
     let admitted = inbox.admit(date, &outbox).await?;
 
@@ -377,7 +398,8 @@ pub async fn raise(input: WarningsInput<'_>) -> Result<(WarningsSummary, String)
         if existing.contains(&id) {
             continue;
         }
-        let (responsible, unit) = responsible_unit(input.project, &config, &causes, units.get(uscc));
+        let (responsible, unit) =
+            responsible_unit(input.project, &config, &causes, units.get(uscc));
         let mut w = Warning {
             warning_id: id,
             uscc: uscc.clone(),
@@ -425,7 +447,10 @@ pub async fn raise(input: WarningsInput<'_>) -> Result<(WarningsSummary, String)
     warnings.sort_by(|a, b| a.warning_id.cmp(&b.warning_id));
     summary.total = warnings.len() as u64;
     for w in &warnings {
-        *summary.by_state.entry(w.state.as_str().to_string()).or_default() += 1;
+        *summary
+            .by_state
+            .entry(w.state.as_str().to_string())
+            .or_default() += 1;
         if let Some(kind) = &w.overdue {
             summary
                 .overdue

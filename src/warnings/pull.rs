@@ -72,7 +72,10 @@ pub fn source(config: &PullConfig) -> Source {
                 page_size: config.page_size.max(1),
                 first_page: 1,
             },
-            auth: config.token_env.clone().map(|token_env| Auth::Bearer { token_env }),
+            auth: config
+                .token_env
+                .clone()
+                .map(|token_env| Auth::Bearer { token_env }),
             total: None,
             since_param: Some(config.since_param.clone()),
             requests_per_second: 20.0,
@@ -95,9 +98,12 @@ pub fn source(config: &PullConfig) -> Source {
     }
 }
 
+/// A page as received: its name and bytes.
+type KeptPage = (String, Vec<u8>);
+
 /// Pages kept in memory, written to the warehouse after the fetch.
 #[derive(Clone, Default)]
-struct Pages(Arc<Mutex<Vec<(String, Vec<u8>)>>>);
+struct Pages(Arc<Mutex<Vec<KeptPage>>>);
 
 struct Page {
     name: String,
@@ -130,7 +136,13 @@ impl PayloadSink for Pages {
     fn open(&mut self, name: &str, _compressed: bool) -> Result<Box<dyn PayloadWriter>, String> {
         let safe: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         Ok(Box::new(Page {
             name: safe,
@@ -168,9 +180,9 @@ pub fn disposition_of(
     let time = need("time")?;
     Ok(Disposition {
         warning_id: need("warning_id")?.to_string(),
-        sequence: sequence
-            .parse()
-            .map_err(|_| format!("{position}: sequence: expected a whole number, found {sequence:?}"))?,
+        sequence: sequence.parse().map_err(|_| {
+            format!("{position}: sequence: expected a whole number, found {sequence:?}")
+        })?,
         uscc: need("uscc")?.to_string(),
         state: need("state")?.to_string(),
         time: DateTime::parse_from_rfc3339(time)
@@ -205,7 +217,9 @@ pub async fn pull(
     if url.trim().is_empty() {
         return Ok(None);
     }
-    pull_from(&source(pull), inbox, known, vars, now).await.map(Some)
+    pull_from(&source(pull), inbox, known, vars, now)
+        .await
+        .map(Some)
 }
 
 /// Reads one `http` source of dispositions into the inbox.
@@ -244,7 +258,11 @@ pub async fn pull_from(
     };
     let (report, batches) = tokio::join!(fetch, collect);
     let report = report.map_err(|e| format!("dispositions: {e}"))?;
-    let taken = pages.0.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+    let taken = pages
+        .0
+        .lock()
+        .map(|mut p| std::mem::take(&mut *p))
+        .unwrap_or_default();
     for (name, bytes) in taken {
         let path = crate::store::join(
             &prefix,
@@ -334,15 +352,24 @@ mod tests {
         let d = disposition_of(&fields(), &ok, "page 1 #0").expect("disposition");
         assert_eq!((d.sequence, d.state.as_str()), (2, "rectifying"));
         assert_eq!(d.day().to_string(), "2026-11-03");
-        assert_eq!(d.rectify_by.map(|d| d.to_string()).as_deref(), Some("2026-11-20"));
+        assert_eq!(
+            d.rectify_by.map(|d| d.to_string()).as_deref(),
+            Some("2026-11-20")
+        );
         let mut bad = ok.clone();
         bad[1] = Some("two".into());
         let e = disposition_of(&fields(), &bad, "page 1 #0").expect_err("bad sequence");
-        assert_eq!(e, "page 1 #0: sequence: expected a whole number, found \"two\"");
+        assert_eq!(
+            e,
+            "page 1 #0: sequence: expected a whole number, found \"two\""
+        );
         let mut bad = ok.clone();
         bad[4] = Some("yesterday".into());
         let e = disposition_of(&fields(), &bad, "page 2 #5").expect_err("bad time");
-        assert!(e.starts_with("page 2 #5: time: expected an RFC 3339 time"), "{e}");
+        assert!(
+            e.starts_with("page 2 #5: time: expected an RFC 3339 time"),
+            "{e}"
+        );
         let mut bad = ok;
         bad[0] = None;
         let e = disposition_of(&fields(), &bad, "page 1 #3").expect_err("missing id");

@@ -62,7 +62,9 @@ impl Disposition {
 
     /// The business day (Asia/Shanghai) of its time.
     pub fn day(&self) -> NaiveDate {
-        self.time.with_timezone(&chrono_tz::Asia::Shanghai).date_naive()
+        self.time
+            .with_timezone(&chrono_tz::Asia::Shanghai)
+            .date_naive()
     }
 
     /// Its identity: `<warning id>#<sequence>`.

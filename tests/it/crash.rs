@@ -291,14 +291,20 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
         .await
         .expect("platform");
     let out = world.run(warehouse.path(), &platform).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (store, prefix) =
         qinglian::store::open(warehouse.path().to_str().expect("utf-8")).expect("warehouse");
     let p = Published::latest(&store, &prefix, date())
         .await
         .expect("readable")
         .expect("published");
-    let warnings = qinglian::warnings::published_warnings(&p).await.expect("warnings");
+    let warnings = qinglian::warnings::published_warnings(&p)
+        .await
+        .expect("warnings");
     let w = warnings.first().expect("a warning");
     let body = serde_json::json!({"format": 1, "records": [{
         "warning_id": w.warning_id, "sequence": 1, "uscc": w.uscc, "state": "signed",
@@ -353,7 +359,10 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
     };
     let wait_listening = || async {
         for _ in 0..300 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -368,17 +377,27 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
     let pending = tokio::spawn(send());
     let started = Instant::now();
     while files("received") == 0 {
-        assert!(started.elapsed() < Duration::from_secs(20), "the request was never kept");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the request was never kept"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    assert!(pending.await.expect("join").is_err(), "no answer came from a killed intake");
+    assert!(
+        pending.await.expect("join").is_err(),
+        "no answer came from a killed intake"
+    );
     assert_eq!(files("inbox"), 0, "nothing recorded before the kill");
     // Started again: the kept request is replayed and recorded.
     let mut child = intake(0);
     wait_listening().await;
-    assert_eq!(files("inbox"), 1, "the kept request was recorded on restart");
+    assert_eq!(
+        files("inbox"),
+        1,
+        "the kept request was recorded on restart"
+    );
     assert_eq!(files("received"), 0);
     // The platform sends it again: the receipt of the replay, nothing twice.
     let answer = send().await.expect("answer");

@@ -63,13 +63,14 @@ fn the_demo_runs_end_to_end_and_summarizes_what_it_did() {
     );
     // Night by night the warnings move on: signed, then verified, then
     // rectifying, as the handlers dispose of them.
-    let nights: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("  2026-"))
-        .collect();
+    let nights: Vec<&str> = text.lines().filter(|l| l.starts_with("  2026-")).collect();
     assert_eq!(nights.len(), 3, "{text}");
     assert!(nights[0].contains("已生成"), "{}", nights[0]);
-    assert!(nights[2].contains("核查中") || nights[2].contains("整改中"), "{}", nights[2]);
+    assert!(
+        nights[2].contains("核查中") || nights[2].contains("整改中"),
+        "{}",
+        nights[2]
+    );
     assert!(
         text.contains("demo-only"),
         "the demo says it set its own secrets: {text}"

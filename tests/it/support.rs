@@ -326,21 +326,28 @@ pub(crate) fn walk(dir: &Path) -> Vec<String> {
 pub(crate) fn reproducible_sums(
     p: &qinglian::publish::Published,
 ) -> std::collections::BTreeMap<String, Vec<String>> {
-    ["profiles", "hits", "codes", "changes", "quarantine", "warnings"]
-        .iter()
-        .map(|d| {
-            let files = p.manifest.datasets[*d]
-                .files
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{} {}",
-                        f.path.rsplit('/').next().unwrap_or_default(),
-                        f.sha256
-                    )
-                })
-                .collect();
-            (d.to_string(), files)
-        })
-        .collect()
+    [
+        "profiles",
+        "hits",
+        "codes",
+        "changes",
+        "quarantine",
+        "warnings",
+    ]
+    .iter()
+    .map(|d| {
+        let files = p.manifest.datasets[*d]
+            .files
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f.path.rsplit('/').next().unwrap_or_default(),
+                    f.sha256
+                )
+            })
+            .collect();
+        (d.to_string(), files)
+    })
+    .collect()
 }

@@ -69,7 +69,9 @@ fn intake_options(warehouse: &Path) -> IntakeOptions {
         secret: SECRET.as_bytes().to_vec(),
         window_seconds: 300,
         clock: Arc::new(FixedClock(
-            Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0).single().expect("t"),
+            Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0)
+                .single()
+                .expect("t"),
         )),
         pause_after_receive: std::time::Duration::ZERO,
     }
@@ -80,7 +82,11 @@ fn intake_options(warehouse: &Path) -> IntakeOptions {
 fn expected_overdue(w: &Warning, date: NaiveDate, cfg: &WarningsConfig) -> Option<&'static str> {
     if matches!(w.state, State::Pushed | State::Returned) {
         let since = w.waiting_since.expect("waiting since");
-        if date > cfg.calendar.add_working_days(since, cfg.sign_within_working_days) {
+        if date
+            > cfg
+                .calendar
+                .add_working_days(since, cfg.sign_within_working_days)
+        {
             return Some("signature");
         }
     }
@@ -177,7 +183,11 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
             if let Some(on) = raised.insert(w.warning_id.clone(), w.raised_on) {
                 assert_eq!(on, w.raised_on, "{day}: {} raised twice", w.warning_id);
             } else {
-                assert_eq!(w.raised_on, day, "{}: a new warning is tonight's", w.warning_id);
+                assert_eq!(
+                    w.raised_on, day,
+                    "{}: a new warning is tonight's",
+                    w.warning_id
+                );
             }
         }
         assert_eq!(summary.total as usize, raised.len(), "{day}");
@@ -197,14 +207,24 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
                 w.waiting_since,
                 w.rectify_by
             );
-            assert_eq!(w.urges, w.overdue_working_days.div_ceil(cfg.urge_every_working_days));
+            assert_eq!(
+                w.urges,
+                w.overdue_working_days.div_ceil(cfg.urge_every_working_days)
+            );
         }
-        signature_nights += usize::from(ws.iter().any(|w| w.overdue.as_deref() == Some("signature")));
-        rectification_nights +=
-            usize::from(ws.iter().any(|w| w.overdue.as_deref() == Some("rectification")));
+        signature_nights +=
+            usize::from(ws.iter().any(|w| w.overdue.as_deref() == Some("signature")));
+        rectification_nights += usize::from(
+            ws.iter()
+                .any(|w| w.overdue.as_deref() == Some("rectification")),
+        );
         if down {
             // Nothing reaches the platform: tonight's warnings stay generated.
-            assert!(ws.iter().filter(|w| w.raised_on == day).all(|w| w.state == State::Generated));
+            assert!(
+                ws.iter()
+                    .filter(|w| w.raised_on == day)
+                    .all(|w| w.state == State::Generated)
+            );
         }
         published.insert(k, crate::support::reproducible_sums(&v));
     }
@@ -217,16 +237,28 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
         qinglian::warnings::cli::counts(&ws)
     );
     assert!(ws.len() >= 20, "the month raises warnings: {}", ws.len());
-    assert!(made.get("pull").copied().unwrap_or(0) > 0 && made.get("push").copied().unwrap_or(0) > 0);
+    assert!(
+        made.get("pull").copied().unwrap_or(0) > 0 && made.get("push").copied().unwrap_or(0) > 0
+    );
     // Every disposition applied exactly once, whichever way it came: the
     // sequences applied add up to what the handlers made (less the one
     // naming an unknown warning), nothing is left held.
     let applied: u64 = ws.iter().map(|w| u64::from(w.last_sequence)).sum();
     let total_made: u64 = made.values().sum();
-    assert_eq!(applied, total_made - unknown_made, "every disposition applied once");
-    assert!(ws.iter().all(|w| w.held.is_empty() && !w.sequence_gap), "nothing held");
+    assert_eq!(
+        applied,
+        total_made - unknown_made,
+        "every disposition applied once"
+    );
+    assert!(
+        ws.iter().all(|w| w.held.is_empty() && !w.sequence_gap),
+        "nothing held"
+    );
     for state in [State::Closed, State::Unfounded, State::Rectifying] {
-        assert!(ws.iter().any(|w| w.state == state), "some warning is {state}");
+        assert!(
+            ws.iter().any(|w| w.state == state),
+            "some warning is {state}"
+        );
     }
     assert!(ws.iter().any(|w| w.round > 1), "some warning reopened");
     assert!(signature_nights > 0 && rectification_nights > 0);
@@ -237,8 +269,14 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
         .dead_letters()
         .await
         .expect("dead letters");
-    assert!(dead.iter().any(|d| d.reason.contains("does not verify")), "{dead:#?}");
-    assert!(dead.iter().any(|d| d.reason.contains("unknown warning id")), "{dead:#?}");
+    assert!(
+        dead.iter().any(|d| d.reason.contains("does not verify")),
+        "{dead:#?}"
+    );
+    assert!(
+        dead.iter().any(|d| d.reason.contains("unknown warning id")),
+        "{dead:#?}"
+    );
     assert!(pushed_answers.iter().any(|(s, _)| *s == 401));
     let statuses: Vec<&str> = pushed_answers
         .iter()
@@ -252,14 +290,20 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
         .expect("the pull's watermark");
     assert!(mark.contains("since:"), "{mark}");
     // The bodies follow the documented contracts.
-    let bodies: Vec<Value> = platform.warning_batches().into_iter().map(|b| b.body).collect();
+    let bodies: Vec<Value> = platform
+        .warning_batches()
+        .into_iter()
+        .map(|b| b.body)
+        .collect();
     assert!(!bodies.is_empty());
     crate::support::assert_valid_json("push.schema.json", &bodies);
     // Handlers' names stay in the warehouse: no published file carries one.
     for entry in walk(&warehouse.join("published")) {
         let bytes = std::fs::read(&entry).expect("read");
         assert!(
-            !bytes.windows("经办人".len()).any(|w| w == "经办人".as_bytes()),
+            !bytes
+                .windows("经办人".len())
+                .any(|w| w == "经办人".as_bytes()),
             "{} carries a handler's name",
             entry.display()
         );
@@ -276,7 +320,10 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
         assert_eq!(run.attempt, 2);
         let sums = crate::support::reproducible_sums(&version(&warehouse, day).await);
         assert!(sums.contains_key("warnings"));
-        assert_eq!(sums, published[&k], "re-run of {day} reproduces its checksums");
+        assert_eq!(
+            sums, published[&k],
+            "re-run of {day} reproduces its checksums"
+        );
     }
 }
 
@@ -368,51 +415,169 @@ async fn the_intake_refuses_forged_replayed_unknown_and_disallowed_dispositions_
     let inbox = qinglian::warnings::inbox::Inbox::new(store, prefix);
 
     // Out of order: 2 before 1 is held, then both are recorded.
-    let (s, r) = post(&url, "k-2", &body(&[record(a, 2, "verifying")]), SECRET.as_bytes(), now).await;
-    assert_eq!((s, r["records"][0]["status"].as_str()), (200, Some("held")), "{r}");
-    let (s, r) = post(&url, "k-1", &body(&[record(a, 1, "signed")]), SECRET.as_bytes(), now).await;
-    assert_eq!((s, r["records"][0]["status"].as_str()), (200, Some("recorded")), "{r}");
-    assert_eq!(inbox.of_warning(&a.warning_id).await.expect("inbox").len(), 2);
+    let (s, r) = post(
+        &url,
+        "k-2",
+        &body(&[record(a, 2, "verifying")]),
+        SECRET.as_bytes(),
+        now,
+    )
+    .await;
+    assert_eq!(
+        (s, r["records"][0]["status"].as_str()),
+        (200, Some("held")),
+        "{r}"
+    );
+    let (s, r) = post(
+        &url,
+        "k-1",
+        &body(&[record(a, 1, "signed")]),
+        SECRET.as_bytes(),
+        now,
+    )
+    .await;
+    assert_eq!(
+        (s, r["records"][0]["status"].as_str()),
+        (200, Some("recorded")),
+        "{r}"
+    );
+    assert_eq!(
+        inbox.of_warning(&a.warning_id).await.expect("inbox").len(),
+        2
+    );
 
     // Duplicate under a new key: recorded once, the original receipt.
-    let (s, r2) = post(&url, "k-1-again", &body(&[record(a, 1, "signed")]), SECRET.as_bytes(), now).await;
-    assert_eq!((s, r2["records"][0]["status"].as_str()), (200, Some("duplicate")));
-    assert_eq!(r2["records"][0]["receipt_id"], r["records"][0]["receipt_id"]);
+    let (s, r2) = post(
+        &url,
+        "k-1-again",
+        &body(&[record(a, 1, "signed")]),
+        SECRET.as_bytes(),
+        now,
+    )
+    .await;
+    assert_eq!(
+        (s, r2["records"][0]["status"].as_str()),
+        (200, Some("duplicate"))
+    );
+    assert_eq!(
+        r2["records"][0]["receipt_id"],
+        r["records"][0]["receipt_id"]
+    );
     // Replayed under the same key: the original answer, word for word.
-    let (s, r3) = post(&url, "k-1", &body(&[record(a, 1, "signed")]), SECRET.as_bytes(), now).await;
+    let (s, r3) = post(
+        &url,
+        "k-1",
+        &body(&[record(a, 1, "signed")]),
+        SECRET.as_bytes(),
+        now,
+    )
+    .await;
     assert_eq!((s, &r3), (200, &r));
     // The same sequence with other content: refused, one record per change.
-    let (s, r) = post(&url, "k-1-other", &body(&[record(a, 1, "returned")]), SECRET.as_bytes(), now).await;
+    let (s, r) = post(
+        &url,
+        "k-1-other",
+        &body(&[record(a, 1, "returned")]),
+        SECRET.as_bytes(),
+        now,
+    )
+    .await;
     assert_eq!(s, 422, "{r}");
-    assert!(r["records"][0]["error"].as_str().expect("error").contains("different content"));
+    assert!(
+        r["records"][0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("different content")
+    );
 
     // Forged: a wrong secret, a stale timestamp, a captured signature under a new key.
     let (s, r) = post(&url, "k-f", &body(&[record(b, 1, "signed")]), b"wrong", now).await;
     assert_eq!(s, 401, "{r}");
-    assert!(r["error"].as_str().expect("error").contains("does not verify"));
-    let (s, r) = post(&url, "k-old", &body(&[record(b, 1, "signed")]), SECRET.as_bytes(), now - 3600).await;
+    assert!(
+        r["error"]
+            .as_str()
+            .expect("error")
+            .contains("does not verify")
+    );
+    let (s, r) = post(
+        &url,
+        "k-old",
+        &body(&[record(b, 1, "signed")]),
+        SECRET.as_bytes(),
+        now - 3600,
+    )
+    .await;
     assert_eq!(s, 401);
-    assert!(r["error"].as_str().expect("error").contains("outside the accepted window"));
+    assert!(
+        r["error"]
+            .as_str()
+            .expect("error")
+            .contains("outside the accepted window")
+    );
     // Unknown warning id, a disallowed move, an unknown state.
     let mut unknown = record(b, 1, "signed");
     unknown["warning_id"] = json!("YJ-FFFFFFFFFFFFFFFF");
     let (s, r) = post(&url, "k-u", &body(&[unknown]), SECRET.as_bytes(), now).await;
     assert_eq!(s, 422);
-    assert!(r["records"][0]["error"].as_str().expect("e").contains("unknown warning id"), "{r}");
-    let (s, r) = post(&url, "k-d", &body(&[record(b, 1, "closed")]), SECRET.as_bytes(), now).await;
+    assert!(
+        r["records"][0]["error"]
+            .as_str()
+            .expect("e")
+            .contains("unknown warning id"),
+        "{r}"
+    );
+    let (s, r) = post(
+        &url,
+        "k-d",
+        &body(&[record(b, 1, "closed")]),
+        SECRET.as_bytes(),
+        now,
+    )
+    .await;
     assert_eq!(s, 422);
     let e = r["records"][0]["error"].as_str().expect("e");
     assert!(e.contains("cannot move to closed"), "{e}");
-    let (s, r) = post(&url, "k-s", &body(&[record(b, 1, "lost")]), SECRET.as_bytes(), now).await;
+    let (s, r) = post(
+        &url,
+        "k-s",
+        &body(&[record(b, 1, "lost")]),
+        SECRET.as_bytes(),
+        now,
+    )
+    .await;
     assert_eq!(s, 422);
-    assert!(r["records"][0]["error"].as_str().expect("e").contains("\"lost\""));
+    assert!(
+        r["records"][0]["error"]
+            .as_str()
+            .expect("e")
+            .contains("\"lost\"")
+    );
     // A body that is not a disposition names the field.
-    let (s, r) = post(&url, "k-b", r#"{"format":1,"records":[{"warning_id":1}]}"#, SECRET.as_bytes(), now).await;
+    let (s, r) = post(
+        &url,
+        "k-b",
+        r#"{"format":1,"records":[{"warning_id":1}]}"#,
+        SECRET.as_bytes(),
+        now,
+    )
+    .await;
     assert_eq!(s, 400);
-    assert!(r["error"].as_str().expect("e").contains("records[0].warning_id"), "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .expect("e")
+            .contains("records[0].warning_id"),
+        "{r}"
+    );
 
     // Nothing refused was recorded; every refusal is a dead letter.
-    assert!(inbox.of_warning(&b.warning_id).await.expect("inbox").is_empty());
+    assert!(
+        inbox
+            .of_warning(&b.warning_id)
+            .await
+            .expect("inbox")
+            .is_empty()
+    );
     let dead = inbox.dead_letters().await.expect("dead");
     assert_eq!(dead.len(), 7, "{dead:#?}");
 }
@@ -433,7 +598,11 @@ async fn the_warnings_command_lists_filters_and_explain_shows_an_organizations_w
         crate::support::qinglian(&args, None)
     };
     let out = at(&["--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["total"].as_u64(), Some(n.warnings.len() as u64));
     assert_eq!(v["business_date"], "2026-11-02");
@@ -442,20 +611,40 @@ async fn the_warnings_command_lists_filters_and_explain_shows_an_organizations_w
     assert_eq!(first["state"], "generated", "no push in this night");
     // People read it in Chinese: counts by state, one line per warning.
     let text = String::from_utf8_lossy(&at(&[]).stdout).into_owned();
-    assert!(text.starts_with(&format!("预警 2026-11-02：共 {} 条（已生成 {}）", n.warnings.len(), n.warnings.len())), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "预警 2026-11-02：共 {} 条（已生成 {}）",
+            n.warnings.len(),
+            n.warnings.len()
+        )),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 1 + n.warnings.len(), "{text}");
     // Filters.
-    let none: Value = serde_json::from_slice(&at(&["--state", "closed", "--json"]).stdout).expect("json");
+    let none: Value =
+        serde_json::from_slice(&at(&["--state", "closed", "--json"]).stdout).expect("json");
     assert_eq!(none["shown"], 0);
     let unit = n.warnings[0].responsible_unit.clone();
-    let by_unit: Value = serde_json::from_slice(&at(&["--unit", &unit, "--json"]).stdout).expect("json");
-    let expected = n.warnings.iter().filter(|w| w.responsible_unit.contains(&unit)).count();
+    let by_unit: Value =
+        serde_json::from_slice(&at(&["--unit", &unit, "--json"]).stdout).expect("json");
+    let expected = n
+        .warnings
+        .iter()
+        .filter(|w| w.responsible_unit.contains(&unit))
+        .count();
     assert_eq!(by_unit["shown"].as_u64(), Some(expected as u64));
-    let overdue: Value = serde_json::from_slice(&at(&["--overdue", "--json"]).stdout).expect("json");
-    assert_eq!(overdue["shown"], 0, "nothing pushed, nothing waits for a signature");
+    let overdue: Value =
+        serde_json::from_slice(&at(&["--overdue", "--json"]).stdout).expect("json");
+    assert_eq!(
+        overdue["shown"], 0,
+        "nothing pushed, nothing waits for a signature"
+    );
     let bad = at(&["--state", "lost"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--state \"lost\": expected one of generated"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("--state \"lost\": expected one of generated")
+    );
     // explain shows the organization's warnings.
     let w = &n.warnings[0];
     let out = crate::support::qinglian(
@@ -471,18 +660,26 @@ async fn the_warnings_command_lists_filters_and_explain_shows_an_organizations_w
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("warnings (预警): ") && text.contains(&w.warning_id), "{text}");
+    assert!(
+        text.contains("warnings (预警): ") && text.contains(&w.warning_id),
+        "{text}"
+    );
     // A broken warnings configuration is a validate problem naming file and key.
     std::fs::write(
         project.join("pipelines/warnings/nightly.toml"),
         "sign_within_working_days = 0\n",
     )
     .expect("write");
-    let out = crate::support::qinglian(&["validate", "--project", project.to_str().expect("utf-8")], None);
+    let out = crate::support::qinglian(
+        &["validate", "--project", project.to_str().expect("utf-8")],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("pipelines/warnings/nightly.toml: sign_within_working_days: expected 1 to 365, found 0"),
+        text.contains(
+            "pipelines/warnings/nightly.toml: sign_within_working_days: expected 1 to 365, found 0"
+        ),
         "{text}"
     );
 }
