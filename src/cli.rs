@@ -1315,8 +1315,17 @@ async fn deliver(at: &WarehouseArgs, requeue: bool) -> ExitCode {
         Ok(w) => w,
         Err(code) => return code,
     };
+    let warnings_outbox = crate::warnings::outbox(&store, &prefix);
     let outbox = crate::deliver::Outbox::new(store, prefix);
     if requeue {
+        match warnings_outbox.requeue_dead().await {
+            Ok(n) if n > 0 => outln!("moved {n} dead warning batch(es) back to their outbox"),
+            Ok(_) => {}
+            Err(e) => {
+                errln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
         match outbox.requeue_dead().await {
             Ok(n) => outln!("moved {n} dead letter(s) back to the outbox"),
             Err(e) => {
@@ -1349,7 +1358,39 @@ async fn deliver(at: &WarehouseArgs, requeue: bool) -> ExitCode {
             .map(|e| format!(": {e}"))
             .unwrap_or_default()
     );
+    // The warnings wait while the code changes do not all go through.
+    let mut warnings = crate::deliver::DeliverySummary {
+        endpoint: endpoint.display_url(),
+        ..Default::default()
+    };
     if summary.complete() {
+        if let Err(e) = crate::deliver::drain(
+            &warnings_outbox,
+            &endpoint,
+            &crate::run::SystemClock,
+            &mut warnings,
+        )
+        .await
+        {
+            errln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+        if warnings.acknowledged + warnings.parked + warnings.pending > 0 {
+            outln!(
+                "warnings delivered: acknowledged {} batch(es) ({} warnings), parked {}, {} waiting{}",
+                warnings.acknowledged,
+                warnings.acknowledged_rows,
+                warnings.parked,
+                warnings.pending,
+                warnings
+                    .error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if summary.complete() && warnings.complete() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_DEGRADED)

@@ -180,7 +180,17 @@ fn render(date: NaiveDate, all: &[Warning], shown: &[&Warning]) -> String {
 
 /// One warning on one line, for people.
 pub fn line(w: &Warning) -> String {
-    let colour = |c: &Option<String>| c.clone().unwrap_or_else(|| "无".into());
+    let colour = |c: &Option<String>| {
+        match c.as_deref() {
+            Some("green") => "绿码",
+            Some("yellow") => "黄码",
+            Some("orange") => "橙码",
+            Some("red") => "红码",
+            Some(other) => other,
+            None => "无",
+        }
+        .to_string()
+    };
     let mut rules: Vec<&str> = w.causes.iter().map(|c| c.rule_id.as_str()).collect();
     rules.dedup();
     let mut s = format!(
@@ -308,6 +318,21 @@ pub fn status_lines(s: &super::WarningsSummary) -> Vec<String> {
             String::new()
         }
     )];
+    if let Some(d) = &s.delivery {
+        out.push(format!(
+            "  pushed to the platform: {} batch(es) of tonight's warnings ({} queued, {} acknowledged before); {} acknowledged in this run, {} parked, {} waiting{}",
+            d.batches,
+            d.queued,
+            d.already_acknowledged,
+            d.acknowledged,
+            d.parked,
+            d.pending,
+            d.error
+                .as_ref()
+                .map(|e| format!(" — {e}"))
+                .unwrap_or_default()
+        ));
+    }
     for (id, kind, days) in s.overdue.iter().take(20) {
         out.push(format!(
             "  overdue {id}: {} {days} working day(s)",
