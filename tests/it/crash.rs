@@ -415,7 +415,8 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
     assert_eq!(recorded[0].disposition.state, "signed");
 }
 
-/// Files under a directory, recursively (0 when it does not exist).
+/// Complete JSON files under a directory, recursively (0 when it does not
+/// exist); a put still being staged is not one.
 fn walk(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -426,7 +427,7 @@ fn walk(dir: &Path) -> usize {
             if e.path().is_dir() {
                 walk(&e.path())
             } else {
-                1
+                usize::from(e.path().extension().is_some_and(|x| x == "json"))
             }
         })
         .sum()
