@@ -172,7 +172,7 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoSummary, String> {
             prefix,
             secret: secret.clone().into_bytes(),
             window_seconds: 300,
-            clock: std::sync::Arc::new(crate::run::SystemClock),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
             pause_after_receive: std::time::Duration::ZERO,
         },
     )
@@ -274,7 +274,7 @@ pub fn render(s: &DemoSummary) -> String {
             let line = n
                 .warnings
                 .as_ref()
-                .and_then(|w| crate::warnings::cli::status_lines(w).into_iter().next())
+                .and_then(|w| crate::warnings::show::status_lines(w).into_iter().next())
                 .unwrap_or_else(|| "no warnings stage".into());
             let _ = writeln!(out, "  {} {:?}: {line}", n.business_date, n.status);
         }
@@ -284,7 +284,7 @@ pub fn render(s: &DemoSummary) -> String {
             s.warehouse
         );
     } else if let Some(w) = &r.warnings {
-        for line in crate::warnings::cli::status_lines(w) {
+        for line in crate::warnings::show::status_lines(w) {
             let _ = writeln!(out, "{line}");
         }
     }

@@ -15,9 +15,9 @@ use object_store::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::catalog::Published;
 use crate::keys::{self, KeyClass};
 use crate::ledger::Ledger;
-use crate::publish::Published;
 
 /// Why an explanation could not be given.
 #[derive(Debug, thiserror::Error)]
@@ -368,7 +368,7 @@ pub fn render(e: &Explanation) -> String {
     if !e.warnings.is_empty() {
         out += &format!("warnings (预警): {}\n", e.warnings.len());
         for w in &e.warnings {
-            out += &format!("  {}\n", crate::warnings::cli::line(w));
+            out += &format!("  {}\n", crate::warnings::show::line(w));
         }
     }
     out

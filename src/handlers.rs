@@ -136,7 +136,7 @@ impl HandlerSimulator {
         let app = Router::new()
             .route(API_PATH, get(api))
             .with_state(Arc::clone(&shared));
-        let (addr, task) = crate::simulator::serve_at(app, ("127.0.0.1", port)).await?;
+        let (addr, task) = crate::listen::serve_at(app, ("127.0.0.1", port)).await?;
         Ok(Self {
             addr,
             seed,

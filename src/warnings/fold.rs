@@ -39,7 +39,7 @@ pub fn warning_id(uscc: &str, causes: &[Cause]) -> String {
         h.update(b"\n");
         h.update(k.as_bytes());
     }
-    let hex = crate::publish::hex(&h.finalize());
+    let hex = crate::digest::hex(&h.finalize());
     format!("YJ-{}", hex[..16].to_ascii_uppercase())
 }
 

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::fold::Admitted;
 use super::record::Disposition;
+use crate::layout::warnings as L;
 
 /// A disposition as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,14 +132,14 @@ fn safe(id: &str) -> String {
     } else {
         format!(
             "{clean}~{}",
-            &crate::publish::hex(&Sha256::digest(id.as_bytes()))[..12]
+            &crate::digest::hex(&Sha256::digest(id.as_bytes()))[..12]
         )
     }
 }
 
 /// A short digest of bytes.
 pub fn digest(bytes: &[u8]) -> String {
-    crate::publish::hex(&Sha256::digest(bytes))[..16].to_string()
+    crate::digest::hex(&Sha256::digest(bytes))[..16].to_string()
 }
 
 impl Inbox {
@@ -210,14 +211,13 @@ impl Inbox {
     pub async fn keep_received(&self, received: &Received) -> Result<String, String> {
         let body = serde_json::to_vec(received).map_err(|e| e.to_string())?;
         let name = digest(&body);
-        self.create(&self.path(&format!("warnings/received/{name}.json")), body)
-            .await?;
+        self.create(&self.path(&L::received(&name)), body).await?;
         Ok(name)
     }
 
     /// Forgets a received request once it is answered.
     pub async fn forget_received(&self, name: &str) -> Result<(), String> {
-        let path = self.path(&format!("warnings/received/{name}.json"));
+        let path = self.path(&L::received(name));
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_error(&path, e)),
@@ -227,7 +227,7 @@ impl Inbox {
     /// Requests kept but never answered (the process stopped in between).
     pub async fn unanswered(&self) -> Result<Vec<(String, Received)>, String> {
         Ok(self
-            .list::<Received>("warnings/received")
+            .list::<Received>(L::RECEIVED_DIR)
             .await?
             .into_iter()
             .filter_map(|(p, r)| Some((p.filename()?.strip_suffix(".json")?.to_string(), r)))
@@ -241,11 +241,7 @@ impl Inbox {
         via: &str,
         now: DateTime<Utc>,
     ) -> Result<Outcome, String> {
-        let path = self.path(&format!(
-            "warnings/inbox/{}/{:06}.json",
-            safe(&d.warning_id),
-            d.sequence
-        ));
+        let path = self.path(&L::disposition(&safe(&d.warning_id), d.sequence));
         let receipt_id = format!("d-{}", digest(d.key().as_bytes()));
         let rec = Recorded {
             disposition: d.clone(),
@@ -271,7 +267,7 @@ impl Inbox {
     /// The recorded dispositions of one warning, by sequence.
     pub async fn of_warning(&self, warning_id: &str) -> Result<Vec<Recorded>, String> {
         let mut v: Vec<Recorded> = self
-            .list::<Recorded>(&format!("warnings/inbox/{}", safe(warning_id)))
+            .list::<Recorded>(&L::inbox_of(&safe(warning_id)))
             .await?
             .into_iter()
             .map(|(_, r)| r)
@@ -283,7 +279,7 @@ impl Inbox {
     /// Every recorded disposition.
     pub async fn all(&self) -> Result<Vec<Recorded>, String> {
         Ok(self
-            .list::<Recorded>("warnings/inbox")
+            .list::<Recorded>(L::INBOX_DIR)
             .await?
             .into_iter()
             .map(|(_, r)| r)
@@ -298,7 +294,7 @@ impl Inbox {
             dead.refused_at.format("%Y%m%dT%H%M%S%.3fZ"),
             digest(&body)
         );
-        self.create(&self.path(&format!("warnings/dead/{name}.json")), body)
+        self.create(&self.path(&L::dead(&name)), body)
             .await
             .map(|_| ())
     }
@@ -306,7 +302,7 @@ impl Inbox {
     /// Everything refused so far.
     pub async fn dead_letters(&self) -> Result<Vec<DeadDisposition>, String> {
         Ok(self
-            .list::<DeadDisposition>("warnings/dead")
+            .list::<DeadDisposition>(L::DEAD_DIR)
             .await?
             .into_iter()
             .map(|(_, d)| d)
@@ -316,17 +312,14 @@ impl Inbox {
     /// Notes which warnings a push batch carries.
     pub async fn note_sent(&self, sent: &SentBatch) -> Result<(), String> {
         let body = serde_json::to_vec_pretty(sent).map_err(|e| e.to_string())?;
-        self.create(
-            &self.path(&format!("warnings/sent/{}.json", safe(&sent.key))),
-            body,
-        )
-        .await
-        .map(|_| ())
+        self.create(&self.path(&L::sent(&safe(&sent.key))), body)
+            .await
+            .map(|_| ())
     }
 
     async fn admissions(&self) -> Result<Vec<Admission>, String> {
         Ok(self
-            .list::<Admission>("warnings/admitted")
+            .list::<Admission>(L::ADMITTED_DIR)
             .await?
             .into_iter()
             .map(|(_, a)| a)
@@ -365,7 +358,7 @@ impl Inbox {
                     new.dispositions.push(r.disposition);
                 }
             }
-            for (_, sent) in self.list::<SentBatch>("warnings/sent").await? {
+            for (_, sent) in self.list::<SentBatch>(L::SENT_DIR).await? {
                 if !acked.contains(&sent.key)
                     && outbox
                         .is_acknowledged(&sent.key)
@@ -377,7 +370,7 @@ impl Inbox {
                 }
             }
             let body = serde_json::to_vec_pretty(&new).map_err(|e| e.to_string())?;
-            let path = self.path(&format!("warnings/admitted/dt={date}.json"));
+            let path = self.path(&L::admitted(date));
             if !self.create(&path, body).await? {
                 // Another attempt of the date admitted first: take its admission.
                 admissions = self.admissions().await?;

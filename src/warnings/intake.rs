@@ -35,10 +35,10 @@ use tracing::{info, warn};
 use super::inbox::{DeadDisposition, Inbox, Outcome, Received};
 use super::lifecycle::{Event, transition};
 use super::record::{Disposition, Warning};
+use crate::clock::Clock;
 use crate::deliver::{
     IDEMPOTENCY_HEADER, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER, verify_signature,
 };
-use crate::run::Clock;
 
 /// The path of the intake.
 pub const INTAKE_PATH: &str = "/intake/dispositions";
@@ -220,9 +220,9 @@ pub async fn known_warnings(
 pub async fn latest_published(
     store: &Arc<dyn ObjectStore>,
     prefix: &Path,
-) -> Result<Option<crate::publish::Published>, String> {
+) -> Result<Option<crate::catalog::Published>, String> {
     let far = chrono::NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
-    crate::publish::Published::latest_before(store, prefix, far)
+    crate::catalog::Published::latest_before(store, prefix, far)
         .await
         .map_err(|e| e.to_string())
 }
@@ -300,7 +300,7 @@ impl Intake {
         let app = Router::new()
             .route(INTAKE_PATH, post(handle))
             .with_state(Arc::clone(&shared));
-        let (addr, task) = crate::simulator::serve_at(app, addr)
+        let (addr, task) = crate::listen::serve_at(app, addr)
             .await
             .map_err(|e| format!("cannot listen for dispositions: {e}"))?;
         info!(%addr, path = INTAKE_PATH, "disposition intake listening");
@@ -436,10 +436,7 @@ async fn process(shared: &Shared, received: &Received) -> Result<(StatusCode, Va
     let key = &received.idempotency_key;
     let receipt_path = crate::store::join(
         &shared.prefix,
-        &format!(
-            "warnings/receipts/{}.json",
-            super::inbox::digest(key.as_bytes())
-        ),
+        &crate::layout::warnings::receipt(&super::inbox::digest(key.as_bytes())),
     );
     if let Ok(r) = object_store::ObjectStoreExt::get(&*shared.store, &receipt_path).await
         && let Ok(bytes) = r.bytes().await

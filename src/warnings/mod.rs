@@ -19,7 +19,6 @@
 //! anything is acknowledged.
 
 pub mod calendar;
-pub mod cli;
 pub mod config;
 pub mod fold;
 pub mod inbox;
@@ -27,6 +26,7 @@ pub mod intake;
 pub mod lifecycle;
 pub mod pull;
 pub mod record;
+pub mod show;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -37,7 +37,6 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -53,34 +52,15 @@ pub const DATASET: &str = "warnings";
 /// The push kind carrying new and reopened warnings.
 pub const PUSH_KIND: &str = "warnings";
 
-/// What the warnings stage did, kept in the run's ledger record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WarningsSummary {
-    /// Warnings in the dataset (every warning ever raised).
-    pub total: u64,
-    /// Raised tonight.
-    pub raised: u64,
-    /// Reopened tonight.
-    pub reopened: u64,
-    /// Dispositions and acknowledgements admitted tonight.
-    pub admitted: u64,
-    /// Dispositions applied tonight.
-    pub applied: u64,
-    /// Warnings by state.
-    pub by_state: BTreeMap<String, u64>,
-    /// Overdue warnings (id, kind, working days), most overdue first.
-    pub overdue: Vec<(String, String, u32)>,
-    /// Warnings whose held dispositions waited past the timeout.
-    pub sequence_gaps: u64,
-    /// The push of warnings (its own outbox), when pushing is on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery: Option<crate::deliver::DeliverySummary>,
-}
+pub use crate::ledger::WarningsSummary;
 
 /// The outbox of warning batches: `warnings/outbox/{pending,acknowledged,dead}/`,
 /// beside the code changes' and drained after them.
 pub fn outbox(store: &Arc<dyn ObjectStore>, prefix: &Path) -> crate::deliver::Outbox {
-    crate::deliver::Outbox::new(Arc::clone(store), crate::store::join(prefix, "warnings"))
+    crate::deliver::Outbox::new(
+        Arc::clone(store),
+        crate::store::join(prefix, crate::layout::warnings::OUTBOX_ROOT),
+    )
 }
 
 /// Queues tonight's warnings of `published` (when there is a version) and
@@ -90,12 +70,12 @@ pub async fn deliver(
     store: &Arc<dyn ObjectStore>,
     prefix: &Path,
     endpoint: &crate::deliver::Endpoint,
-    published: Option<&crate::publish::Published>,
+    published: Option<&crate::catalog::Published>,
     queued_by: &str,
-    clock: &dyn crate::run::Clock,
-) -> crate::deliver::DeliverySummary {
+    clock: &dyn crate::clock::Clock,
+) -> crate::ledger::DeliverySummary {
     let outbox = outbox(store, prefix);
-    let mut summary = crate::deliver::DeliverySummary {
+    let mut summary = crate::ledger::DeliverySummary {
         endpoint: endpoint.display_url(),
         kind: PUSH_KIND.to_string(),
         ..Default::default()
@@ -247,7 +227,7 @@ fn events_of(
 }
 
 /// The warnings of a published version; none when it predates them.
-pub async fn published_warnings(p: &crate::publish::Published) -> Result<Vec<Warning>, String> {
+pub async fn published_warnings(p: &crate::catalog::Published) -> Result<Vec<Warning>, String> {
     if !p.manifest.datasets.contains_key(DATASET) {
         return Ok(Vec::new());
     }
@@ -282,7 +262,7 @@ pub async fn raise(input: WarningsInput<'_>) -> Result<(WarningsSummary, String)
     let profiles = read_file(store, &file(output("profiles")?)).await?;
     let changes = read_file(store, &file(output("changes")?)).await?;
 
-    let previous = crate::publish::Published::latest_before(store, &input.prefix, date)
+    let previous = crate::catalog::Published::latest_before(store, &input.prefix, date)
         .await
         .map_err(|e| e.to_string())?;
     let (mut warnings, events_before) = match &previous {
@@ -586,7 +566,7 @@ fn push_record(w: &Warning) -> serde_json::Value {
 /// carries so that its acknowledgement moves them to `pushed`.
 pub async fn queue_push(
     outbox: &crate::deliver::Outbox,
-    published: &crate::publish::Published,
+    published: &crate::catalog::Published,
     batch_size: u32,
     queued_by: &str,
     now: DateTime<Utc>,
@@ -622,7 +602,7 @@ pub async fn queue_push(
             "records": chunk.iter().map(push_record).collect::<Vec<_>>(),
         });
         let body = serde_json::to_string(&body).map_err(|e| e.to_string())?;
-        let digest = crate::publish::hex(&Sha256::digest(body.as_bytes()));
+        let digest = crate::digest::hex(&Sha256::digest(body.as_bytes()));
         let key = format!(
             "{}-{}-{PUSH_KIND}-{batch:05}-{}",
             m.pipeline,

@@ -231,7 +231,7 @@ pub async fn pull_from(
     now: DateTime<Utc>,
 ) -> Result<PullSummary, String> {
     let (store, prefix) = inbox.parts();
-    let mark_path = crate::store::join(&prefix, "warnings/pull/watermark.json");
+    let mark_path = crate::store::join(&prefix, crate::layout::warnings::PULL_WATERMARK);
     let mark: Watermark = match store.get(&mark_path).await {
         Ok(r) => {
             let bytes = r.bytes().await.map_err(|e| format!("{mark_path}: {e}"))?;
@@ -266,7 +266,7 @@ pub async fn pull_from(
     for (name, bytes) in taken {
         let path = crate::store::join(
             &prefix,
-            &format!("warnings/pull/raw/{}/{name}", now.format("%Y%m%dT%H%M%SZ")),
+            &crate::layout::warnings::pulled_page(&now.format("%Y%m%dT%H%M%SZ").to_string(), &name),
         );
         store
             .put(&path, bytes.into())

@@ -324,7 +324,7 @@ pub(crate) fn walk(dir: &Path) -> Vec<String> {
 /// The checksums of the datasets that must not depend on the attempt
 /// (all but `runs`), by dataset: file name and SHA-256 of each file.
 pub(crate) fn reproducible_sums(
-    p: &qinglian::publish::Published,
+    p: &qinglian::catalog::Published,
 ) -> std::collections::BTreeMap<String, Vec<String>> {
     [
         "profiles",

@@ -7,13 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
+use qinglian::catalog::Published;
+use qinglian::clock::FixedClock;
 use qinglian::generate::{GenerateOptions, generate};
 use qinglian::handlers::{HandlerFault, HandlerSimulator};
 use qinglian::ledger::RunStatus;
 use qinglian::platform::PlatformSimulator;
 use qinglian::project::Project;
-use qinglian::publish::Published;
-use qinglian::run::FixedClock;
 use qinglian::warnings::intake::{Intake, IntakeOptions};
 use qinglian::warnings::{State, Warning, WarningsConfig};
 use serde_json::{Value, json};
@@ -234,7 +234,7 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
     println!(
         "30 nights: {} warnings, dispositions made {made:?}, by state {:?}",
         ws.len(),
-        qinglian::warnings::cli::counts(&ws)
+        qinglian::warnings::show::counts(&ws)
     );
     assert!(ws.len() >= 20, "the month raises warnings: {}", ws.len());
     assert!(
