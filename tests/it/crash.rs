@@ -12,6 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use qinglian::catalog::Published;
+use qinglian::layout::warnings::{INBOX_DIR, RECEIVED_DIR};
 use qinglian::ledger::{Ledger, RunStatus};
 use qinglian::platform::PlatformSimulator;
 use rand::{Rng, SeedableRng};
@@ -373,14 +374,13 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
         }
         panic!("the intake never listened");
     };
-    let dir = |sub: &str| warehouse.path().join("warnings").join(sub);
-    let files = |sub: &str| -> usize { walk(&dir(sub)) };
+    let files = |dir: &str| -> usize { walk(&warehouse.path().join(dir)) };
     // Killed after keeping the request, before recording it.
     let mut child = intake(5_000);
     wait_listening().await;
     let pending = tokio::spawn(send());
     let started = Instant::now();
-    while files("received") == 0 {
+    while files(RECEIVED_DIR) == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the request was never kept"
@@ -393,23 +393,23 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
         pending.await.expect("join").is_err(),
         "no answer came from a killed intake"
     );
-    assert_eq!(files("inbox"), 0, "nothing recorded before the kill");
+    assert_eq!(files(INBOX_DIR), 0, "nothing recorded before the kill");
     // Started again: the kept request is replayed and recorded.
     let mut child = intake(0);
     wait_listening().await;
     assert_eq!(
-        files("inbox"),
+        files(INBOX_DIR),
         1,
         "the kept request was recorded on restart"
     );
-    assert_eq!(files("received"), 0);
+    assert_eq!(files(RECEIVED_DIR), 0);
     // The platform sends it again: the receipt of the replay, nothing twice.
     let answer = send().await.expect("answer");
     assert_eq!(answer.status(), 200);
     let receipt: serde_json::Value = answer.json().await.expect("receipt");
     assert_eq!(receipt["accepted_rows"], 1, "{receipt}");
     assert_eq!(receipt["records"][0]["status"], "recorded", "{receipt}");
-    assert_eq!(files("inbox"), 1, "recorded once");
+    assert_eq!(files(INBOX_DIR), 1, "recorded once");
     child.kill().expect("stop");
     let _ = child.wait();
     // The next night applies it exactly once.

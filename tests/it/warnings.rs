@@ -286,7 +286,7 @@ async fn a_month_of_warnings_raised_once_disposed_both_ways_reconciled_and_repro
         assert!(statuses.contains(&s), "{s}: {statuses:?}");
     }
     // The pull kept its watermark: each night asked only for what was new.
-    let mark = std::fs::read_to_string(warehouse.join("warnings/pull/watermark.json"))
+    let mark = std::fs::read_to_string(warehouse.join(qinglian::layout::warnings::PULL_WATERMARK))
         .expect("the pull's watermark");
     assert!(mark.contains("since:"), "{mark}");
     // The bodies follow the documented contracts.
