@@ -135,6 +135,15 @@ impl RawPayloads {
             dir: landing.dir.clone().join("raw"),
         }
     }
+
+    /// Payloads of one part of a feed delivered in several parts, each
+    /// part's under its own name (`raw/<part>/…`).
+    pub fn for_part(store: Arc<dyn ObjectStore>, landing: &LandingPaths, part: &str) -> Self {
+        Self {
+            store,
+            dir: landing.dir.clone().join("raw").join(part),
+        }
+    }
 }
 
 // One per payload, short-lived: the size difference does not matter.

@@ -702,46 +702,47 @@ fn compile_source(
             ),
         );
     }
-    if raw.mapping.record_id.is_empty() {
-        d.push(
-            &f.rel,
-            "mapping.record_id",
-            "found [], expected at least one raw field",
-        );
-    }
-    let mut columns = BTreeMap::new();
-    for (target, mapping) in raw.mapping.columns {
-        let at = format!("mapping.columns.{}", key(&target));
-        let column = schema.and_then(|s| s.columns.iter().find(|c| c.name == target));
-        if let (Some(s), None) = (schema, column) {
+    let first = compile_part_mapping(&f.rel, "mapping", raw.mapping, schema, d);
+    let mut parts = Vec::new();
+    for (i, p) in raw.part.into_iter().enumerate() {
+        let at = format!("part[{i}]");
+        if p.name.trim().is_empty()
+            || p.name == raw.feed
+            || parts.iter().any(|q: &Part| q.name == p.name)
+        {
             d.push(
                 &f.rel,
-                &at,
+                format!("{at}.name"),
                 format!(
-                    "found column {target:?}, expected a column of schema {:?}: {}",
-                    s.feed,
-                    one_of(s.columns.iter().map(|c| &c.name))
+                    "found {:?}, expected a name of its own (not the feed's, not another part's)",
+                    p.name
                 ),
             );
-            continue;
         }
-        if let Some(m) = compile_mapping(&f.rel, &at, mapping, column, d) {
-            columns.insert(target, m);
+        let kind = compile_source_kind(&f.rel, p.source, d);
+        let mapping = compile_part_mapping(&f.rel, &format!("{at}.mapping"), p.mapping, schema, d);
+        if let Some(kind) = kind {
+            parts.push(Part {
+                name: p.name,
+                kind,
+                key_fields: mapping.key_fields,
+                name_field: mapping.name_field,
+                record_id: mapping.record_id,
+                columns: mapping.columns,
+            });
         }
     }
-    if let Some(s) = schema {
-        for c in s.columns.iter().filter(|c| !c.nullable) {
-            if !columns.contains_key(&c.name) {
-                d.push(
-                    &f.rel,
-                    "mapping.columns",
-                    format!(
-                        "column {:?} of schema {:?} is not nullable and has no mapping",
-                        c.name, s.feed
-                    ),
-                );
-            }
-        }
+    if !parts.is_empty()
+        && std::iter::once(kind.as_ref())
+            .chain(parts.iter().map(|p| Some(&p.kind)))
+            .flatten()
+            .any(|k| matches!(k, SourceKind::Http(h) if h.since_param.is_some()))
+    {
+        d.push(
+            &f.rel,
+            "part",
+            "an incremental http part in a feed of several parts: one watermark per feed cannot follow several APIs; deliver them as feeds of their own",
+        );
     }
     let g = raw.guards;
     for (name, share) in [
@@ -777,10 +778,10 @@ fn compile_source(
         required: raw.required,
         max_age_days: raw.max_age_days,
         kind: kind?,
-        key_field: raw.mapping.key,
-        name_field: raw.mapping.name,
-        record_id: raw.mapping.record_id,
-        columns,
+        key_fields: first.key_fields,
+        name_field: first.name_field,
+        record_id: first.record_id,
+        columns: first.columns,
         guards: Guards {
             min_rows: g.min_rows,
             max_rows: g.max_rows,
@@ -793,8 +794,95 @@ fn compile_source(
             max_duplicate_keys: Some(g.max_duplicate_keys.unwrap_or(DEFAULT_MAX_DUPLICATE_KEYS)),
             allow_absent_fields: g.allow_absent_fields.unwrap_or_default(),
         },
+        parts,
     };
     (d.items.len() == before).then_some(source)
+}
+
+/// A part's mapping, compiled.
+struct PartMapping {
+    key_fields: Vec<String>,
+    name_field: Option<String>,
+    record_id: Vec<String>,
+    columns: BTreeMap<String, ColumnMapping>,
+}
+
+/// Compiles one `[mapping]` (of the feed's first part or of a `[[part]]`)
+/// against the feed's schema; problems are reported under `prefix`.
+fn compile_part_mapping(
+    file: &str,
+    prefix: &str,
+    mapping: RawMapping,
+    schema: Option<&FeedSchema>,
+    d: &mut Diagnostics,
+) -> PartMapping {
+    let key_fields = match mapping.key {
+        RawKey::One(field) => vec![field],
+        RawKey::Several(fields) => fields,
+    };
+    if key_fields.is_empty() || key_fields.iter().any(|k| k.trim().is_empty()) {
+        d.push(
+            file,
+            format!("{prefix}.key"),
+            "name the raw field with the organization key, or a list of them in order of preference",
+        );
+    }
+    for (i, field) in key_fields.iter().enumerate() {
+        if key_fields[..i].contains(field) {
+            d.push(
+                file,
+                format!("{prefix}.key"),
+                format!("{field:?} is listed twice"),
+            );
+        }
+    }
+    if mapping.record_id.is_empty() {
+        d.push(
+            file,
+            format!("{prefix}.record_id"),
+            "found [], expected at least one raw field",
+        );
+    }
+    let mut columns = BTreeMap::new();
+    for (target, mapping) in mapping.columns {
+        let at = format!("{prefix}.columns.{}", key(&target));
+        let column = schema.and_then(|s| s.columns.iter().find(|c| c.name == target));
+        if let (Some(s), None) = (schema, column) {
+            d.push(
+                file,
+                &at,
+                format!(
+                    "found column {target:?}, expected a column of schema {:?}: {}",
+                    s.feed,
+                    one_of(s.columns.iter().map(|c| &c.name))
+                ),
+            );
+            continue;
+        }
+        if let Some(m) = compile_mapping(file, &at, mapping, column, d) {
+            columns.insert(target, m);
+        }
+    }
+    if let Some(s) = schema {
+        for c in s.columns.iter().filter(|c| !c.nullable) {
+            if !columns.contains_key(&c.name) {
+                d.push(
+                    file,
+                    format!("{prefix}.columns"),
+                    format!(
+                        "column {:?} of schema {:?} is not nullable and has no mapping",
+                        c.name, s.feed
+                    ),
+                );
+            }
+        }
+    }
+    PartMapping {
+        key_fields,
+        name_field: mapping.name,
+        record_id: mapping.record_id,
+        columns,
+    }
 }
 
 fn compile_mapping(

@@ -452,8 +452,10 @@ pub struct Source {
     pub max_age_days: u32,
     /// Where it comes from.
     pub kind: SourceKind,
-    /// Raw field with the organization key.
-    pub key_field: String,
+    /// Raw fields with the organization key, in order of preference: the
+    /// first a record fills is its key (a penalty export names its subject
+    /// by USCC, organization code or certificate number, whichever it has).
+    pub key_fields: Vec<String>,
     /// Raw field with the organization name.
     pub name_field: Option<String>,
     /// Raw fields identifying a record.
@@ -462,12 +464,64 @@ pub struct Source {
     pub columns: BTreeMap<String, ColumnMapping>,
     /// Guards.
     pub guards: Guards,
+    /// Further parts of the delivery (`[[part]]`): files or APIs of the
+    /// same feed with their own fields, landed with the first part into
+    /// one canonical table. Empty for a feed delivered as one part.
+    pub parts: Vec<Part>,
+}
+
+/// One more part of a feed's delivery: where it comes from and how its
+/// own fields map to the feed's canonical columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// Its name, unique within the feed (messages and raw payloads).
+    pub name: String,
+    /// Where it comes from.
+    pub kind: SourceKind,
+    /// Raw fields with the organization key, in order of preference.
+    pub key_fields: Vec<String>,
+    /// Raw field with the organization name.
+    pub name_field: Option<String>,
+    /// Raw fields identifying a record.
+    pub record_id: Vec<String>,
+    /// Canonical column → mapping.
+    pub columns: BTreeMap<String, ColumnMapping>,
 }
 
 impl Source {
     /// Whether this is the spine feed (its key is unique).
     pub fn is_spine(&self) -> bool {
         self.feed == SPINE_FEED
+    }
+
+    /// Every part of the delivery as a source of its own (the first is the
+    /// source itself), each fetched and mapped with its own fields into the
+    /// feed's one table.
+    pub fn each_part(&self) -> Vec<Source> {
+        let first = Source {
+            parts: Vec::new(),
+            ..self.clone()
+        };
+        let mut all = vec![first];
+        for p in &self.parts {
+            all.push(Source {
+                kind: p.kind.clone(),
+                key_fields: p.key_fields.clone(),
+                name_field: p.name_field.clone(),
+                record_id: p.record_id.clone(),
+                columns: p.columns.clone(),
+                parts: Vec::new(),
+                ..self.clone()
+            });
+        }
+        all
+    }
+
+    /// The names of the parts, the first part named after the feed.
+    pub fn part_names(&self) -> Vec<String> {
+        std::iter::once(self.feed.clone())
+            .chain(self.parts.iter().map(|p| p.name.clone()))
+            .collect()
     }
 }
 

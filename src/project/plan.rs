@@ -54,7 +54,16 @@ pub(super) fn plan_mappings(project: &Project) -> Vec<Diagnostic> {
     keys::udf::register(&ctx);
     let mut problems = Vec::new();
     for (feed, source) in &project.sources {
-        for (column, mapping) in &source.columns {
+        let mappings = std::iter::once(("mapping".to_string(), &source.columns)).chain(
+            source
+                .parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("part[{i}].mapping"), &p.columns)),
+        );
+        for (column, mapping, at) in
+            mappings.flat_map(|(at, columns)| columns.iter().map(move |(c, m)| (c, m, at.clone())))
+        {
             let super::model::ColumnMapping::Sql(sql) = mapping else {
                 continue;
             };
@@ -73,7 +82,7 @@ pub(super) fn plan_mappings(project: &Project) -> Vec<Diagnostic> {
                 let message = e.to_string();
                 problems.push(Diagnostic {
                     file: format!("pipelines/sources/{feed}.toml"),
-                    path: format!("mapping.columns.{column}.sql"),
+                    path: format!("{at}.columns.{column}.sql"),
                     message: format!(
                         "{sql:?} does not plan over the raw fields it names (as text: {}): {}",
                         fields.iter().cloned().collect::<Vec<_>>().join(", "),

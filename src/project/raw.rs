@@ -76,6 +76,18 @@ pub(crate) struct RawSourceFile {
     pub(crate) mapping: RawMapping,
     #[serde(default)]
     pub(crate) guards: RawGuards,
+    /// Further parts of the delivery, each with its own source and mapping.
+    #[serde(default)]
+    pub(crate) part: Vec<RawPart>,
+}
+
+/// One more part of a feed's delivery.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPart {
+    pub(crate) name: String,
+    pub(crate) source: RawSource,
+    pub(crate) mapping: RawMapping,
 }
 
 /// Where the records are. Tagged by `kind`; one variant per source kind.
@@ -183,8 +195,10 @@ pub(crate) enum RawAuth {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMapping {
-    /// Raw field with the organization key (USCC, org code, reg. no. or name).
-    pub(crate) key: String,
+    /// Raw field with the organization key (USCC, org code, reg. no. or
+    /// name), or several in order of preference: the first a record fills
+    /// is its key.
+    pub(crate) key: RawKey,
     /// Raw field with the organization's name.
     #[serde(default)]
     pub(crate) name: Option<String>,
@@ -193,6 +207,14 @@ pub(crate) struct RawMapping {
     /// Canonical column → how to fill it.
     #[serde(default)]
     pub(crate) columns: BTreeMap<String, RawColumnMapping>,
+}
+
+/// A mapping's key: one raw field, or several in order of preference.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawKey {
+    One(String),
+    Several(Vec<String>),
 }
 
 /// One canonical column's mapping: a raw field name, or a table.

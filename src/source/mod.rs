@@ -163,7 +163,9 @@ pub fn wanted_fields(source: &Source, sql_columns: &BTreeSet<String>) -> Vec<Str
             fields.push(f.to_string());
         }
     };
-    add(&source.key_field);
+    for k in &source.key_fields {
+        add(k);
+    }
     if let Some(n) = &source.name_field {
         add(n);
     }

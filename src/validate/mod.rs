@@ -135,7 +135,8 @@ pub struct Mapper {
     plans: Vec<Plan>,
     fields: Vec<String>,
     raw_schema: SchemaRef,
-    key: usize,
+    /// The key fields in order of preference.
+    keys: Vec<usize>,
     name: Option<usize>,
     record_id: Vec<usize>,
     hasher: Option<PersonHasher>,
@@ -284,7 +285,10 @@ impl Mapper {
             })
             .collect();
         hashed.dedup();
-        let kept: Vec<String> = std::iter::once(source.key_field.clone())
+        let kept: Vec<String> = source
+            .key_fields
+            .iter()
+            .cloned()
             .chain(source.name_field.clone())
             .chain(source.record_id.iter().cloned())
             .filter(|f| !hashed.iter().any(|(_, h)| h == f))
@@ -296,8 +300,11 @@ impl Mapper {
             schema: schema.arrow_schema(),
             own: schema.columns.clone(),
             plans,
-            key: position(&source.key_field)
-                .ok_or_else(|| err("key field is not fetched".into()))?,
+            keys: source
+                .key_fields
+                .iter()
+                .map(|f| position(f).ok_or_else(|| err(format!("key field {f:?} is not fetched"))))
+                .collect::<Result<_, _>>()?,
             name: source.name_field.as_deref().and_then(position),
             record_id: source
                 .record_id
@@ -515,8 +522,31 @@ impl Mapper {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
         };
-        let key_field = &self.fields[self.key];
-        let raw_key = text(self.key);
+        // Of several key fields, the first that holds a good code (a USCC,
+        // an organization code, a registration number) is the key, else
+        // the first filled one (a bad code still quarantines, naming its
+        // field); with none filled, the first names what is missing.
+        let filled = || self.keys.iter().copied().filter(|i| text(*i).is_some());
+        let good = |i: &usize| {
+            self.keys.len() > 1
+                && matches!(
+                    keys::classify(text(*i).unwrap_or("")).class,
+                    KeyClass::Valid | KeyClass::OrgCodeOnly | KeyClass::RegNoOnly
+                )
+        };
+        let key = filled()
+            .find(good)
+            .or_else(|| filled().next())
+            .or_else(|| self.keys.first().copied())
+            .ok_or_else(|| {
+                (
+                    String::new(),
+                    Reason::MissingKey,
+                    "no key field".to_string(),
+                )
+            })?;
+        let key_field = &self.fields[key];
+        let raw_key = text(key);
         let name = self.name.and_then(text);
         let mut check = keys::classify(raw_key.unwrap_or(""));
         let mut subject_name = name.map(str::to_string);
@@ -566,7 +596,7 @@ impl Mapper {
             .filter_map(|i| {
                 let v = text(*i)?;
                 let hashed = self.hashed.iter().any(|(h, _)| h == i);
-                Some(if *i == self.key {
+                Some(if *i == key {
                     match check.class {
                         KeyClass::Valid => uscc.clone().unwrap_or_else(|| v.to_string()),
                         KeyClass::OrgCodeOnly => check.normalized.clone(),
@@ -652,10 +682,16 @@ impl Mapper {
             own.push(cell);
         }
         if uscc.is_none() && subject_name.is_none() && raw_key.is_none() && !any_hashed_person {
+            let empty = if self.keys.len() > 1 {
+                let names: Vec<&str> = self.keys.iter().map(|i| self.fields[*i].as_str()).collect();
+                format!("{} are all empty", names.join(", "))
+            } else {
+                format!("{key_field} is empty")
+            };
             return Err((
                 key_field.clone(),
                 Reason::MissingKey,
-                format!("{key_field} is empty and the record names no organization or person"),
+                format!("{empty} and the record names no organization or person"),
             ));
         }
         let name_key = subject_name.as_deref().map(keys::normalize_name);

@@ -38,7 +38,7 @@ fn column(name: &str, data_type: DataType, nullable: bool) -> ColumnSpec {
 /// same name, `scale` times (10,000 for 万元).
 fn mapper(columns: &[ColumnSpec], scale: i64) -> Mapper {
     let mut source: Source = project().sources["annual_reports"].clone();
-    source.key_field = "key".into();
+    source.key_fields = vec!["key".into()];
     source.name_field = None;
     source.record_id = vec!["id".into()];
     source.columns = columns
@@ -382,7 +382,7 @@ fn identity_numbers_hash_the_same_through_invisible_and_full_width_forms() {
 #[test]
 fn record_ids_are_built_from_normalized_keys_and_never_carry_an_identity_number() {
     let mut source: Source = project().sources["annual_reports"].clone();
-    source.key_field = "key".into();
+    source.key_fields = vec!["key".into()];
     source.name_field = None;
     source.record_id = vec!["key".into(), "id".into()];
     source.columns = BTreeMap::new();

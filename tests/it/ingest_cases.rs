@@ -1,7 +1,9 @@
 //! Golden ingest cases: each folder under `tests/fixtures/ingest/` holds
 //! `feeds/<feed>/…` files, `FEEDS` (the feeds to run, registry first) and
 //! `expected.txt`: the run's per-feed reconciliation and every quarantined
-//! row with its position, field, reason code and message; an optional
+//! row with its position, field, reason code and message (and, for the
+//! feeds an optional `SHOW_LANDED` lists, every landed row's key, key
+//! class and resolved USCC); an optional
 //! `project/` is laid over the shipped project (a source's own guards). A
 //! new case is a
 //! new folder; `QINGLIAN_BLESS=1` rewrites `expected.txt` for review.
@@ -51,6 +53,40 @@ async fn quarantine_lines(warehouse: &std::path::Path, feed: &str, run_id: &str)
     lines
 }
 
+async fn landed_lines(warehouse: &std::path::Path, feed: &str, run_id: &str) -> Vec<String> {
+    let path = warehouse.join(format!(
+        "{}/{}",
+        qinglian::layout::landing_dir(
+            feed,
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("a date"),
+            run_id
+        ),
+        qinglian::layout::LANDED_DATA
+    ));
+    let batches = read_parquet(&path).await;
+    let column = |name: &str| strings(&batches, name);
+    let (ids, uscc, raw, class, name) = (
+        column("source_record_id"),
+        column("uscc"),
+        column("uscc_raw"),
+        column("key_class"),
+        column("subject_name"),
+    );
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    (0..ids.len())
+        .map(|i| {
+            format!(
+                "landed {} | key {} | {} | uscc {} | name {}",
+                text(&ids[i]),
+                text(&raw[i]),
+                text(&class[i]),
+                text(&uscc[i]),
+                text(&name[i])
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_ingest_case_yields_its_expected_output() {
     let dir = fixtures().join("ingest");
@@ -69,6 +105,13 @@ async fn every_ingest_case_yields_its_expected_output() {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let feeds = std::fs::read_to_string(case.join("FEEDS")).expect("FEEDS");
+        // `SHOW_LANDED` lists feeds whose landed rows the output shows:
+        // which organization each resolved to, by which kind of key.
+        let show: Vec<String> = std::fs::read_to_string(case.join("SHOW_LANDED"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         let project_dir = tempfile::tempdir().expect("tmp");
         copy_project(project_dir.path());
         // A case may change the project: its `project/` lies over the copy.
@@ -123,6 +166,9 @@ async fn every_ingest_case_yields_its_expected_output() {
                 out.push(format!("feed {}: error: {e}", f.feed));
             }
             out.extend(quarantine_lines(warehouse.path(), &f.feed, &run.run_id).await);
+            if show.iter().any(|s| s == &f.feed) {
+                out.extend(landed_lines(warehouse.path(), &f.feed, &run.run_id).await);
+            }
         }
         let got = out.join("\n") + "\n";
         let expected_path = case.join("expected.txt");

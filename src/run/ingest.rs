@@ -1,0 +1,550 @@
+//! Stages 1 to 3 for one feed: fetch, validate and land its records,
+//! count its keys against the registry, evaluate its guards, and advance
+//! its snapshot when they pass.
+
+use crate::land::{self, LandingPaths, RawPayloads};
+use crate::ledger::{FeedRecord, FeedState, FeedStatus};
+use crate::project::Source;
+use crate::source::{self, FetchOptions};
+use crate::store::relative;
+use crate::validate::{self, Mapper, Reason};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::guards;
+use super::{RunContext, RunOptions};
+
+/// What later feeds need from the registry: its codes.
+#[derive(Default, Clone)]
+pub(super) struct RegistryIndex {
+    codes: Arc<crate::keys::RegistryCodes>,
+}
+
+impl RegistryIndex {
+    pub(super) async fn from_snapshot(ctx: &RunContext, snapshot: &str) -> Self {
+        let mut codes = crate::keys::RegistryCodes::default();
+        match snapshot_keys(ctx, snapshot).await {
+            Ok(keys) => {
+                for uscc in keys {
+                    codes.insert(&uscc);
+                }
+            }
+            // Later feeds then resolve no organization code; their
+            // `min_registry_match` guards say so.
+            Err(e) => warn!(error = %e, "the last good registry cannot be read"),
+        }
+        Self {
+            codes: Arc::new(codes),
+        }
+    }
+}
+
+/// The distinct USCCs of a landed snapshot, reading only that column
+/// (streamed to a temporary file: Parquet wants random access).
+async fn snapshot_keys(ctx: &RunContext, snapshot: &str) -> Result<HashSet<String>, String> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let path = crate::store::join(&ctx.prefix, snapshot);
+    let snapshot = snapshot.to_string();
+    let fail = move |e: &dyn std::fmt::Display| format!("cannot read the snapshot {snapshot}: {e}");
+    let fail_reading = fail.clone();
+    let mut file = tempfile::tempfile().map_err(|e| fail(&e))?;
+    let mut stream = ctx
+        .store
+        .get(&path)
+        .await
+        .map_err(|e| fail(&e))?
+        .into_stream();
+    while let Some(chunk) = stream.next().await {
+        std::io::Write::write_all(&mut file, &chunk.map_err(|e| fail(&e))?)
+            .map_err(|e| fail(&e))?;
+    }
+    tokio::task::spawn_blocking(move || {
+        let fail = fail_reading;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), ["uscc"]);
+        let mut keys = HashSet::new();
+        for batch in builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| fail(&e))?
+        {
+            let batch = batch.map_err(|e| fail(&e))?;
+            let col = batch
+                .column_by_name("uscc")
+                .ok_or_else(|| fail(&"no uscc column"))?
+                .as_string_opt::<i32>()
+                .ok_or_else(|| fail(&"the uscc column is not text"))?;
+            keys.extend(col.iter().flatten().map(str::to_string));
+        }
+        Ok(keys)
+    })
+    .await
+    .map_err(|e| fail(&e))?
+}
+
+#[allow(clippy::too_many_lines)]
+/// Counts landed rows and their keys (collecting the registry's codes).
+fn count_keys(
+    batch: &RecordBatch,
+    is_registry: bool,
+    new_codes: &mut crate::keys::RegistryCodes,
+    registry: &crate::keys::RegistryCodes,
+    rec: &mut FeedRecord,
+) {
+    rec.landed += batch.num_rows() as u64;
+    let uscc = batch.column(0).as_string::<i32>();
+    for value in uscc.iter().flatten() {
+        rec.keyed += 1;
+        if is_registry {
+            new_codes.insert(value);
+        } else if registry.contains(value) {
+            rec.in_registry += 1;
+        }
+    }
+}
+
+/// The spine's keys seen so far in one delivery: its first copy of each
+/// organization lands; a later copy with other content (a stale revoked
+/// row beside the current one) is quarantined `duplicate_key`, naming where
+/// the kept copy was. An identical repeat is left to deduplication.
+#[derive(Default)]
+struct SpineKeys {
+    first: std::collections::HashMap<String, ((u64, u64), String)>,
+}
+
+impl SpineKeys {
+    fn first_copies(
+        &mut self,
+        feed: &str,
+        mapper: &Mapper,
+        raw: &crate::source::RawBatch,
+        mut mapped: validate::Mapped,
+        fps: Vec<(u64, u64)>,
+    ) -> Result<(validate::Mapped, Vec<(u64, u64)>), String> {
+        use datafusion::arrow::array::BooleanArray;
+        let uscc = mapped.batch.column(0).as_string::<i32>();
+        let mut keep = Vec::with_capacity(fps.len());
+        for (i, (&r, fp)) in mapped.accepted.iter().zip(&fps).enumerate() {
+            let row = &raw.rows[r];
+            let first = if datafusion::arrow::array::Array::is_null(uscc, i) {
+                None
+            } else {
+                let code = uscc.value(i);
+                match self.first.get(code) {
+                    None => {
+                        self.first
+                            .insert(code.to_string(), (*fp, row.position.clone()));
+                        None
+                    }
+                    Some((seen, _)) if seen == fp => None,
+                    Some((_, at)) => Some((code.to_string(), at.clone())),
+                }
+            };
+            keep.push(first.is_none());
+            if let Some((code, at)) = first {
+                mapped.quarantined.push(mapper.quarantined(
+                    row,
+                    "uscc".into(),
+                    Reason::DuplicateKey,
+                    &format!(
+                        "uscc {code} was already delivered at {at}; \
+                         the spine keeps one row per organization, the first"
+                    ),
+                ));
+            }
+        }
+        if keep.iter().all(|k| *k) {
+            return Ok((mapped, fps));
+        }
+        let mask = BooleanArray::from(keep.clone());
+        mapped.batch = datafusion::arrow::compute::filter_record_batch(&mapped.batch, &mask)
+            .map_err(|e| format!("feed {feed}: {e}"))?;
+        let mut flags = keep.iter();
+        mapped
+            .accepted
+            .retain(|_| flags.next().copied().unwrap_or(true));
+        let fps = fps
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(fp, k)| k.then_some(fp))
+            .collect();
+        Ok((mapped, fps))
+    }
+}
+
+/// A feed landing in its own task.
+pub(super) struct FeedTask {
+    pub(super) feed: String,
+    pub(super) required: bool,
+    pub(super) task: tokio::task::JoinHandle<FeedRecord>,
+}
+
+/// The record of a feed landed in its own task; a task that panicked is a
+/// failed (or, optional, held) feed, named.
+pub(super) async fn feed_done(task: FeedTask, options: &RunOptions) -> FeedRecord {
+    let FeedTask {
+        feed,
+        required,
+        task,
+    } = task;
+    let feed = task.await.unwrap_or_else(|e| {
+        let mut failed = FeedRecord::starting(&feed, required);
+        if !required {
+            failed.status = FeedStatus::Held;
+        }
+        failed.error = Some(format!("the feed's task stopped: {e}"));
+        failed
+    });
+    if let Some(p) = &options.progress {
+        p.feed_done(&feed);
+    }
+    feed
+}
+
+pub(super) async fn ingest_feed(
+    ctx: &RunContext,
+    source: &Source,
+    schema: &crate::project::FeedSchema,
+    hash_key: Option<Vec<u8>>,
+    vars: &BTreeMap<String, String>,
+    registry: &mut RegistryIndex,
+) -> FeedRecord {
+    let started = Instant::now();
+    let state = ctx.ledger.feed_state(&source.feed).await;
+    let held = |mut rec: FeedRecord, error: String| {
+        warn!(error = %error, "feed held at its last good snapshot");
+        rec.error = Some(error);
+        rec.status = if source.required {
+            FeedStatus::Failed
+        } else {
+            FeedStatus::Held
+        };
+        rec
+    };
+    let state = match state {
+        Ok(state) => state,
+        Err(e) => {
+            // Without its last good state no guard can compare: never land blind.
+            let rec = FeedRecord::starting(&source.feed, source.required);
+            return held(
+                rec,
+                format!("cannot read the feed's last good state, so its guards cannot run: {e}"),
+            );
+        }
+    };
+    let mut rec = FeedRecord {
+        watermark_before: state.as_ref().and_then(|s| s.watermark.clone()),
+        watermark_after: state.as_ref().and_then(|s| s.watermark.clone()),
+        snapshot: state.as_ref().map(|s| s.snapshot.clone()),
+        ..FeedRecord::starting(&source.feed, source.required)
+    };
+    let person_key = hash_key.clone();
+    let outcome = land_feed(ctx, source, schema, hash_key, vars, registry, &mut rec).await;
+    rec.duration_ms = started.elapsed().as_millis() as u64;
+    let landed_path = match outcome {
+        Ok(None) => {
+            rec.status = FeedStatus::Unchanged;
+            info!("feed unchanged since its last snapshot");
+            return rec;
+        }
+        Ok(Some(path)) => path,
+        Err(e) => {
+            // An error may quote a record (the first bytes of a body, a
+            // value a SQL mapping could not cast): no identity number in it
+            // is shown in clear.
+            let hash = |n: &str| match &person_key {
+                Some(k) => crate::validate::person_hash(k, n),
+                None => crate::validate::redact::WITHHELD.to_string(),
+            };
+            let e = crate::validate::redact::scrub_identity_numbers(&e, &hash).into_owned();
+            warn!(error = %e, "feed failed");
+            rec.error = Some(e);
+            rec.status = if source.required {
+                FeedStatus::Failed
+            } else {
+                FeedStatus::Held
+            };
+            return rec;
+        }
+    };
+    // Guards: the churn is measured here (it reads both snapshots); every
+    // guard is decided by [`guards::evaluate`].
+    let churn = match (source.guards.max_churn, &state) {
+        (Some(_), Some(prev)) => {
+            let new_path = relative(&ctx.prefix, &landed_path);
+            Some(
+                match (
+                    snapshot_keys(ctx, &prev.snapshot).await,
+                    snapshot_keys(ctx, &new_path).await,
+                ) {
+                    (Ok(old), Ok(new)) => guards::Churn::Measured {
+                        removed: old.iter().filter(|k| !new.contains(*k)).count() as u64,
+                        before: old.len() as u64,
+                    },
+                    (Err(e), _) | (_, Err(e)) => guards::Churn::Unreadable(e),
+                },
+            )
+        }
+        _ => None,
+    };
+    let guards = guards::evaluate(
+        &source.guards,
+        &rec,
+        state.as_ref(),
+        churn.as_ref(),
+        source.is_spine(),
+    );
+    let unreadable = match churn {
+        Some(guards::Churn::Unreadable(e)) => Some(e),
+        _ => None,
+    };
+    let tripped: Vec<String> = guards
+        .iter()
+        .filter(|g| !g.passed)
+        .map(|g| g.name.clone())
+        .collect();
+    rec.guards = guards;
+    if !tripped.is_empty() {
+        rec.error = Some(match unreadable {
+            Some(e) => format!("guard(s) tripped: {} ({e})", tripped.join(", ")),
+            None => format!("guard(s) tripped: {}", tripped.join(", ")),
+        });
+        rec.status = if source.required {
+            FeedStatus::Failed
+        } else {
+            FeedStatus::Held
+        };
+        warn!(guards = %tripped.join(","), "feed held at its last good snapshot");
+        return rec;
+    }
+    let snapshot = relative(&ctx.prefix, &landed_path);
+    let new_state = FeedState {
+        feed: source.feed.clone(),
+        run_id: ctx.run_id.clone(),
+        business_date: ctx.business_date,
+        snapshot: snapshot.clone(),
+        rows: rec.landed,
+        watermark: rec.watermark_after.clone(),
+        landed_at: ctx.clock.now(),
+    };
+    if let Err(e) = ctx.ledger.advance(&new_state).await {
+        rec.error = Some(format!("cannot record the new snapshot: {e}"));
+        rec.status = if source.required {
+            FeedStatus::Failed
+        } else {
+            FeedStatus::Held
+        };
+        return rec;
+    }
+    rec.snapshot = Some(snapshot);
+    rec.status = FeedStatus::Landed;
+    info!(
+        read = rec.read,
+        landed = rec.landed,
+        quarantined = rec.quarantined,
+        duplicates = rec.duplicates,
+        "feed landed"
+    );
+    rec
+}
+
+/// Fetches, validates and lands one feed; returns the data path, or `None`
+/// when the source reports nothing changed.
+async fn land_feed(
+    ctx: &RunContext,
+    source: &Source,
+    schema: &crate::project::FeedSchema,
+    hash_key: Option<Vec<u8>>,
+    vars: &BTreeMap<String, String>,
+    registry: &mut RegistryIndex,
+    rec: &mut FeedRecord,
+) -> Result<Option<Path>, String> {
+    let fetched_at = ctx.clock.now().timestamp_millis();
+    let parts = source.each_part();
+    let names = source.part_names();
+    let several = parts.len() > 1;
+    let mappers = parts
+        .iter()
+        .map(|part| {
+            let fields = source::wanted_fields(part, &validate::source_sql_fields(part));
+            Mapper::new(
+                part,
+                schema,
+                fields.clone(),
+                hash_key.clone(),
+                fetched_at,
+                Arc::clone(&registry.codes),
+            )
+            .map(|m| (m, fields))
+            .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let Some((first, _)) = mappers.first() else {
+        return Err("the feed has no part to fetch".into());
+    };
+    let paths = LandingPaths::new(&ctx.prefix, &source.feed, ctx.business_date, &ctx.run_id);
+    let mut data = land::parquet_writer(&ctx.store, &paths.data(), first.schema())
+        .map_err(|e| format!("cannot open {}: {e}", paths.data()))?;
+    let mut quarantine =
+        land::parquet_writer(&ctx.store, &paths.quarantine(), land::quarantine_schema())
+            .map_err(|e| format!("cannot open {}: {e}", paths.quarantine()))?;
+
+    let is_registry = source.is_spine();
+    let fingerprints = validate::dedup::Fingerprints::new();
+    let mut staging = validate::dedup::Staging::new(first.schema()).await?;
+    let mut new_codes = crate::keys::RegistryCodes::default();
+    let mut spine_keys = SpineKeys::default();
+    let mut unchanged = true;
+    let mut declared = Some(0u64);
+    rec.units = 0;
+    rec.bytes = 0;
+    rec.retries = 0;
+    for ((part, (mapper, fields)), name) in parts.iter().zip(mappers).zip(&names) {
+        // A part's errors name the part when the feed has several.
+        let named = |e: String| {
+            if several {
+                format!("part {name}: {e}")
+            } else {
+                e
+            }
+        };
+        let (tx, mut rx) = mpsc::channel(2);
+        let sink = Box::new(if several {
+            RawPayloads::for_part(Arc::clone(&ctx.store), &paths, name)
+        } else {
+            RawPayloads::new(Arc::clone(&ctx.store), &paths)
+        });
+        let options = FetchOptions {
+            // One watermark per feed: only a feed of one part fetches incrementally.
+            watermark: if several {
+                None
+            } else {
+                rec.watermark_before.clone()
+            },
+            vars: vars.clone(),
+            ..FetchOptions::default()
+        };
+        let fetch_source = part.clone();
+        let fetch =
+            tokio::spawn(
+                async move { source::fetch(&fetch_source, fields, &options, tx, sink).await },
+            );
+        let mut consume_error = None;
+        while let Some(batch) = rx.recv().await {
+            rec.read += batch.rows.len() as u64;
+            let mapped = match mapper.map(&batch) {
+                Ok(m) => m,
+                Err(e) => {
+                    consume_error = Some(e.to_string());
+                    break;
+                }
+            };
+            let fps: Vec<(u64, u64)> = mapped
+                .accepted
+                .iter()
+                .map(|r| fingerprints.of(&batch.rows[*r].original))
+                .collect();
+            let (mapped, fps) = if is_registry {
+                match spine_keys.first_copies(&source.feed, &mapper, &batch, mapped, fps) {
+                    Ok(kept) => kept,
+                    Err(e) => {
+                        consume_error = Some(e);
+                        break;
+                    }
+                }
+            } else {
+                (mapped, fps)
+            };
+            rec.quarantined += mapped.quarantined.len() as u64;
+            for q in &mapped.quarantined {
+                *rec.quarantine_reasons
+                    .entry(q.reason.code().to_string())
+                    .or_default() += 1;
+            }
+            match staging.write(&mapped.batch, &fps).await {
+                Ok(Some(first)) => {
+                    count_keys(&first, is_registry, &mut new_codes, &registry.codes, rec);
+                    if let Err(e) = data.write(&first).await {
+                        consume_error = Some(format!("cannot write {}: {e}", paths.data()));
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    consume_error = Some(e);
+                    break;
+                }
+            }
+            if !mapped.quarantined.is_empty() {
+                let q = land::quarantine_batch(&source.feed, &mapped.quarantined)
+                    .map_err(|e| e.to_string())?;
+                if let Err(e) = quarantine.write(&q).await {
+                    consume_error = Some(format!("cannot write {}: {e}", paths.quarantine()));
+                    break;
+                }
+            }
+        }
+        drop(rx);
+        let fetched = fetch.await.map_err(|e| named(format!("fetch task: {e}")))?;
+        if let Some(e) = consume_error {
+            return Err(named(e));
+        }
+        let report = fetched.map_err(|e| {
+            rec.retries += e.retries();
+            named(e.to_string())
+        })?;
+        rec.units += report.units;
+        rec.bytes += report.bytes;
+        rec.retries += report.retries;
+        declared = declared.zip(report.declared_count).map(|(a, b)| a + b);
+        rec.notes.extend(report.notes);
+        for f in report.drift.missing_fields {
+            if !rec.missing_fields.contains(&f) {
+                rec.missing_fields.push(f);
+            }
+        }
+        for f in mapper.shown_unmapped(report.drift.unmapped_fields) {
+            if !rec.unmapped_fields.contains(&f) {
+                rec.unmapped_fields.push(f);
+            }
+        }
+        if !several && report.watermark.is_some() {
+            rec.watermark_after = report.watermark;
+        }
+        unchanged &= report.unchanged;
+    }
+    rec.declared = declared;
+    // Exact duplicates out: what a long feed staged on disk lands now.
+    let mut distinct = staging.distinct().await?;
+    while let Some(batch) = distinct.next().await {
+        let batch = batch?;
+        count_keys(&batch, is_registry, &mut new_codes, &registry.codes, rec);
+        data.write(&batch)
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", paths.data()))?;
+    }
+    rec.duplicates = distinct.written - rec.landed;
+    data.close()
+        .await
+        .map_err(|e| format!("cannot finish {}: {e}", paths.data()))?;
+    quarantine
+        .close()
+        .await
+        .map_err(|e| format!("cannot finish {}: {e}", paths.quarantine()))?;
+    if unchanged {
+        return Ok(None);
+    }
+    if is_registry {
+        registry.codes = Arc::new(new_codes);
+    }
+    Ok(Some(paths.data()))
+}
