@@ -90,11 +90,12 @@ pub fn source(config: &PullConfig) -> Source {
             success: None,
             total_may_fall_short: true,
         })),
-        key_field: "uscc".into(),
+        key_fields: vec!["uscc".into()],
         name_field: None,
         record_id: vec!["warning_id".into(), "sequence".into()],
         columns: BTreeMap::new(),
         guards: Default::default(),
+        parts: Vec::new(),
     }
 }
 
