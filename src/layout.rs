@@ -34,6 +34,16 @@ pub fn quarantine_dir(feed: &str, date: NaiveDate, run_id: &str) -> String {
     format!("quarantine/{feed}/dt={date}/run={run_id}")
 }
 
+/// The canonical data file of one feed of one run.
+pub fn landed_data(feed: &str, date: NaiveDate, run_id: &str) -> String {
+    format!("{}/{LANDED_DATA}", landing_dir(feed, date, run_id))
+}
+
+/// The quarantined rows of one feed of one run.
+pub fn quarantine_file(feed: &str, date: NaiveDate, run_id: &str) -> String {
+    format!("{}/{QUARANTINE_FILE}", quarantine_dir(feed, date, run_id))
+}
+
 /// The quarantine file that belongs to a landed data file: the snapshot a
 /// manifest records is a landing path, and its quarantined rows sit in the
 /// same place under `quarantine/`. None for a path that is not a landed
@@ -127,20 +137,14 @@ mod tests {
 
     #[test]
     fn the_quarantine_of_a_landed_file_sits_beside_it() {
-        let landed = format!(
-            "{}/{LANDED_DATA}",
-            landing_dir("court", day(), "nightly-20261128-01")
-        );
+        let landed = landed_data("court", day(), "nightly-20261128-01");
         assert_eq!(
             quarantine_of_landed(&landed).as_deref(),
             Some("quarantine/court/dt=2026-11-28/run=nightly-20261128-01/quarantine.parquet")
         );
         assert_eq!(
             quarantine_of_landed(&landed),
-            Some(format!(
-                "{}/{QUARANTINE_FILE}",
-                quarantine_dir("court", day(), "nightly-20261128-01")
-            ))
+            Some(quarantine_file("court", day(), "nightly-20261128-01"))
         );
         assert_eq!(quarantine_of_landed("published/codes/x/data.parquet"), None);
         assert_eq!(quarantine_of_landed("landing/court/raw.json"), None);

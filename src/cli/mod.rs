@@ -32,6 +32,7 @@ mod explain;
 mod generate;
 mod jobs;
 mod output;
+mod preview;
 mod run;
 mod schedule;
 mod shared;
@@ -123,6 +124,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Check every configuration file and plan every rule; exit 2 on any problem.
     Validate(validate::ValidateArgs),
+    /// Read the first records of every part of a feed and show what they
+    /// would become: missing and unmapped fields, canonical rows, quarantine.
+    Preview(preview::PreviewArgs),
     /// Unified social credit code tools.
     Uscc(uscc::UsccArgs),
     /// Run a job or pipeline for one business date.
@@ -160,6 +164,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::execute(args),
         Command::Validate(args) => validate::execute(&args),
+        Command::Preview(args) => preview::execute(args),
         Command::Uscc(args) => uscc::execute(args),
         Command::Run(args) => run::execute(args),
         Command::Schedule(args) => schedule::execute(args),
