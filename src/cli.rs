@@ -148,7 +148,16 @@ enum Command {
         /// Warehouse URL.
         #[arg(long, default_value = "warehouse")]
         warehouse: String,
+        /// Then serve the public lookup (一码通查) of the result until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+        /// Address of the public lookup with --serve.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
     },
+    /// The public lookup (一码通查): pages, QR codes and JSON of every
+    /// organization, from the newest verified published version.
+    Serve(crate::serve::ServeArgs),
     /// Check every configuration file and plan every rule; exit 2 on any problem.
     Validate {
         /// Project directory (holding schemas/, pipelines/, jobs/).
@@ -419,6 +428,17 @@ pub fn main() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Validate { project } => validate(&project),
+        Command::Serve(args) => with_runtime(|rt| match rt.block_on(crate::serve::execute(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ crate::serve::ServeError::Config(_)) => {
+                errln!("error: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+            Err(e) => {
+                errln!("error: {e}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        }),
         Command::SimulateFeeds {
             from,
             port,
@@ -479,7 +499,10 @@ pub fn main() -> ExitCode {
             project,
             out,
             warehouse,
+            serve,
+            addr,
         } => with_runtime(|rt| {
+            let lookup = crate::serve::ServeArgs::for_demo(&project, &warehouse, addr);
             rt.block_on(async {
                 let options = crate::demo::DemoOptions {
                     project,
@@ -491,6 +514,14 @@ pub fn main() -> ExitCode {
                 match crate::demo::demo(&options).await {
                     Ok(summary) => {
                         out!("{}", crate::demo::render(&summary));
+                        match crate::serve::demo_lookup(&lookup, serve).await {
+                            Ok(line) => outln!("{line}"),
+                            Err(e) => errln!("error: the public lookup: {e}"),
+                        }
+                        if serve && let Err(e) = crate::serve::execute(lookup).await {
+                            errln!("error: the public lookup: {e}");
+                            return ExitCode::from(EXIT_FAILED);
+                        }
                         match summary.run.status {
                             crate::ledger::RunStatus::Succeeded => ExitCode::SUCCESS,
                             crate::ledger::RunStatus::Degraded => ExitCode::from(EXIT_DEGRADED),

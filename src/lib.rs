@@ -18,6 +18,7 @@
 //! | [`ledger`] | (state) | `read = landed + quarantined + duplicates` per feed and run; snapshots advance only when guarded |
 //! | [`score`] | 4 JOIN, 5 SCORE | every feed resolved against the registry spine; every rule's hits with evidence and confidence; one profile per organization |
 //! | [`publish`] | 6 PUBLISH | every data file checked against its contract (`schemas/out/`) and checksummed; one manifest per version, committed last with a create-only put; readers trust nothing else |
+//! | [`serve`] | 7 SERVE | the public lookup (一码通查) reads only the `public` datasets of a verified manifest; versions switch whole, a broken one is never taken |
 //! | [`deliver`] | 6 DELIVER | code changes of a verified version to the platform: signed batches, one idempotency key per content, an outbox until acknowledged, dead letters; the Parquet drop |
 //! | [`run`] | one run | stages in order for one business date under its lease, guards, the run id and its attempt, interruption at stage boundaries |
 //! | [`lease`] | (state) | one run per pipeline and date across machines: create-only generations, renewed, lapsing when the holder dies |
@@ -52,6 +53,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod score;
+pub mod serve;
 pub mod simulator;
 pub mod source;
 pub mod store;

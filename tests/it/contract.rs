@@ -52,7 +52,16 @@ fn render(contracts: &[&OutputContract]) -> String {
 #[test]
 fn the_contract_document_matches_the_contracts() {
     let project = Project::load(&root()).expect("project");
-    let order = ["codes", "changes", "profiles", "hits", "quarantine", "runs"];
+    let order = [
+        "codes",
+        "changes",
+        "profiles",
+        "hits",
+        "quarantine",
+        "runs",
+        "public",
+        "public_events",
+    ];
     let contracts: Vec<&OutputContract> = order
         .iter()
         .map(|d| project.contracts.get(*d).expect("contract"))
@@ -82,6 +91,11 @@ fn every_writer_produces_what_its_contract_declares() {
         ("codes", outputs::codes_schema()),
         ("changes", outputs::changes_schema()),
         ("quarantine", qinglian::land::quarantine_schema()),
+        ("public", qinglian::score::public::public_schema()),
+        (
+            "public_events",
+            qinglian::score::public::public_events_schema(),
+        ),
     ];
     for (dataset, schema) in written {
         let problems = project.contracts[dataset].differences(&schema);

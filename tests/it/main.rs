@@ -27,4 +27,5 @@ mod report;
 mod robustness;
 mod rules;
 mod secrets;
+mod serve;
 mod support;

@@ -62,7 +62,16 @@ async fn a_run_commits_one_manifest_that_lists_every_file_with_its_checksum() {
     assert_eq!(m.run_id, run.run_id);
     assert_eq!(
         m.datasets.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["changes", "codes", "hits", "profiles", "quarantine", "runs"]
+        [
+            "changes",
+            "codes",
+            "hits",
+            "profiles",
+            "public",
+            "public_events",
+            "quarantine",
+            "runs"
+        ]
     );
     let scoring = run.scoring.as_ref().expect("scored");
     assert_eq!(m.datasets["profiles"].rows, scoring.profiles);
