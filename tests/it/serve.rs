@@ -944,3 +944,48 @@ async fn benchmark() {
     }
     server.stop().await;
 }
+
+#[test]
+fn qinglian_serve_serves_the_warehouse_it_is_given() {
+    use std::io::{BufRead, BufReader};
+    let f = fixture();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qinglian"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--project"])
+        .arg(root())
+        .arg("--warehouse")
+        .arg(&f.warehouse)
+        .args(["--base-url", BASE])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("qinglian serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut line = String::new();
+    BufReader::new(stderr).read_line(&mut line).expect("read");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .map(str::to_string);
+    let health = url.as_ref().map(|u| {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(get(&format!("{u}/healthz")))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains(&format!("QR codes point to {BASE}/o/<USCC>")), "{line}");
+    let (status, _, body) = health.expect("an address in the first line");
+    assert_eq!(status, 200);
+    assert!(body.starts_with("ok nightly-20261128-01 400"), "{body}");
+
+    // A bad base URL is a configuration error (exit 2), named.
+    let out = Command::new(env!("CARGO_BIN_EXE_qinglian"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--project"])
+        .arg(root())
+        .arg("--warehouse")
+        .arg(&f.warehouse)
+        .args(["--base-url", "ftp://x"])
+        .output()
+        .expect("qinglian serve");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("base URL \"ftp://x\""));
+}

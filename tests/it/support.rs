@@ -326,8 +326,16 @@ pub(crate) fn walk(dir: &Path) -> Vec<String> {
 pub(crate) fn reproducible_sums(
     p: &qinglian::publish::Published,
 ) -> std::collections::BTreeMap<String, Vec<String>> {
-    ["profiles", "hits", "codes", "changes", "quarantine"]
-        .iter()
+    [
+        "profiles",
+        "hits",
+        "codes",
+        "changes",
+        "quarantine",
+        "public",
+        "public_events",
+    ]
+    .iter()
         .map(|d| {
             let files = p.manifest.datasets[*d]
                 .files
