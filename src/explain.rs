@@ -15,9 +15,9 @@ use object_store::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::catalog::Published;
 use crate::keys::{self, KeyClass};
 use crate::ledger::Ledger;
-use crate::publish::Published;
 
 /// Why an explanation could not be given.
 #[derive(Debug, thiserror::Error)]

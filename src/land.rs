@@ -44,22 +44,25 @@ pub struct LandingPaths {
 impl LandingPaths {
     /// The paths of `feed` for a run under the warehouse prefix.
     pub fn new(prefix: &Path, feed: &str, date: NaiveDate, run_id: &str) -> Self {
-        let dt = format!("dt={date}");
-        let run = format!("run={run_id}");
         Self {
-            dir: crate::store::join(prefix, &format!("landing/{feed}/{dt}/{run}")),
-            quarantine_dir: crate::store::join(prefix, &format!("quarantine/{feed}/{dt}/{run}")),
+            dir: crate::store::join(prefix, &crate::layout::landing_dir(feed, date, run_id)),
+            quarantine_dir: crate::store::join(
+                prefix,
+                &crate::layout::quarantine_dir(feed, date, run_id),
+            ),
         }
     }
 
     /// The canonical data file.
     pub fn data(&self) -> Path {
-        self.dir.clone().join("data.parquet")
+        self.dir.clone().join(crate::layout::LANDED_DATA)
     }
 
     /// The quarantine file.
     pub fn quarantine(&self) -> Path {
-        self.quarantine_dir.clone().join("quarantine.parquet")
+        self.quarantine_dir
+            .clone()
+            .join(crate::layout::QUARANTINE_FILE)
     }
 }
 

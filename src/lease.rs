@@ -214,7 +214,7 @@ async fn newest(store: &Arc<dyn ObjectStore>, dir: &Path) -> Result<Option<Lease
 impl Lease {
     /// The lock folder of a pipeline and business date.
     pub fn dir(prefix: &Path, pipeline: &str, date: NaiveDate) -> Path {
-        crate::store::join(prefix, &format!("locks/{pipeline}/dt={date}"))
+        crate::store::join(prefix, &crate::layout::lease_dir(pipeline, date))
     }
 
     /// Takes the lease of `dir` for `ttl` unless someone holds it.

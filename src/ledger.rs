@@ -176,17 +176,17 @@ pub struct RunRecord {
     pub feeds: Vec<FeedRecord>,
     /// What scoring produced, when it ran.
     #[serde(default)]
-    pub scoring: Option<crate::score::ScoreSummary>,
+    pub scoring: Option<crate::ledger::ScoreSummary>,
     /// The manifest the run committed (relative to the warehouse), none
     /// when it published nothing.
     #[serde(default)]
     pub manifest: Option<String>,
     /// Delivery to the oversight platform, when pushing is configured.
     #[serde(default)]
-    pub delivery: Option<crate::deliver::DeliverySummary>,
+    pub delivery: Option<crate::ledger::DeliverySummary>,
     /// The copy to the platform's bucket, when configured.
     #[serde(default)]
-    pub drop: Option<crate::deliver::DropSummary>,
+    pub drop: Option<crate::ledger::DropSummary>,
     /// Wall time per stage (ingest, score, publish, deliver, drop), ms.
     #[serde(default)]
     pub stage_ms: BTreeMap<String, u64>,
@@ -219,6 +219,90 @@ pub struct FeedState {
     pub landed_at: DateTime<Utc>,
 }
 
+/// What a run records about its scoring.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreSummary {
+    /// Content hash of the rules and bands.
+    pub rules_version: String,
+    /// Profiles written (one per registered organization).
+    pub profiles: u64,
+    /// Hits written.
+    pub hits: u64,
+    /// Organizations per colour (`none` for deregistered ones).
+    pub colours: BTreeMap<String, u64>,
+    /// Records per feed that matched no registered organization.
+    pub unmatched: BTreeMap<String, u64>,
+    /// Feeds older than their allowed age.
+    pub stale: Vec<String>,
+    /// Paths of the datasets written, relative to the warehouse.
+    pub outputs: BTreeMap<String, String>,
+    /// Colour changes against the previous business date.
+    #[serde(default)]
+    pub changes: u64,
+}
+
+/// What a run's delivery did, kept in its ledger record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliverySummary {
+    /// The endpoint (no credentials, no query).
+    pub endpoint: String,
+    /// `changes`, or `full` with `--full`.
+    pub kind: String,
+    /// Batches of this run's version.
+    pub batches: u32,
+    /// Records in them.
+    pub rows: u64,
+    /// Batches newly queued by this run.
+    pub queued: u32,
+    /// Batches of this run acknowledged by an earlier run (a re-run with
+    /// the same content sends nothing twice).
+    pub already_acknowledged: u32,
+    /// Requests made by this run (retries included), for any run's batches.
+    pub requests: u32,
+    /// Batches acknowledged during this run (older pending ones included).
+    pub acknowledged: u32,
+    /// Records in them, as acknowledged by the platform.
+    pub acknowledged_rows: u64,
+    /// Batches parked in the dead-letter area during this run.
+    pub parked: u32,
+    /// Batches still waiting in the outbox after this run.
+    pub pending: u32,
+    /// Why delivery stopped early, if it did.
+    pub error: Option<String>,
+}
+
+impl DeliverySummary {
+    /// Everything queued was acknowledged and nothing was parked.
+    pub fn complete(&self) -> bool {
+        self.pending == 0 && self.parked == 0 && self.error.is_none()
+    }
+}
+
+/// Where a job's schedule stands, kept in the warehouse
+/// (`state/jobs/<job>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobState {
+    /// The job.
+    pub job: String,
+    /// Every tick up to this instant has been planned.
+    pub planned_through: DateTime<Utc>,
+}
+
+/// What a drop did, kept in the run's ledger record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DropSummary {
+    /// The bucket URL (no credentials).
+    pub url: String,
+    /// The manifest committed there, relative to the URL.
+    pub manifest: Option<String>,
+    /// Data files copied.
+    pub files: u32,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Why the drop did not complete.
+    pub error: Option<String>,
+}
+
 /// Why the ledger could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -249,14 +333,11 @@ impl Ledger {
     }
 
     fn run_path(&self, date: NaiveDate, run_id: &str) -> Path {
-        crate::store::join(
-            &self.prefix,
-            &format!("ledger/runs/dt={date}/{run_id}.json"),
-        )
+        crate::store::join(&self.prefix, &crate::layout::run_record(date, run_id))
     }
 
     fn state_path(&self, feed: &str) -> Path {
-        crate::store::join(&self.prefix, &format!("state/feeds/{feed}.json"))
+        crate::store::join(&self.prefix, &crate::layout::feed_state(feed))
     }
 
     async fn read_json<T: for<'de> Deserialize<'de>>(
@@ -295,13 +376,13 @@ impl Ledger {
 
     /// Every run of a business date, oldest attempt first.
     pub async fn runs_of(&self, date: NaiveDate) -> Result<Vec<RunRecord>, LedgerError> {
-        let dir = crate::store::join(&self.prefix, &format!("ledger/runs/dt={date}"));
+        let dir = crate::store::join(&self.prefix, &crate::layout::runs_dir(date));
         self.read_runs(&dir).await
     }
 
     /// Every run in the ledger, newest first.
     pub async fn all_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
-        let dir = crate::store::join(&self.prefix, "ledger/runs");
+        let dir = crate::store::join(&self.prefix, crate::layout::RUNS);
         let mut runs = self.read_runs(&dir).await?;
         runs.sort_by(|a, b| {
             b.started_at
@@ -329,21 +410,18 @@ impl Ledger {
     pub async fn job_state(
         &self,
         job: &str,
-    ) -> Result<Option<crate::schedule::JobState>, LedgerError> {
+    ) -> Result<Option<crate::ledger::JobState>, LedgerError> {
         self.read_json(&crate::store::join(
             &self.prefix,
-            &format!("state/jobs/{job}.json"),
+            &crate::layout::job_state(job),
         ))
         .await
     }
 
     /// Records where a scheduled job's ticks stand.
-    pub async fn set_job_state(
-        &self,
-        state: &crate::schedule::JobState,
-    ) -> Result<(), LedgerError> {
+    pub async fn set_job_state(&self, state: &crate::ledger::JobState) -> Result<(), LedgerError> {
         self.write_json(
-            &crate::store::join(&self.prefix, &format!("state/jobs/{}.json", state.job)),
+            &crate::store::join(&self.prefix, &crate::layout::job_state(&state.job)),
             state,
         )
         .await

@@ -175,6 +175,6 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 /// the bound address.
 pub async fn serve(m: Arc<Metrics>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let app = Router::new().route("/metrics", get(metrics)).with_state(m);
-    let (bound, _task) = crate::simulator::serve_at(app, addr).await?;
+    let (bound, _task) = crate::listen::serve_at(app, addr).await?;
     Ok(bound)
 }

@@ -148,7 +148,7 @@ impl PlatformSimulator {
             .route("/_stats", get(stats))
             .route("/_faults", post(add_faults))
             .with_state(Arc::clone(&shared));
-        let (addr, task) = crate::simulator::serve_at(app, ("127.0.0.1", port)).await?;
+        let (addr, task) = crate::listen::serve_at(app, ("127.0.0.1", port)).await?;
         Ok(Self { addr, shared, task })
     }
 

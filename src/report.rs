@@ -11,8 +11,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use object_store::{ObjectStoreExt, PutPayload};
 
+use crate::catalog::Published;
 use crate::ledger::RunRecord;
-use crate::publish::Published;
 
 const COLOURS: [(&str, &str); 5] = [
     ("green", "#2e7d32"),
@@ -271,7 +271,7 @@ pub fn render(record: &RunRecord, transitions: &BTreeMap<(String, String), u64>)
         .iter()
         .flat_map(|f| {
             // The registry is the spine: its coverage against itself says nothing.
-            let in_registry = (f.feed != "registry").then(|| Bar {
+            let in_registry = (f.feed != crate::project::SPINE_FEED).then(|| Bar {
                 label: format!("{} in registry", f.feed),
                 segments: vec![(
                     share(f.in_registry, f.landed),
@@ -347,7 +347,7 @@ pub async fn write(
         Some(p) => transitions(p).await?,
         None => BTreeMap::new(),
     };
-    let rel = format!("reports/dt={}/{}.html", record.business_date, record.run_id);
+    let rel = crate::layout::report(record.business_date, &record.run_id);
     let path = crate::store::join(prefix, &rel);
     store
         .put(&path, PutPayload::from(render(record, &transitions)))

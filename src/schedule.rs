@@ -15,14 +15,13 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::ledger::{Ledger, RunStatus};
+use crate::clock::Clock;
+use crate::ledger::{JobState, Ledger, RunStatus};
 use crate::project::crontab::CronSchedule;
 use crate::project::{BusinessDatePolicy, CatchUp, Job};
-use crate::run::Clock;
 
 /// A tick is on time when the scheduler sees it within this long; `skip`
 /// runs nothing later than that.
@@ -108,16 +107,6 @@ pub fn plan(job: &Job, last: DateTime<Utc>, now: DateTime<Utc>) -> Plan {
             .collect(),
         run: keep,
     }
-}
-
-/// Where a job's schedule stands, kept in the warehouse
-/// (`state/jobs/<job>.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobState {
-    /// The job.
-    pub job: String,
-    /// Every tick up to this instant has been planned.
-    pub planned_through: DateTime<Utc>,
 }
 
 /// How a scheduled run ended.
@@ -357,45 +346,5 @@ impl<R: JobRunner> Scheduler<R> {
             }
             delay = delay.saturating_mul(2);
         }
-    }
-}
-
-/// Runs the job's pipeline for real: what `qinglian schedule` uses.
-pub struct PipelineRunner {
-    /// The project.
-    pub project: crate::project::Project,
-    /// Warehouse override.
-    pub warehouse: Option<String>,
-    /// Shows what runs, when interactive.
-    pub progress: Option<Arc<dyn crate::run::Progress>>,
-    /// Counts what the runs did.
-    pub metrics: Option<Arc<crate::metrics::Metrics>>,
-}
-
-impl JobRunner for PipelineRunner {
-    fn run<'a>(
-        &'a self,
-        job: &'a Job,
-        business_date: NaiveDate,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            let options = crate::run::RunOptions {
-                warehouse: self.warehouse.clone(),
-                cancel,
-                progress: self.progress.clone(),
-                ..crate::run::RunOptions::new(business_date)
-            };
-            match crate::run::run_pipeline(&self.project, &job.pipeline, options).await {
-                Ok(record) => {
-                    if let Some(m) = &self.metrics {
-                        m.run_finished(&job.name, &record);
-                    }
-                    Outcome::Finished(record.status)
-                }
-                Err(crate::run::RunError::Busy(who)) => Outcome::Busy(who),
-                Err(e) => Outcome::Error(e.to_string()),
-            }
-        })
     }
 }

@@ -27,7 +27,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// Paging styles the simulator speaks.
@@ -212,7 +211,7 @@ impl FeedSimulator {
         let app = Router::new()
             .route("/api/{feed}", get(serve))
             .with_state(Arc::clone(&shared));
-        let (addr, task) = serve_at(app, ("127.0.0.1", port)).await?;
+        let (addr, task) = crate::listen::serve_at(app, ("127.0.0.1", port)).await?;
         Ok(Self { addr, shared, task })
     }
 
@@ -246,20 +245,6 @@ impl FeedSimulator {
     pub async fn wait(self) {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Serves a router at `addr` (port 0 for any free port) until the
-/// returned task is aborted: both simulators and the metrics endpoint.
-pub(crate) async fn serve_at(
-    app: Router,
-    addr: impl tokio::net::ToSocketAddrs,
-) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((addr, task))
 }
 
 /// Reads the generator's files into JSON records with their raw field names.

@@ -23,17 +23,17 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 pub use outbox::{Acknowledged, DeadLetter, Outbox, OutboxBatch, OutboxError, Queued};
-pub use parquet_drop::{DropSummary, drop_copy};
+pub use parquet_drop::drop_copy;
 
+use crate::catalog::Published;
+use crate::clock::Clock;
+use crate::ledger::DeliverySummary;
 use crate::project::Pipeline;
-use crate::publish::Published;
-use crate::run::Clock;
 
 /// The idempotency header.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -89,7 +89,7 @@ fn mac(secret: &[u8], request: &SignedRequest<'_>) -> Option<Hmac<Sha256>> {
 /// The signature header value of a request: `v2=<hex>`.
 pub fn sign(secret: &[u8], request: &SignedRequest<'_>) -> String {
     mac(secret, request)
-        .map(|m| format!("v2={}", crate::publish::hex(&m.finalize().into_bytes())))
+        .map(|m| format!("v2={}", crate::digest::hex(&m.finalize().into_bytes())))
         .unwrap_or_default()
 }
 
@@ -210,43 +210,6 @@ impl Endpoint {
     }
 }
 
-/// What a run's delivery did, kept in its ledger record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeliverySummary {
-    /// The endpoint (no credentials, no query).
-    pub endpoint: String,
-    /// `changes`, or `full` with `--full`.
-    pub kind: String,
-    /// Batches of this run's version.
-    pub batches: u32,
-    /// Records in them.
-    pub rows: u64,
-    /// Batches newly queued by this run.
-    pub queued: u32,
-    /// Batches of this run acknowledged by an earlier run (a re-run with
-    /// the same content sends nothing twice).
-    pub already_acknowledged: u32,
-    /// Requests made by this run (retries included), for any run's batches.
-    pub requests: u32,
-    /// Batches acknowledged during this run (older pending ones included).
-    pub acknowledged: u32,
-    /// Records in them, as acknowledged by the platform.
-    pub acknowledged_rows: u64,
-    /// Batches parked in the dead-letter area during this run.
-    pub parked: u32,
-    /// Batches still waiting in the outbox after this run.
-    pub pending: u32,
-    /// Why delivery stopped early, if it did.
-    pub error: Option<String>,
-}
-
-impl DeliverySummary {
-    /// Everything queued was acknowledged and nothing was parked.
-    pub fn complete(&self) -> bool {
-        self.pending == 0 && self.parked == 0 && self.error.is_none()
-    }
-}
-
 /// The JSON records of a dataset (`changes` or `codes`) in the push shape.
 fn records(batches: &[RecordBatch], date: NaiveDate) -> Result<Vec<Value>, String> {
     let next = date.succ_opt().unwrap_or(date).to_string();
@@ -331,7 +294,7 @@ pub async fn batches_of(
             "records": chunk,
         });
         let body = serde_json::to_string(&body).map_err(|e| e.to_string())?;
-        let digest = crate::publish::hex(&Sha256::digest(body.as_bytes()));
+        let digest = crate::digest::hex(&Sha256::digest(body.as_bytes()));
         out.push(OutboxBatch {
             key: format!(
                 "{}-{}-{kind}-{batch:05}-{}",

@@ -113,7 +113,7 @@ impl Outbox {
     }
 
     fn path(&self, area: &str, key: &str) -> Path {
-        crate::store::join(&self.prefix, &format!("outbox/{area}/{key}.json"))
+        crate::store::join(&self.prefix, &crate::layout::outbox_entry(area, key))
     }
 
     fn err(path: &Path, e: impl std::fmt::Display) -> OutboxError {
@@ -164,7 +164,7 @@ impl Outbox {
     }
 
     async fn read_all<T: DeserializeOwned>(&self, area: &str) -> Result<Vec<T>, OutboxError> {
-        let dir = crate::store::join(&self.prefix, &format!("outbox/{area}"));
+        let dir = crate::store::join(&self.prefix, &crate::layout::outbox_area(area));
         let metas: Vec<_> = self
             .store
             .list(Some(&dir))

@@ -10,26 +10,11 @@ use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::publish::Published;
-
-/// What a drop did, kept in the run's ledger record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DropSummary {
-    /// The bucket URL (no credentials).
-    pub url: String,
-    /// The manifest committed there, relative to the URL.
-    pub manifest: Option<String>,
-    /// Data files copied.
-    pub files: u32,
-    /// Bytes copied.
-    pub bytes: u64,
-    /// Why the drop did not complete.
-    pub error: Option<String>,
-}
+use crate::catalog::Published;
+use crate::ledger::DropSummary;
 
 async fn copy_checked(
     from: &Arc<dyn ObjectStore>,
@@ -55,7 +40,7 @@ async fn copy_checked(
             .await
             .map_err(|e| format!("{to_path}: {e}"))?;
     }
-    let found = crate::publish::hex(&hash.finalize());
+    let found = crate::digest::hex(&hash.finalize());
     if found != sha256 {
         let _ = writer.abort().await;
         return Err(format!(

@@ -6,8 +6,6 @@
 //! before the manifest leaves nothing visible and the previous version
 //! stands.
 
-mod manifest;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,9 +16,9 @@ use datafusion::arrow::array::{
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-pub use manifest::{
-    InputSnapshot, MANIFEST_FORMAT, Manifest, Published, PublishedDataset, PublishedFile, checksum,
-    hex, manifest_dir, manifest_path,
+use crate::catalog::{
+    CatalogError, InputSnapshot, MANIFEST_FORMAT, Manifest, Published, PublishedDataset,
+    PublishedFile, checksum, manifest_path,
 };
 
 use crate::ledger::RunRecord;
@@ -41,6 +39,15 @@ pub enum PublishError {
     /// Another writer committed this version first.
     #[error("{0}: already exists; this version was committed by another run and is left as it is")]
     AlreadyCommitted(String),
+}
+
+impl From<CatalogError> for PublishError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Store(s) => Self::Store(s),
+            CatalogError::Corrupt(s) => Self::Corrupt(s),
+        }
+    }
 }
 
 /// What a run hands to the publisher.
@@ -75,29 +82,21 @@ pub async fn publish(input: PublishInput<'_>) -> Result<Published, PublishError>
     for (dataset, path) in input.outputs {
         files.entry(dataset.clone()).or_default().push(path.clone());
     }
-    let version_dir = |dataset: &str| {
-        format!(
-            "published/{dataset}/dt={}/run={}",
-            run.business_date, run.run_id
-        )
-    };
+    let version_dir =
+        |dataset: &str| crate::layout::published_dir(dataset, run.business_date, &run.run_id);
     // The rows quarantined with each input snapshot the version was computed
     // from (landed by this run or an earlier one), copied beside the other
     // datasets: the same inputs give the same quarantine.
     let quarantine = files.entry("quarantine".into()).or_default();
     for (feed, snapshot) in &input.inputs {
-        let Some(landed) = snapshot
+        let Some(landed_quarantine) = snapshot
             .path
             .as_deref()
-            .and_then(|p| p.strip_prefix("landing/"))
-            .and_then(|p| p.strip_suffix("/data.parquet"))
+            .and_then(crate::layout::quarantine_of_landed)
         else {
             continue;
         };
-        let from = crate::store::join(
-            &input.prefix,
-            &format!("quarantine/{landed}/quarantine.parquet"),
-        );
+        let from = crate::store::join(&input.prefix, &landed_quarantine);
         match input.store.head(&from).await {
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => continue,
@@ -108,7 +107,7 @@ pub async fn publish(input: PublishInput<'_>) -> Result<Published, PublishError>
         input.store.copy(&from, &to).await.map_err(store_err(&to))?;
         quarantine.push(rel);
     }
-    let runs_rel = format!("{}/data.parquet", version_dir("runs"));
+    let runs_rel = crate::layout::published_data("runs", run.business_date, &run.run_id);
     write_batch(
         &input.store,
         &crate::store::join(&input.prefix, &runs_rel),
@@ -149,7 +148,7 @@ pub async fn publish(input: PublishInput<'_>) -> Result<Published, PublishError>
     };
     let rel = manifest_path(run.business_date, &run.run_id);
     commit(&input.store, &input.prefix, &rel, &manifest).await?;
-    Published::read(input.store, input.prefix, &rel).await
+    Ok(Published::read(input.store, input.prefix, &rel).await?)
 }
 
 /// Writes a manifest with a create-only put: the commit point.

@@ -29,7 +29,8 @@ pub use outputs::{
 };
 
 use crate::keys;
-use crate::project::{Colour, Dimension, Pipeline, Project, Rule};
+use crate::ledger::ScoreSummary;
+use crate::project::{Colour, Dimension, Pipeline, Project, Rule, SPINE_FEED};
 
 /// Why scoring failed; the run then publishes nothing.
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +93,7 @@ pub fn rules_version(project: &Project, pipeline: &Pipeline) -> String {
         h.update(format!("{rule:?}").as_bytes());
     }
     h.update(format!("{:?}", pipeline.scoring).as_bytes());
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::hex(&h.finalize()[..8])
 }
 
 /// A scoring session with the default memory limit (1 GiB).
@@ -175,8 +172,10 @@ pub async fn resolve_feeds(
     materialize(
         ctx,
         "registry_names",
-        "SELECT subject_name_key, min(uscc) AS uscc FROM registry_landed \
-         WHERE subject_name_key IS NOT NULL GROUP BY subject_name_key HAVING count(*) = 1",
+        &format!(
+            "SELECT subject_name_key, min(uscc) AS uscc FROM {SPINE_FEED}_landed \
+             WHERE subject_name_key IS NOT NULL GROUP BY subject_name_key HAVING count(*) = 1"
+        ),
     )
     .await?;
     let mut unmatched = BTreeMap::new();
@@ -185,16 +184,16 @@ pub async fn resolve_feeds(
             .all_columns()
             .iter()
             .map(|c| {
-                if c.name == "uscc" && feed != "registry" {
+                if c.name == "uscc" && feed != SPINE_FEED {
                     "COALESCE(f.uscc, n.uscc) AS uscc".to_string()
                 } else {
                     format!("f.\"{}\"", c.name)
                 }
             })
             .collect();
-        let sql = if feed == "registry" {
+        let sql = if feed == SPINE_FEED {
             format!(
-                "CREATE VIEW registry AS SELECT {}, 'uscc' AS \"match\" FROM registry_landed f",
+                "CREATE VIEW {SPINE_FEED} AS SELECT {}, 'uscc' AS \"match\" FROM {SPINE_FEED}_landed f",
                 columns.join(", ")
             )
         } else {
@@ -217,8 +216,8 @@ pub async fn resolve_feeds(
         if !pipeline.sources.contains(feed) {
             continue;
         }
-        let sql = if feed == "registry" {
-            "SELECT count(*) FROM registry_landed WHERE uscc IS NULL".to_string()
+        let sql = if feed == SPINE_FEED {
+            format!("SELECT count(*) FROM {SPINE_FEED}_landed WHERE uscc IS NULL")
         } else {
             format!(
                 "SELECT count(*) FROM \"{feed}_landed\" f LEFT JOIN registry_names n \
@@ -261,7 +260,7 @@ pub async fn mark_name_matched(ctx: &SessionContext, hits: &mut [Hit]) -> Result
     for (feed, records) in cited {
         let landed = format!("{feed}_landed");
         // The registry is the spine: its rows match by USCC.
-        if feed == "registry" || !ctx.table_exist(landed.as_str()).map_err(engine)? {
+        if feed == SPINE_FEED || !ctx.table_exist(landed.as_str()).map_err(engine)? {
             continue;
         }
         let ids = RecordBatch::try_from_iter(vec![(
@@ -649,192 +648,6 @@ pub fn colour_counts(batches: &[RecordBatch]) -> BTreeMap<String, u64> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dimension_scores_follow_the_model() {
-        let mut s = OrgScore::default();
-        s.deductions[2] = 6;
-        assert_eq!(s.points(12), 6);
-        assert!((s.dimension_score(2, 12) - 50.0).abs() < 1e-9);
-        assert!((s.dimension_score(0, 12) - 100.0).abs() < 1e-9);
-        s.red[1] = true;
-        assert!(s.red_line());
-        assert_eq!(s.dimension_score(1, 12), 0.0);
-        s.deductions[3] = 20;
-        assert_eq!(s.points(12), 0);
-        // Deductions past any allowance floor at 0, never overflow.
-        s.deductions = [u32::MAX; 5];
-        assert_eq!(s.points(12), 0);
-        assert_eq!(s.dimension_score(0, 12), 0.0);
-    }
-
-    use datafusion::arrow::array::Date32Array;
-    use datafusion::arrow::datatypes::{Field, Schema};
-    use proptest::prelude::*;
-
-    use crate::project::RuleWindow;
-
-    fn any_date() -> impl Strategy<Value = NaiveDate> {
-        (-262_000i32..262_000, 1u32..=365)
-            .prop_map(|(y, d)| NaiveDate::from_yo_opt(y, d).unwrap_or_default())
-    }
-
-    fn any_days() -> impl Strategy<Value = i32> {
-        prop_oneof![
-            Just(i32::MIN),
-            Just(i32::MAX),
-            Just(-1),
-            Just(0),
-            -40_000i32..40_000,
-            any::<i32>(),
-        ]
-    }
-
-    /// One rule over a table of events at the given dates (days from 1970).
-    async fn hits_at(
-        business: NaiveDate,
-        window: RuleWindow,
-        days: &[i32],
-    ) -> Result<Vec<Hit>, ScoreError> {
-        let ctx = session()?;
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("uscc", DataType::Utf8, false),
-            Field::new("id", DataType::Utf8, false),
-            Field::new("event_date", DataType::Date32, false),
-        ]));
-        let n = days.len();
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(StringArray::from(vec!["51330100MJ0000018T"; n])),
-                Arc::new(StringArray::from(
-                    (0..n).map(|i| i.to_string()).collect::<Vec<_>>(),
-                )),
-                Arc::new(Date32Array::from(days.to_vec())),
-            ],
-        )
-        .map_err(engine)?;
-        let table = MemTable::try_new(schema, vec![vec![batch]]).map_err(engine)?;
-        ctx.register_table("events", Arc::new(table))
-            .map_err(engine)?;
-        // The spine: hits count on registered organizations only.
-        let spine = Arc::new(Schema::new(vec![Field::new("uscc", DataType::Utf8, false)]));
-        let registry = RecordBatch::try_new(
-            Arc::clone(&spine),
-            vec![Arc::new(StringArray::from(vec!["51330100MJ0000018T"]))],
-        )
-        .map_err(engine)?;
-        let registry = MemTable::try_new(spine, vec![vec![registry]]).map_err(engine)?;
-        ctx.register_table("registry", Arc::new(registry))
-            .map_err(engine)?;
-        let rule = Rule {
-            id: "T-01".into(),
-            title: "any date".into(),
-            file: "t".into(),
-            dimension: Dimension::Operations,
-            points: 1,
-            red_line: false,
-            window,
-            flag: None,
-            basis: None,
-            event: crate::project::model::DEFAULT_EVENT
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
-            sql: "SELECT uscc, 'events' AS source_feed, id AS source_record_id, event_date, \
-                  'd' AS detail FROM events WHERE {business_date} >= {five_years_ago} \
-                  AND {year_start} <= {business_date} AND {report_year} > -300000"
-                .into(),
-        };
-        run_rule(&ctx, &rule, business).await
-    }
-
-    #[test]
-    fn dates_before_1970_are_ordinary_events() {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let business = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
-        let before = (NaiveDate::from_ymd_opt(1965, 3, 1).expect("date")
-            - NaiveDate::from_ymd_opt(1970, 1, 1).expect("date"))
-        .num_days() as i32;
-        let hits = rt
-            .block_on(hits_at(business, RuleWindow::InForce, &[before, -1]))
-            .expect("scores");
-        let dates: Vec<String> = hits.iter().map(|h| h.event_date.to_string()).collect();
-        assert_eq!(dates, ["1965-03-01", "1969-12-31"]);
-        // Outside the calendar: the rule fails, named, and nothing panics.
-        let err = rt
-            .block_on(hits_at(business, RuleWindow::InForce, &[i32::MIN]))
-            .expect_err("refused");
-        assert!(
-            err.to_string().contains("rule T-01")
-                && err.to_string().contains("outside the calendar"),
-            "{err}"
-        );
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-
-        /// Every business date and event date either scores or fails with
-        /// the rule named; no date panics.
-        #[test]
-        fn scoring_takes_any_date(
-            business in any_date(),
-            days in proptest::collection::vec(any_days(), 1..4),
-            window in prop_oneof![
-                Just(RuleWindow::InForce),
-                Just(RuleWindow::CalendarYear),
-                Just(RuleWindow::FiveYears),
-            ],
-        ) {
-            let _ = window.range(business);
-            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-            match rt.block_on(hits_at(business, window, &days)) {
-                Ok(hits) => {
-                    for h in hits {
-                        let i: usize = h.source_record_id.parse().expect("id");
-                        prop_assert_eq!(Some(h.event_date), date_of_days(days[i]));
-                    }
-                }
-                Err(e) => prop_assert!(e.to_string().contains("T-01"), "{}", e),
-            }
-        }
-
-        /// A Date32 value and its date agree both ways across the calendar.
-        #[test]
-        fn date32_values_round_trip(date in any_date()) {
-            let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days();
-            let days = i32::try_from(days).expect("fits");
-            prop_assert_eq!(date_of_days(days), Some(date));
-        }
-    }
-}
-
-/// What a run records about its scoring.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ScoreSummary {
-    /// Content hash of the rules and bands.
-    pub rules_version: String,
-    /// Profiles written (one per registered organization).
-    pub profiles: u64,
-    /// Hits written.
-    pub hits: u64,
-    /// Organizations per colour (`none` for deregistered ones).
-    pub colours: BTreeMap<String, u64>,
-    /// Records per feed that matched no registered organization.
-    pub unmatched: BTreeMap<String, u64>,
-    /// Feeds older than their allowed age.
-    pub stale: Vec<String>,
-    /// Paths of the datasets written, relative to the warehouse.
-    pub outputs: BTreeMap<String, String>,
-    /// Colour changes against the previous business date.
-    #[serde(default)]
-    pub changes: u64,
-}
-
 /// The previous business date's result: colours and rule ids per organization.
 struct Previous {
     date: NaiveDate,
@@ -848,7 +661,7 @@ async fn previous_result(
     input: &ScoreInput<'_>,
 ) -> Result<Option<Previous>, ScoreError> {
     let Some(published) =
-        crate::publish::Published::latest_before(&input.store, &input.prefix, input.business_date)
+        crate::catalog::Published::latest_before(&input.store, &input.prefix, input.business_date)
             .await
             .map_err(engine)?
     else {
@@ -1020,19 +833,13 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         .map_err(engine)?;
     let path = crate::store::join(
         &input.prefix,
-        &format!(
-            "published/profiles/dt={}/run={}/data.parquet",
-            input.business_date, input.run_id
-        ),
+        &crate::layout::published_data("profiles", input.business_date, input.run_id),
     );
     let mut writer = crate::land::parquet_writer(&input.store, &path, outputs::profiles_schema())
         .map_err(engine)?;
     let codes_path = crate::store::join(
         &input.prefix,
-        &format!(
-            "published/codes/dt={}/run={}/data.parquet",
-            input.business_date, input.run_id
-        ),
+        &crate::layout::published_data("codes", input.business_date, input.run_id),
     );
     let mut codes = crate::land::parquet_writer(&input.store, &codes_path, outputs::codes_schema())
         .map_err(engine)?;
@@ -1178,4 +985,168 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     outputs.insert("profiles".to_string(), rel(&path));
     summary.outputs = outputs;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dimension_scores_follow_the_model() {
+        let mut s = OrgScore::default();
+        s.deductions[2] = 6;
+        assert_eq!(s.points(12), 6);
+        assert!((s.dimension_score(2, 12) - 50.0).abs() < 1e-9);
+        assert!((s.dimension_score(0, 12) - 100.0).abs() < 1e-9);
+        s.red[1] = true;
+        assert!(s.red_line());
+        assert_eq!(s.dimension_score(1, 12), 0.0);
+        s.deductions[3] = 20;
+        assert_eq!(s.points(12), 0);
+        // Deductions past any allowance floor at 0, never overflow.
+        s.deductions = [u32::MAX; 5];
+        assert_eq!(s.points(12), 0);
+        assert_eq!(s.dimension_score(0, 12), 0.0);
+    }
+
+    use datafusion::arrow::array::Date32Array;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use proptest::prelude::*;
+
+    use crate::project::RuleWindow;
+
+    fn any_date() -> impl Strategy<Value = NaiveDate> {
+        (-262_000i32..262_000, 1u32..=365)
+            .prop_map(|(y, d)| NaiveDate::from_yo_opt(y, d).unwrap_or_default())
+    }
+
+    fn any_days() -> impl Strategy<Value = i32> {
+        prop_oneof![
+            Just(i32::MIN),
+            Just(i32::MAX),
+            Just(-1),
+            Just(0),
+            -40_000i32..40_000,
+            any::<i32>(),
+        ]
+    }
+
+    /// One rule over a table of events at the given dates (days from 1970).
+    async fn hits_at(
+        business: NaiveDate,
+        window: RuleWindow,
+        days: &[i32],
+    ) -> Result<Vec<Hit>, ScoreError> {
+        let ctx = session()?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("uscc", DataType::Utf8, false),
+            Field::new("id", DataType::Utf8, false),
+            Field::new("event_date", DataType::Date32, false),
+        ]));
+        let n = days.len();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec!["51330100MJ0000018T"; n])),
+                Arc::new(StringArray::from(
+                    (0..n).map(|i| i.to_string()).collect::<Vec<_>>(),
+                )),
+                Arc::new(Date32Array::from(days.to_vec())),
+            ],
+        )
+        .map_err(engine)?;
+        let table = MemTable::try_new(schema, vec![vec![batch]]).map_err(engine)?;
+        ctx.register_table("events", Arc::new(table))
+            .map_err(engine)?;
+        // The spine: hits count on registered organizations only.
+        let spine = Arc::new(Schema::new(vec![Field::new("uscc", DataType::Utf8, false)]));
+        let registry = RecordBatch::try_new(
+            Arc::clone(&spine),
+            vec![Arc::new(StringArray::from(vec!["51330100MJ0000018T"]))],
+        )
+        .map_err(engine)?;
+        let registry = MemTable::try_new(spine, vec![vec![registry]]).map_err(engine)?;
+        ctx.register_table("registry", Arc::new(registry))
+            .map_err(engine)?;
+        let rule = Rule {
+            id: "T-01".into(),
+            title: "any date".into(),
+            file: "t".into(),
+            dimension: Dimension::Operations,
+            points: 1,
+            red_line: false,
+            window,
+            flag: None,
+            basis: None,
+            event: crate::project::model::DEFAULT_EVENT
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            sql: "SELECT uscc, 'events' AS source_feed, id AS source_record_id, event_date, \
+                  'd' AS detail FROM events WHERE {business_date} >= {five_years_ago} \
+                  AND {year_start} <= {business_date} AND {report_year} > -300000"
+                .into(),
+        };
+        run_rule(&ctx, &rule, business).await
+    }
+
+    #[test]
+    fn dates_before_1970_are_ordinary_events() {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let business = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+        let before = (NaiveDate::from_ymd_opt(1965, 3, 1).expect("date")
+            - NaiveDate::from_ymd_opt(1970, 1, 1).expect("date"))
+        .num_days() as i32;
+        let hits = rt
+            .block_on(hits_at(business, RuleWindow::InForce, &[before, -1]))
+            .expect("scores");
+        let dates: Vec<String> = hits.iter().map(|h| h.event_date.to_string()).collect();
+        assert_eq!(dates, ["1965-03-01", "1969-12-31"]);
+        // Outside the calendar: the rule fails, named, and nothing panics.
+        let err = rt
+            .block_on(hits_at(business, RuleWindow::InForce, &[i32::MIN]))
+            .expect_err("refused");
+        assert!(
+            err.to_string().contains("rule T-01")
+                && err.to_string().contains("outside the calendar"),
+            "{err}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every business date and event date either scores or fails with
+        /// the rule named; no date panics.
+        #[test]
+        fn scoring_takes_any_date(
+            business in any_date(),
+            days in proptest::collection::vec(any_days(), 1..4),
+            window in prop_oneof![
+                Just(RuleWindow::InForce),
+                Just(RuleWindow::CalendarYear),
+                Just(RuleWindow::FiveYears),
+            ],
+        ) {
+            let _ = window.range(business);
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            match rt.block_on(hits_at(business, window, &days)) {
+                Ok(hits) => {
+                    for h in hits {
+                        let i: usize = h.source_record_id.parse().expect("id");
+                        prop_assert_eq!(Some(h.event_date), date_of_days(days[i]));
+                    }
+                }
+                Err(e) => prop_assert!(e.to_string().contains("T-01"), "{}", e),
+            }
+        }
+
+        /// A Date32 value and its date agree both ways across the calendar.
+        #[test]
+        fn date32_values_round_trip(date in any_date()) {
+            let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days();
+            let days = i32::try_from(days).expect("fits");
+            prop_assert_eq!(date_of_days(days), Some(date));
+        }
+    }
 }

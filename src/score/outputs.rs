@@ -32,7 +32,7 @@ pub async fn write_dataset(
 ) -> Result<Path, String> {
     let path = crate::store::join(
         prefix,
-        &format!("published/{dataset}/dt={business_date}/run={run_id}/data.parquet"),
+        &crate::layout::published_data(dataset, business_date, run_id),
     );
     let mut w =
         crate::land::parquet_writer(store, &path, schema).map_err(|e| format!("{path}: {e}"))?;

@@ -179,7 +179,19 @@ fn events_sql(date: NaiveDate, public: &PublicLookup) -> String {
             row(
                 "'registered'",
                 "registered_on",
-                [no_int, none, none, no_date, none, none, none, none, no_amount, "registrar", no_date]
+                [
+                    no_int,
+                    none,
+                    none,
+                    no_date,
+                    none,
+                    none,
+                    none,
+                    none,
+                    no_amount,
+                    "registrar",
+                    no_date
+                ]
             )
         ),
         format!(
@@ -187,7 +199,19 @@ fn events_sql(date: NaiveDate, public: &PublicLookup) -> String {
             row(
                 "status",
                 "status_changed_on",
-                [no_int, none, none, no_date, none, none, none, none, no_amount, "registrar", no_date]
+                [
+                    no_int,
+                    none,
+                    none,
+                    no_date,
+                    none,
+                    none,
+                    none,
+                    none,
+                    no_amount,
+                    "registrar",
+                    no_date
+                ]
             )
         ),
         format!(
@@ -195,7 +219,19 @@ fn events_sql(date: NaiveDate, public: &PublicLookup) -> String {
             row(
                 "'annual_inspection'",
                 "concluded_on",
-                ["report_year", "conclusion", none, no_date, none, none, none, none, no_amount, none, no_date]
+                [
+                    "report_year",
+                    "conclusion",
+                    none,
+                    no_date,
+                    none,
+                    none,
+                    none,
+                    none,
+                    no_amount,
+                    none,
+                    no_date
+                ]
             )
         ),
         format!(
@@ -203,7 +239,19 @@ fn events_sql(date: NaiveDate, public: &PublicLookup) -> String {
             row(
                 "'rating'",
                 "assessed_on",
-                [no_int, none, "level", "valid_until", none, none, none, none, no_amount, none, no_date]
+                [
+                    no_int,
+                    none,
+                    "level",
+                    "valid_until",
+                    none,
+                    none,
+                    none,
+                    none,
+                    no_amount,
+                    none,
+                    no_date
+                ]
             )
         ),
         format!(
@@ -211,7 +259,19 @@ fn events_sql(date: NaiveDate, public: &PublicLookup) -> String {
             row(
                 "'list_entry'",
                 "listed_on",
-                [no_int, none, none, no_date, "list_type", "reason", "decision_no", none, no_amount, "authority", "removed_on"]
+                [
+                    no_int,
+                    none,
+                    none,
+                    no_date,
+                    "list_type",
+                    "reason",
+                    "decision_no",
+                    none,
+                    no_amount,
+                    "authority",
+                    "removed_on"
+                ]
             )
         ),
         format!(
@@ -219,7 +279,19 @@ fn events_sql(date: NaiveDate, public: &PublicLookup) -> String {
             row(
                 "'list_removal'",
                 "removed_on",
-                [no_int, none, none, no_date, "list_type", "reason", "decision_no", none, no_amount, "authority", "removed_on"]
+                [
+                    no_int,
+                    none,
+                    none,
+                    no_date,
+                    "list_type",
+                    "reason",
+                    "decision_no",
+                    none,
+                    no_amount,
+                    "authority",
+                    "removed_on"
+                ]
             )
         ),
         format!(
@@ -230,7 +302,19 @@ fn events_sql(date: NaiveDate, public: &PublicLookup) -> String {
             row(
                 "'penalty'",
                 "decided_on",
-                [no_int, none, none, no_date, none, "reason", "decision_no", "penalty_kind", "amount", "authority", no_date]
+                [
+                    no_int,
+                    none,
+                    none,
+                    no_date,
+                    none,
+                    "reason",
+                    "decision_no",
+                    "penalty_kind",
+                    "amount",
+                    "authority",
+                    no_date
+                ]
             )
         ),
         format!(
@@ -238,7 +322,19 @@ fn events_sql(date: NaiveDate, public: &PublicLookup) -> String {
             row(
                 "'colour_issued'",
                 "issued_on",
-                [no_int, none, "colour", "valid_until", none, none, none, none, no_amount, none, no_date]
+                [
+                    no_int,
+                    none,
+                    "colour",
+                    "valid_until",
+                    none,
+                    none,
+                    none,
+                    none,
+                    no_amount,
+                    none,
+                    no_date
+                ]
             )
         ),
     ];
@@ -280,7 +376,7 @@ pub(super) async fn write_public(
     ] {
         let path = crate::store::join(
             prefix,
-            &format!("published/{dataset}/dt={business_date}/run={run_id}/data.parquet"),
+            &crate::layout::published_data(dataset, business_date, run_id),
         );
         let fail = |e: String| format!("{dataset}: {e}");
         let mut stream = ctx

@@ -13,13 +13,13 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int32Type};
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::publish::Published;
+use crate::catalog::Published;
 
 /// Why a version could not be indexed; the server then keeps the one it has.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +133,19 @@ pub struct Index {
     by_uscc: HashMap<String, u32>,
     /// Normalized names, sorted, with the organization each names.
     names: Vec<(String, u32)>,
+    /// Each organization's whole name folded (its place prefix kept), so
+    /// a part that runs into the prefix is found too.
+    folded: Vec<String>,
+}
+
+/// A name folded for searching: NFKC (full-width forms), white space
+/// removed, Latin letters upper case.
+fn fold(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfkc()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 /// At most this many search results are ever returned (over all pages).
@@ -203,9 +216,11 @@ impl Index {
                 break;
             }
         }
+        let whole = fold(query);
         if found.len() <= MAX_RESULTS {
             for (n, i) in &self.names {
-                if !n.starts_with(&q) && n.contains(&q) {
+                let full = self.folded.get(*i as usize).map_or("", String::as_str);
+                if !n.starts_with(&q) && (n.contains(&q) || full.contains(&whole)) {
                     found.push((2, n, *i));
                     if found.len() > MAX_RESULTS {
                         break;
@@ -263,6 +278,7 @@ impl Index {
             .map(|(i, o)| (crate::keys::normalize_name(&o.name), i as u32))
             .collect();
         names.sort();
+        let folded = orgs.iter().map(|o| fold(&o.name)).collect();
         let m = &published.manifest;
         Ok(Self {
             version: Some(m.run_id.clone()),
@@ -272,15 +288,13 @@ impl Index {
             orgs,
             by_uscc,
             names,
+            folded,
         })
     }
 }
 
 fn corrupt(p: &Published, dataset: &str, e: &str) -> IndexError {
-    IndexError::Corrupt(format!(
-        "manifest {}: dataset {dataset}: {e}",
-        p.path
-    ))
+    IndexError::Corrupt(format!("manifest {}: dataset {dataset}: {e}", p.path))
 }
 
 /// A dataset's batches, each file's bytes checked against the manifest
@@ -304,7 +318,7 @@ async fn verified_batches(
             .bytes()
             .await
             .map_err(|e| IndexError::Store(format!("{path}: {e}")))?;
-        let sha = crate::publish::hex(&Sha256::digest(&bytes));
+        let sha = crate::digest::hex(&Sha256::digest(&bytes));
         if sha != f.sha256 || bytes.len() as u64 != f.bytes {
             return Err(IndexError::Corrupt(format!(
                 "{path}: checksum {sha} ({} bytes) does not match manifest {} ({}, {} bytes)",

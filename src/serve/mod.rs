@@ -50,8 +50,8 @@ use tokio_util::sync::CancellationToken;
 pub use index::{Index, IndexError, Org};
 use pages::TextSize;
 
+use crate::catalog::Published;
 use crate::keys::{self, KeyClass};
-use crate::publish::Published;
 
 /// Why the lookup could not start.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +197,7 @@ impl Catalog {
     }
 
     async fn candidates(&self) -> Result<Vec<Candidate>, ServeError> {
-        let dir = crate::store::join(&self.prefix, "published/manifests");
+        let dir = crate::store::join(&self.prefix, crate::layout::MANIFESTS);
         let metas: Vec<_> = self
             .store
             .list(Some(&dir))
@@ -238,12 +238,11 @@ impl Catalog {
                 continue;
             }
             let started = Instant::now();
-            let loaded = match Published::read(Arc::clone(&self.store), self.prefix.clone(), &c.rel)
-                .await
-            {
-                Ok(p) => Index::load(&p).await,
-                Err(e) => Err(IndexError::Corrupt(e.to_string())),
-            };
+            let loaded =
+                match Published::read(Arc::clone(&self.store), self.prefix.clone(), &c.rel).await {
+                    Ok(p) => Index::load(&p).await,
+                    Err(e) => Err(IndexError::Corrupt(e.to_string())),
+                };
             match loaded {
                 Ok(index) => {
                     let seconds = started.elapsed().as_secs_f64();
@@ -690,7 +689,12 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status();
     app.metrics.observe(route, status, seconds);
-    tracing::debug!(route, status = status.as_u16(), us = (seconds * 1e6) as u64, "request");
+    tracing::debug!(
+        route,
+        status = status.as_u16(),
+        us = (seconds * 1e6) as u64,
+        "request"
+    );
     response
 }
 
@@ -874,7 +878,13 @@ fn lookup<'a>(index: &'a Index, raw: &str) -> Lookup<'a> {
 }
 
 /// The answer for a USCC that does not lead to an organization page.
-fn page_problem(index: &Index, raw: &str, found: Lookup<'_>, suffix: &str, size: TextSize) -> Response {
+fn page_problem(
+    index: &Index,
+    raw: &str,
+    found: Lookup<'_>,
+    suffix: &str,
+    size: TextSize,
+) -> Response {
     match found {
         Lookup::Found(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Lookup::Canonical(c) => Redirect::permanent(&format!("/o/{c}{suffix}")).into_response(),

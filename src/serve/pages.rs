@@ -103,7 +103,13 @@ struct Layout {
     as_of: Option<String>,
 }
 
-fn layout(title: &str, size: TextSize, path: &str, query: &[(&str, &str)], index: &Index) -> Layout {
+fn layout(
+    title: &str,
+    size: TextSize,
+    path: &str,
+    query: &[(&str, &str)],
+    index: &Index,
+) -> Layout {
     let other = match size {
         TextSize::Normal => Some("large"),
         TextSize::Large => None,
@@ -364,14 +370,19 @@ fn facts(o: &Org) -> Vec<Fact> {
     opt(
         "登记状态",
         Some(match o.status_changed_on {
-            Some(d) if o.status != "active" => format!("{}（{}）", status_zh(&o.status), date_zh(d)),
+            Some(d) if o.status != "active" => {
+                format!("{}（{}）", status_zh(&o.status), date_zh(d))
+            }
             _ => status_zh(&o.status).to_string(),
         }),
     );
     opt("住所", o.domicile.clone());
     opt("注册资金", money_zh(&o.registered_funds));
     opt("慈善组织", yes_no(o.charity).map(str::to_string));
-    opt("公开募捐资格", yes_no(o.public_fundraising).map(str::to_string));
+    opt(
+        "公开募捐资格",
+        yes_no(o.public_fundraising).map(str::to_string),
+    );
     f
 }
 
@@ -534,10 +545,7 @@ pub fn key_problem(check: &KeyCheck) -> (&'static str, String) {
             "这是 15 位注册号，不是 18 位统一社会信用代码；可按名称查询。".into(),
         ),
         (KeyClass::Missing, _) => ("输入检查", "没有输入代码。".into()),
-        _ => (
-            "代码检查",
-            "这不是统一社会信用代码；可按名称查询。".into(),
-        ),
+        _ => ("代码检查", "这不是统一社会信用代码；可按名称查询。".into()),
     }
 }
 

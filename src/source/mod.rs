@@ -9,6 +9,7 @@
 //! canonical data. Records carry their position (file and line, page and
 //! index, …) so that every later error names the record.
 
+pub mod formats;
 pub mod http;
 pub(crate) mod json_stream;
 pub mod object_store;

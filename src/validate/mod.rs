@@ -181,7 +181,6 @@ impl PersonHasher {
     }
 
     fn hash(&self, number: &str) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut mac = self.0.clone();
         let trimmed = number.trim();
         if !trimmed.is_ascii() {
@@ -207,12 +206,7 @@ impl PersonHasher {
         } else {
             mac.update(trimmed.as_bytes());
         }
-        let mut out = String::with_capacity(64);
-        for b in mac.finalize().into_bytes() {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-        out
+        crate::digest::hex(&mac.finalize().into_bytes())
     }
 }
 

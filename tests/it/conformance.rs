@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use futures::TryStreamExt;
+use qinglian::clock::FixedClock;
 use qinglian::ledger::{FeedStatus, Ledger, RunRecord, RunStatus};
 use qinglian::project::Project;
-use qinglian::run::{FixedClock, RunOptions, run_pipeline};
+use qinglian::run::{RunOptions, run_pipeline};
 
 use crate::ingest::{KEY, date, generate};
 use crate::support::root;

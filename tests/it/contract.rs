@@ -18,6 +18,7 @@ fn type_name(c: &qinglian::project::ColumnSpec) -> String {
         DataType::Boolean => "boolean".into(),
         DataType::Date32 => "date".into(),
         DataType::Timestamp(_, _) => "timestamp (ms, UTC)".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s}), yuan"),
         other => other.to_string(),
     }
 }

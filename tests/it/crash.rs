@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use qinglian::catalog::Published;
 use qinglian::ledger::{Ledger, RunStatus};
 use qinglian::platform::PlatformSimulator;
-use qinglian::publish::Published;
 use rand::{Rng, SeedableRng};
 
 use crate::ingest::{KEY, date, generate};
@@ -91,11 +91,13 @@ async fn checksums(warehouse: &Path) -> BTreeMap<String, Vec<String>> {
 
 /// A moment of the run, seen from the warehouse.
 fn reached(warehouse: &Path, point: &str) -> bool {
+    use qinglian::layout;
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("a date");
     let count = |dir: &str| {
         std::fs::read_dir(warehouse.join(dir)).map_or(0, |d| d.filter_map(Result::ok).count())
     };
     let feeds_recorded = || -> usize {
-        let Ok(dir) = std::fs::read_dir(warehouse.join("ledger/runs/dt=2026-11-28")) else {
+        let Ok(dir) = std::fs::read_dir(warehouse.join(layout::runs_dir(day))) else {
             return 0;
         };
         dir.filter_map(Result::ok)
@@ -107,11 +109,13 @@ fn reached(warehouse: &Path, point: &str) -> bool {
             .unwrap_or(0)
     };
     match point {
-        "started" => count("ledger/runs/dt=2026-11-28") > 0,
-        "scored" => count("published/profiles/dt=2026-11-28") > 0,
-        "published" => count("published/manifests/dt=2026-11-28") > 0,
-        "queued" => count("outbox/pending") + count("outbox/acknowledged") > 0,
-        "delivering" => count("outbox/acknowledged") > 0,
+        "started" => count(&layout::runs_dir(day)) > 0,
+        "scored" => count(&layout::published_day("profiles", day)) > 0,
+        "published" => count(&layout::manifest_dir(day)) > 0,
+        "queued" => {
+            count(&layout::outbox_area("pending")) + count(&layout::outbox_area("acknowledged")) > 0
+        }
+        "delivering" => count(&layout::outbox_area("acknowledged")) > 0,
         feeds => feeds
             .strip_prefix("feeds ")
             .and_then(|n| n.parse::<usize>().ok())

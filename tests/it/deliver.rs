@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
-use qinglian::deliver::{DeliverySummary, Endpoint, Outbox, SignedRequest};
+use qinglian::deliver::{Endpoint, Outbox, SignedRequest};
+use qinglian::ledger::DeliverySummary;
 use qinglian::ledger::{RunRecord, RunStatus};
 use qinglian::platform::{PlatformFault, PlatformSimulator};
 use qinglian::project::Project;
@@ -290,7 +291,7 @@ async fn a_wrong_secret_is_refused_reported_and_not_retried() {
     qinglian::deliver::drain(
         &outbox,
         &endpoint,
-        &qinglian::run::SystemClock,
+        &qinglian::clock::SystemClock,
         &mut summary,
     )
     .await
@@ -497,7 +498,7 @@ async fn the_parquet_drop_lands_a_verified_version_in_the_platforms_bucket() {
     let (store, prefix) =
         qinglian::store::open_with("s3://platform/qinglian", false, &vars.into_iter().collect())
             .expect("bucket");
-    let there = qinglian::publish::Published::latest(&store, &prefix, date())
+    let there = qinglian::catalog::Published::latest(&store, &prefix, date())
         .await
         .expect("readable")
         .expect("the manifest is in the bucket");

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use object_store::ObjectStoreExt;
+use qinglian::catalog::Published;
 use qinglian::lease::{Lease, LeaseInfo, ProcessIdentity};
 use qinglian::ledger::{FeedRecord, FeedStatus, RunRecord, RunStatus};
-use qinglian::publish::Published;
 
 use crate::ingest::{date, generate, ingest, ingest_into, ingest_on};
 use crate::support::{qinglian, read_parquet, root, strings};
@@ -121,9 +121,9 @@ async fn a_stale_copy_of_a_registered_organization_is_quarantined_and_one_code_p
 
     // The quarantined copy names where the kept one was.
     let q = read_parquet(&warehouse.path().join(format!(
-        "quarantine/registry/dt={}/run={}/quarantine.parquet",
-        date(),
-        run.run_id
+        "{}/{}",
+        qinglian::layout::quarantine_dir("registry", date(), &run.run_id),
+        qinglian::layout::QUARANTINE_FILE
     )))
     .await;
     let messages = strings(&q, "message");
@@ -265,7 +265,7 @@ async fn a_run_that_panics_is_recorded_failed_never_left_running() {
     let options = qinglian::run::RunOptions {
         vars,
         store: Some((store, prefix.clone())),
-        clock: Arc::new(qinglian::run::FixedClock(
+        clock: Arc::new(qinglian::clock::FixedClock(
             Utc.with_ymd_and_hms(2026, 11, 28, 18, 0, 0)
                 .single()
                 .expect("t"),

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use qinglian::clock::FixedClock;
 use qinglian::ledger::{FeedRecord, FeedStatus, RunRecord, RunStatus};
 use qinglian::project::Project;
-use qinglian::run::{FixedClock, RunOptions, run_pipeline};
+use qinglian::run::{RunOptions, run_pipeline};
 use qinglian::simulator::{Fault, FeedSimulator, http_source_table};
 
 use crate::ingest::{KEY, date, generate};

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use chrono::{NaiveDate, TimeZone, Utc};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Decimal128Type;
+use qinglian::clock::FixedClock;
 use qinglian::ledger::{FeedStatus, RunRecord, RunStatus};
 use qinglian::project::Project;
-use qinglian::run::{FixedClock, RunOptions, run_pipeline};
+use qinglian::run::{RunOptions, run_pipeline};
 
 use crate::support::{qinglian, read_parquet, root, strings};
 
@@ -147,7 +148,13 @@ pub(crate) async fn landed(warehouse: &Path, run: &RunRecord, feed: &str) -> Vec
 
 async fn quarantine(warehouse: &Path, feed: &str, run_id: &str) -> Vec<RecordBatch> {
     read_parquet(&warehouse.join(format!(
-        "quarantine/{feed}/dt=2026-11-28/run={run_id}/quarantine.parquet"
+        "{}/{}",
+        qinglian::layout::quarantine_dir(
+            feed,
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("a date"),
+            run_id
+        ),
+        qinglian::layout::QUARANTINE_FILE
     )))
     .await
 }

@@ -10,15 +10,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
+use qinglian::clock::FixedClock;
 use qinglian::project::Project;
-use qinglian::run::{FixedClock, RunOptions, run_pipeline};
+use qinglian::run::{RunOptions, run_pipeline};
 
 use crate::ingest::{KEY, date};
 use crate::support::{copy_project, fixtures, read_parquet, strings};
 
 async fn quarantine_lines(warehouse: &std::path::Path, feed: &str, run_id: &str) -> Vec<String> {
     let path = warehouse.join(format!(
-        "quarantine/{feed}/dt=2026-11-28/run={run_id}/quarantine.parquet"
+        "{}/{}",
+        qinglian::layout::quarantine_dir(
+            feed,
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("a date"),
+            run_id
+        ),
+        qinglian::layout::QUARANTINE_FILE
     ));
     if !path.exists() {
         return Vec::new();

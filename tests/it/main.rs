@@ -20,6 +20,7 @@ mod http_feeds;
 mod ingest;
 mod ingest_cases;
 mod keys;
+mod layers;
 mod month;
 mod operate;
 mod publish;

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::AsArray;
+use qinglian::catalog::Published;
 use qinglian::generate::{GenerateOptions, generate};
 use qinglian::ledger::RunStatus;
-use qinglian::publish::Published;
 
 use crate::ingest::ingest_on;
 

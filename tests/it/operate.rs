@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use qinglian::catalog::Published;
 use qinglian::lease::{Lease, LeaseError};
 use qinglian::ledger::{FeedRecord, FeedStatus, RunStatus};
-use qinglian::publish::Published;
 use qinglian::run::Progress;
 use tokio_util::sync::CancellationToken;
 
@@ -214,10 +214,11 @@ mod scheduling {
 
     use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
     use futures::future::BoxFuture;
+    use qinglian::clock::{Clock, ManualClock};
+    use qinglian::ledger::JobState;
     use qinglian::ledger::{Ledger, RunStatus};
     use qinglian::project::{CatchUp, Job, Project};
-    use qinglian::run::{Clock, ManualClock};
-    use qinglian::schedule::{JobRunner, JobState, Outcome, Scheduler, business_date, next_fires};
+    use qinglian::schedule::{JobRunner, Outcome, Scheduler, business_date, next_fires};
     use tokio_util::sync::CancellationToken;
 
     use crate::support::{copy_project, qinglian};
@@ -629,7 +630,7 @@ async fn an_unreachable_warehouse_is_retried_with_backoff_and_counted() {
     use std::sync::Mutex;
 
     use chrono::TimeDelta;
-    use qinglian::run::{Clock, ManualClock};
+    use qinglian::clock::{Clock, ManualClock};
     use qinglian::schedule::{JobRunner, Observer, Outcome, Scheduler};
 
     /// Counts warehouse errors with the scheduler time they happened at.

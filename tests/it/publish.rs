@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use object_store::ObjectStore;
 use object_store::path::Path as StorePath;
+use qinglian::catalog::Published;
 use qinglian::ledger::RunStatus;
-use qinglian::publish::Published;
 
 use crate::ingest::{date, generate, ingest, ingest_into};
 use crate::support::{FaultyStore, qinglian, root};
@@ -88,7 +88,7 @@ async fn a_run_commits_one_manifest_that_lists_every_file_with_its_checksum() {
         for f in &d.files {
             let bytes = std::fs::read(warehouse.path().join(&f.path)).expect("listed file");
             use sha2::Digest;
-            let sha = qinglian::publish::hex(&sha2::Sha256::digest(&bytes));
+            let sha = qinglian::digest::hex(&sha2::Sha256::digest(&bytes));
             assert_eq!((sha, bytes.len() as u64), (f.sha256.clone(), f.bytes));
         }
     }
@@ -165,9 +165,10 @@ async fn a_crash_before_the_manifest_leaves_the_previous_version_and_nothing_par
         "{error}"
     );
     // Its data files exist, but no reader sees them.
-    let orphan = warehouse.path().join(format!(
-        "published/profiles/dt=2026-11-28/run={}/data.parquet",
-        second.run_id
+    let orphan = warehouse.path().join(qinglian::layout::published_data(
+        "profiles",
+        second.business_date,
+        &second.run_id,
     ));
     assert!(orphan.exists());
     let published = current(warehouse.path()).await;

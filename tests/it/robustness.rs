@@ -125,7 +125,8 @@ async fn any_platform_answer_is_classified_never_a_panic() {
     use std::sync::{Arc, Mutex};
 
     use axum::http::StatusCode;
-    use qinglian::deliver::{DeliverySummary, Endpoint, Outbox, OutboxBatch};
+    use qinglian::deliver::{Endpoint, Outbox, OutboxBatch};
+    use qinglian::ledger::DeliverySummary;
     use rand::{Rng, SeedableRng};
 
     /// Scripted answers: status and body, taken from the end.
@@ -226,7 +227,7 @@ async fn any_platform_answer_is_classified_never_a_panic() {
         qinglian::deliver::drain(
             &outbox,
             &endpoint,
-            &qinglian::run::SystemClock,
+            &qinglian::clock::SystemClock,
             &mut summary,
         )
         .await

@@ -323,7 +323,7 @@ async fn a_rule_failing_at_run_time_fails_the_run_and_publishes_nothing() {
         "nightly",
         qinglian::run::RunOptions {
             business_date: crate::ingest::date(),
-            clock: Arc::new(qinglian::run::SystemClock),
+            clock: Arc::new(qinglian::clock::SystemClock),
             warehouse: Some(warehouse.path().to_string_lossy().into_owned()),
             vars,
             ..qinglian::run::RunOptions::new(crate::ingest::date())

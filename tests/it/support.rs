@@ -324,7 +324,7 @@ pub(crate) fn walk(dir: &Path) -> Vec<String> {
 /// The checksums of the datasets that must not depend on the attempt
 /// (all but `runs`), by dataset: file name and SHA-256 of each file.
 pub(crate) fn reproducible_sums(
-    p: &qinglian::publish::Published,
+    p: &qinglian::catalog::Published,
 ) -> std::collections::BTreeMap<String, Vec<String>> {
     [
         "profiles",
@@ -336,19 +336,19 @@ pub(crate) fn reproducible_sums(
         "public_events",
     ]
     .iter()
-        .map(|d| {
-            let files = p.manifest.datasets[*d]
-                .files
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{} {}",
-                        f.path.rsplit('/').next().unwrap_or_default(),
-                        f.sha256
-                    )
-                })
-                .collect();
-            (d.to_string(), files)
-        })
-        .collect()
+    .map(|d| {
+        let files = p.manifest.datasets[*d]
+            .files
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f.path.rsplit('/').next().unwrap_or_default(),
+                    f.sha256
+                )
+            })
+            .collect();
+        (d.to_string(), files)
+    })
+    .collect()
 }

@@ -1,5 +1,8 @@
-//! The manifest: the commit point of a run's published datasets, and the
-//! only way anything reads them.
+//! The catalog of published versions: the manifest, the commit point of a
+//! run's published datasets, and its reader, the only way anything reads
+//! them. The publisher ([`crate::publish`]) writes manifests; every later
+//! stage and reader (delivery, the report, `explain`, the next night's
+//! scoring) finds versions here.
 //!
 //! `published/manifests/dt=<business_date>/<run_id>.json` lists every data
 //! file of the run with its row count, size and SHA-256, the contract
@@ -18,7 +21,19 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::PublishError;
+use crate::digest::hex;
+
+/// Why a published version could not be read. A store failure may pass
+/// (try again later); a corrupt version never will, and is not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The warehouse failed.
+    #[error("{0}")]
+    Store(String),
+    /// A manifest or a file it lists is missing, malformed or altered.
+    #[error("{0}")]
+    Corrupt(String),
+}
 
 /// The manifest format this build writes and reads.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -83,15 +98,7 @@ pub struct PublishedFile {
     pub sha256: String,
 }
 
-/// The folder of a date's manifests, relative to the warehouse root.
-pub fn manifest_dir(date: NaiveDate) -> String {
-    format!("published/manifests/dt={date}")
-}
-
-/// The manifest of a run, relative to the warehouse root.
-pub fn manifest_path(date: NaiveDate, run_id: &str) -> String {
-    format!("{}/{run_id}.json", manifest_dir(date))
-}
+pub use crate::layout::{manifest_dir, manifest_path};
 
 /// A manifest read from a warehouse, with where it was found.
 #[derive(Debug, Clone)]
@@ -108,8 +115,8 @@ pub struct Published {
 pub async fn checksum(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
-) -> Result<(String, u64), PublishError> {
-    let fail = |e: object_store::Error| PublishError::Store(format!("{path}: {e}"));
+) -> Result<(String, u64), CatalogError> {
+    let fail = |e: object_store::Error| CatalogError::Store(format!("{path}: {e}"));
     let mut stream = store.get(path).await.map_err(fail)?.into_stream();
     let mut hash = Sha256::new();
     let mut bytes = 0u64;
@@ -119,11 +126,6 @@ pub async fn checksum(
         hash.update(&chunk);
     }
     Ok((hex(&hash.finalize()), bytes))
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The attempt in a manifest file name `<pipeline>-<yyyymmdd>-<attempt>.json`.
@@ -143,20 +145,20 @@ impl Published {
         store: Arc<dyn ObjectStore>,
         prefix: Path,
         rel: &str,
-    ) -> Result<Self, PublishError> {
+    ) -> Result<Self, CatalogError> {
         let path = crate::store::join(&prefix, rel);
         let bytes = store
             .get(&path)
             .await
-            .map_err(|e| PublishError::Corrupt(format!("manifest {path}: {e}")))?
+            .map_err(|e| CatalogError::Corrupt(format!("manifest {path}: {e}")))?
             .bytes()
             .await
-            .map_err(|e| PublishError::Corrupt(format!("manifest {path}: {e}")))?;
+            .map_err(|e| CatalogError::Corrupt(format!("manifest {path}: {e}")))?;
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-            PublishError::Corrupt(format!("manifest {path}: not a valid manifest: {e}"))
+            CatalogError::Corrupt(format!("manifest {path}: not a valid manifest: {e}"))
         })?;
         if manifest.format != MANIFEST_FORMAT {
-            return Err(PublishError::Corrupt(format!(
+            return Err(CatalogError::Corrupt(format!(
                 "manifest {path}: format {}, this build reads format {MANIFEST_FORMAT}",
                 manifest.format
             )));
@@ -175,13 +177,13 @@ impl Published {
         store: &Arc<dyn ObjectStore>,
         prefix: &Path,
         date: NaiveDate,
-    ) -> Result<Option<Self>, PublishError> {
+    ) -> Result<Option<Self>, CatalogError> {
         let dir = crate::store::join(prefix, &manifest_dir(date));
         let metas: Vec<_> = store
             .list(Some(&dir))
             .try_collect()
             .await
-            .map_err(|e| PublishError::Store(format!("{dir}: {e}")))?;
+            .map_err(|e| CatalogError::Store(format!("{dir}: {e}")))?;
         let latest = metas
             .into_iter()
             .filter_map(|m| attempt_of(&m.location).map(|a| (a, m.location)))
@@ -192,14 +194,14 @@ impl Published {
         let runs = ledger
             .runs_of(date)
             .await
-            .map_err(|e| PublishError::Store(format!("ledger of {date}: {e}")))?;
+            .map_err(|e| CatalogError::Store(format!("ledger of {date}: {e}")))?;
         let newest_attempt = latest.as_ref().map_or(0, |(a, _)| *a);
         if let Some(r) = runs
             .iter()
             .filter(|r| r.manifest.is_some() && r.attempt > newest_attempt)
             .max_by_key(|r| r.attempt)
         {
-            return Err(PublishError::Corrupt(format!(
+            return Err(CatalogError::Corrupt(format!(
                 "manifest {} is missing, though run {} recorded committing it; \
                  restore it or re-run {date}",
                 crate::store::join(prefix, r.manifest.as_deref().unwrap_or_default()),
@@ -221,12 +223,12 @@ impl Published {
         store: &Arc<dyn ObjectStore>,
         prefix: &Path,
         date: NaiveDate,
-    ) -> Result<Option<Self>, PublishError> {
-        let dir = crate::store::join(prefix, "published/manifests");
+    ) -> Result<Option<Self>, CatalogError> {
+        let dir = crate::store::join(prefix, crate::layout::MANIFESTS);
         let listing = store
             .list_with_delimiter(Some(&dir))
             .await
-            .map_err(|e| PublishError::Store(format!("{dir}: {e}")))?;
+            .map_err(|e| CatalogError::Store(format!("{dir}: {e}")))?;
         let before = listing
             .common_prefixes
             .iter()
@@ -250,7 +252,7 @@ impl Published {
     }
 
     /// The files of a dataset as store paths.
-    pub fn files(&self, dataset: &str) -> Result<Vec<Path>, PublishError> {
+    pub fn files(&self, dataset: &str) -> Result<Vec<Path>, CatalogError> {
         let d = self.dataset(dataset)?;
         Ok(d.files
             .iter()
@@ -259,9 +261,9 @@ impl Published {
     }
 
     /// A dataset's entry; its absence is an error naming the manifest.
-    pub fn dataset(&self, dataset: &str) -> Result<&PublishedDataset, PublishError> {
+    pub fn dataset(&self, dataset: &str) -> Result<&PublishedDataset, CatalogError> {
         self.manifest.datasets.get(dataset).ok_or_else(|| {
-            PublishError::Corrupt(format!("manifest {}: no dataset {dataset:?}", self.path))
+            CatalogError::Corrupt(format!("manifest {}: no dataset {dataset:?}", self.path))
         })
     }
 
@@ -270,12 +272,12 @@ impl Published {
     pub async fn read_batches(
         &self,
         dataset: &str,
-    ) -> Result<Vec<datafusion::arrow::array::RecordBatch>, PublishError> {
+    ) -> Result<Vec<datafusion::arrow::array::RecordBatch>, CatalogError> {
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         self.verify(&[dataset]).await?;
         let mut out = Vec::new();
         for path in self.files(dataset)? {
-            let fail = |e: String| PublishError::Corrupt(format!("{path}: {e}"));
+            let fail = |e: String| CatalogError::Corrupt(format!("{path}: {e}"));
             let bytes = self
                 .store
                 .get(&path)
@@ -296,15 +298,15 @@ impl Published {
 
     /// Checks every file of the named datasets against its size and
     /// SHA-256; the first mismatch or missing file is an error naming it.
-    pub async fn verify(&self, datasets: &[&str]) -> Result<(), PublishError> {
+    pub async fn verify(&self, datasets: &[&str]) -> Result<(), CatalogError> {
         for name in datasets {
             for f in &self.dataset(name)?.files {
                 let path = crate::store::join(&self.prefix, &f.path);
                 let (sha, bytes) = checksum(&self.store, &path).await.map_err(|e| {
-                    PublishError::Corrupt(format!("{e} (listed in manifest {})", self.path))
+                    CatalogError::Corrupt(format!("{e} (listed in manifest {})", self.path))
                 })?;
                 if sha != f.sha256 || bytes != f.bytes {
-                    return Err(PublishError::Corrupt(format!(
+                    return Err(CatalogError::Corrupt(format!(
                         "{path}: checksum {sha} ({bytes} bytes) does not match manifest {} ({}, {} bytes); \
                          the file changed after it was published",
                         self.path, f.sha256, f.bytes

@@ -14,11 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 use std::panic::AssertUnwindSafe;
 use tokio_util::sync::CancellationToken;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use futures::StreamExt;
 use object_store::path::Path;
@@ -26,83 +25,16 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
+pub mod guards;
+
+use crate::clock::{Clock, SystemClock};
 use crate::land::{self, LandingPaths, RawPayloads};
 use crate::lease::{Lease, LeaseError};
-use crate::ledger::{FeedRecord, FeedState, FeedStatus, GuardResult, Ledger, RunRecord, RunStatus};
+use crate::ledger::{FeedRecord, FeedState, FeedStatus, Ledger, RunRecord, RunStatus};
 use crate::project::{ColumnMapping, Pipeline, Project, Source, expand_env};
 use crate::source::{self, FetchOptions};
 use crate::store::relative;
 use crate::validate::{self, Mapper, Reason};
-
-/// The wall clock, injectable so tests control time.
-pub trait Clock: Send + Sync {
-    /// The current instant.
-    fn now(&self) -> DateTime<Utc>;
-
-    /// Waits until `instant` (the scheduler's sleeps between ticks and retries).
-    fn sleep_until(&self, instant: DateTime<Utc>) -> BoxFuture<'_, ()> {
-        let wait = (instant - self.now()).to_std().unwrap_or_default();
-        Box::pin(tokio::time::sleep(wait))
-    }
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock stopped at one instant.
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub DateTime<Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-
-    fn sleep_until(&self, _: DateTime<Utc>) -> BoxFuture<'_, ()> {
-        Box::pin(std::future::ready(()))
-    }
-}
-
-/// A clock that moves only when told: sleeping jumps to the instant, so a
-/// week of scheduling runs in milliseconds.
-#[derive(Debug)]
-pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    /// A clock at `start`.
-    pub fn new(start: DateTime<Utc>) -> Self {
-        Self(std::sync::Mutex::new(start))
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: chrono::TimeDelta) {
-        if let Ok(mut t) = self.0.lock() {
-            *t += by;
-        }
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0.lock().map(|t| *t).unwrap_or_default()
-    }
-
-    fn sleep_until(&self, instant: DateTime<Utc>) -> BoxFuture<'_, ()> {
-        if let Ok(mut t) = self.0.lock()
-            && instant > *t
-        {
-            *t = instant;
-        }
-        Box::pin(std::future::ready(()))
-    }
-}
 
 /// What an interactive run shows while it goes (the CLI's progress bar).
 pub trait Progress: Send + Sync {
@@ -591,7 +523,7 @@ async fn run_locked(
         .filter(|f| f.status == FeedStatus::Failed)
         .map(|f| f.feed.clone())
         .collect();
-    let mut current: Option<crate::publish::Published> = None;
+    let mut current: Option<crate::catalog::Published> = None;
     if failed.is_empty() {
         // Stages 4-5 over each feed's latest good snapshot.
         let mut snapshots = BTreeMap::new();
@@ -614,7 +546,7 @@ async fn run_locked(
             .map(|(feed, (path, date))| {
                 (
                     feed.clone(),
-                    crate::publish::InputSnapshot {
+                    crate::catalog::InputSnapshot {
                         path: path.clone(),
                         business_date: *date,
                     },
@@ -694,7 +626,7 @@ async fn run_locked(
             }
             None => {
                 // Nothing new to queue; what earlier runs left still goes.
-                let mut s = crate::deliver::DeliverySummary {
+                let mut s = crate::ledger::DeliverySummary {
                     endpoint: endpoint.display_url(),
                     ..Default::default()
                 };
@@ -757,12 +689,9 @@ async fn run_locked(
 async fn write_report(
     ctx: &RunContext,
     record: &mut RunRecord,
-    published: Option<&crate::publish::Published>,
+    published: Option<&crate::catalog::Published>,
 ) {
-    record.report = Some(format!(
-        "reports/dt={}/{}.html",
-        record.business_date, record.run_id
-    ));
+    record.report = Some(crate::layout::report(record.business_date, &record.run_id));
     match crate::report::write(&ctx.store, &ctx.prefix, record, published).await {
         Ok(rel) => record.report = Some(rel),
         Err(e) => {
@@ -1047,104 +976,37 @@ async fn ingest_feed(
             return rec;
         }
     };
-    // Guards.
-    let g = &source.guards;
-    let share = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-    let mut guards = Vec::new();
-    let mut check = |name: &str, value: f64, limit: f64, passed: bool| {
-        guards.push(GuardResult {
-            name: name.to_string(),
-            value,
-            limit,
-            passed,
-        });
-    };
-    if g.declared_count
-        && let Some(declared) = rec.declared
-    {
-        check(
-            "declared_count",
-            rec.read as f64,
-            declared as f64,
-            rec.read == declared,
-        );
-    }
-    {
-        let v = share(rec.quarantined, rec.read);
-        check(
-            "max_quarantined",
-            v,
-            g.max_quarantined,
-            v <= g.max_quarantined,
-        );
-    }
-    if let Some(min) = g.min_rows {
-        check("min_rows", rec.landed as f64, min as f64, rec.landed >= min);
-    }
-    if let Some(max) = g.max_rows {
-        check("max_rows", rec.landed as f64, max as f64, rec.landed <= max);
-    }
-    if let Some(min) = g.min_valid_keys {
-        let v = share(rec.keyed, rec.landed);
-        check("min_valid_keys", v, min, v >= min);
-    }
-    if let Some(min) = g.min_registry_match
-        && !source.is_spine()
-    {
-        let v = share(rec.in_registry, rec.keyed);
-        check("min_registry_match", v, min, v >= min);
-    }
-    if let Some(max) = g.max_shrink
-        && let Some(prev) = &state
-        && prev.rows > 0
-    {
-        // An empty or collapsed delivery is not the new state of the world.
-        let v = 1.0 - share(rec.landed.min(prev.rows), prev.rows);
-        check("max_shrink", v, max, v <= max);
-    }
-    {
-        // Schema drift: a mapped field no record of a file carried lands
-        // as an empty column unless the source allows its absence.
-        let absent = rec
-            .missing_fields
-            .iter()
-            .filter(|f| !g.allow_absent_fields.contains(f))
-            .count();
-        check("absent_fields", absent as f64, 0.0, absent == 0);
-    }
-    if let Some(max) = g.max_duplicate_keys
-        && source.is_spine()
-    {
-        let repeated = rec
-            .quarantine_reasons
-            .get(Reason::DuplicateKey.code())
-            .copied()
-            .unwrap_or(0);
-        let v = share(repeated, rec.read);
-        check("max_duplicate_keys", v, max, v <= max);
-    }
-    let mut unreadable = None;
-    if let Some(max) = g.max_churn
-        && let Some(prev) = &state
-    {
-        let new_path = relative(&ctx.prefix, &landed_path);
-        match (
-            snapshot_keys(ctx, &prev.snapshot).await,
-            snapshot_keys(ctx, &new_path).await,
-        ) {
-            (Ok(old), Ok(new)) => {
-                let removed = old.iter().filter(|k| !new.contains(*k)).count() as u64;
-                let v = share(removed, old.len() as u64);
-                check("max_churn", v, max, v <= max);
-            }
-            // Either side unreadable: the guard cannot be evaluated, and
-            // a guard that cannot run holds the feed.
-            (Err(e), _) | (_, Err(e)) => {
-                check("max_churn", 1.0, max, false);
-                unreadable = Some(e);
-            }
+    // Guards: the churn is measured here (it reads both snapshots); every
+    // guard is decided by [`guards::evaluate`].
+    let churn = match (source.guards.max_churn, &state) {
+        (Some(_), Some(prev)) => {
+            let new_path = relative(&ctx.prefix, &landed_path);
+            Some(
+                match (
+                    snapshot_keys(ctx, &prev.snapshot).await,
+                    snapshot_keys(ctx, &new_path).await,
+                ) {
+                    (Ok(old), Ok(new)) => guards::Churn::Measured {
+                        removed: old.iter().filter(|k| !new.contains(*k)).count() as u64,
+                        before: old.len() as u64,
+                    },
+                    (Err(e), _) | (_, Err(e)) => guards::Churn::Unreadable(e),
+                },
+            )
         }
-    }
+        _ => None,
+    };
+    let guards = guards::evaluate(
+        &source.guards,
+        &rec,
+        state.as_ref(),
+        churn.as_ref(),
+        source.is_spine(),
+    );
+    let unreadable = match churn {
+        Some(guards::Churn::Unreadable(e)) => Some(e),
+        _ => None,
+    };
     let tripped: Vec<String> = guards
         .iter()
         .filter(|g| !g.passed)
