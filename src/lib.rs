@@ -35,6 +35,7 @@
 //! | [`report`] | (operators) | the self-contained HTML report of each run |
 //! | [`explain`] | (operators, analysts) | why an organization has its colour, read from what a run wrote |
 //! | [`run`] | one run | stages in order for one business date under its lease, guards, the run id and its attempt, interruption at stage boundaries |
+//! | [`serve`] | 7 SERVE | the public lookup (一码通查): only the `public` datasets of a verified manifest, indexed in memory; versions switch whole, a broken one is never taken |
 //! | [`schedule`] | the scheduler | ticks from cron in the job's zone on an injected clock, catch-up, retries, time limits |
 //! | [`metrics`] | (operators) | Prometheus metrics of the daemon |
 //! | [`daemon`] | the daemon | the scheduler wired to real runs and their metrics |
@@ -72,6 +73,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod score;
+pub mod serve;
 pub mod simulator;
 pub mod source;
 pub mod store;

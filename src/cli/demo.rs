@@ -27,10 +27,18 @@ pub(super) struct DemoArgs {
     /// of the warnings in between.
     #[arg(long, default_value_t = 5)]
     nights: u32,
+    /// Then serve the public lookup (一码通查) of the result until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+    /// Address of the public lookup with --serve.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
 }
 
 /// Runs `demo`.
 pub(super) fn execute(args: DemoArgs) -> CommandResult {
+    let lookup = crate::serve::ServeArgs::for_demo(&args.project, &args.warehouse, args.addr);
+    let serve = args.serve;
     let options = crate::demo::DemoOptions {
         project: args.project,
         out: args.out,
@@ -44,6 +52,15 @@ pub(super) fn execute(args: DemoArgs) -> CommandResult {
             .await
             .map_err(|e| Failure::Failed(e.to_string()))?;
         out!("{}", crate::demo::render(&summary));
+        match crate::serve::demo_lookup(&lookup, serve).await {
+            Ok(line) => outln!("{line}"),
+            Err(e) => errln!("error: the public lookup: {e}"),
+        }
+        if serve {
+            crate::serve::execute(lookup)
+                .await
+                .map_err(super::serve::failure)?;
+        }
         let worst = summary
             .nights
             .iter()

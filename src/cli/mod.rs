@@ -35,6 +35,7 @@ mod output;
 mod preview;
 mod run;
 mod schedule;
+mod serve;
 mod shared;
 mod simulate;
 mod status;
@@ -122,6 +123,9 @@ enum Command {
     /// served by the feed simulator, pushes to the platform simulator, a
     /// local warehouse. Needs no service and no secret.
     Demo(demo::DemoArgs),
+    /// The public lookup (一码通查): pages, QR codes and JSON of every
+    /// organization, from the newest verified published version.
+    Serve(crate::serve::ServeArgs),
     /// Check every configuration file and plan every rule; exit 2 on any problem.
     Validate(validate::ValidateArgs),
     /// Read the first records of every part of a feed and show what they
@@ -163,6 +167,7 @@ pub fn main() -> ExitCode {
     shared::init_tracing();
     let result = match cli.command {
         Command::Demo(args) => demo::execute(args),
+        Command::Serve(args) => serve::execute(args),
         Command::Validate(args) => validate::execute(&args),
         Command::Preview(args) => preview::execute(args),
         Command::Uscc(args) => uscc::execute(args),

@@ -64,7 +64,7 @@ pub struct FeedSchema {
 }
 
 /// The datasets a run publishes, each with its contract in `schemas/out/`.
-pub const PUBLISHED_DATASETS: [&str; 7] = [
+pub const PUBLISHED_DATASETS: [&str; 9] = [
     "profiles",
     "hits",
     "codes",
@@ -72,6 +72,8 @@ pub const PUBLISHED_DATASETS: [&str; 7] = [
     "quarantine",
     "runs",
     "warnings",
+    "public",
+    "public_events",
 ];
 
 /// The contract of one published dataset (`schemas/out/<dataset>.toml`):
@@ -764,6 +766,33 @@ pub struct Pipeline {
     pub push: Option<Push>,
     /// Parquet drop to the platform's bucket, if configured.
     pub drop: Option<ParquetDrop>,
+    /// The public lookup: its address and what it shows.
+    pub public: PublicLookup,
+}
+
+/// `[public]` of a pipeline: the public lookup (一码通查).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicLookup {
+    /// Permanent base address of the public pages (`${VAR}` expanded when
+    /// served); a QR code encodes `<base_url>/o/<USCC>`.
+    pub base_url: String,
+    /// Years an administrative penalty is shown after its decision.
+    pub penalty_years: u32,
+    /// Years a minor penalty is shown (credit repair shortens it).
+    pub minor_penalty_years: u32,
+    /// Penalty kinds that are minor.
+    pub minor_penalty_kinds: Vec<String>,
+}
+
+impl Default for PublicLookup {
+    fn default() -> Self {
+        Self {
+            base_url: "${QINGLIAN_PUBLIC_URL:-http://127.0.0.1:8080}".to_string(),
+            penalty_years: 3,
+            minor_penalty_years: 1,
+            minor_penalty_kinds: vec!["warning".to_string()],
+        }
+    }
 }
 
 /// `[push]` of a pipeline: where and how code changes are delivered.

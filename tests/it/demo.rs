@@ -80,4 +80,11 @@ fn the_demo_runs_end_to_end_and_summarizes_what_it_did() {
         .find_map(|l| l.strip_prefix("report: "))
         .expect("report line");
     assert!(std::path::Path::new(report.trim()).exists(), "{report}");
+    // It ends with one organization's public lookup address.
+    let last = text.lines().last().unwrap_or_default();
+    let uscc = last
+        .strip_prefix("public lookup (一码通查): http://127.0.0.1:8080/o/")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the lookup line: {text}"));
+    assert!(qinglian::keys::classify(uscc).is_valid(), "{last}");
 }

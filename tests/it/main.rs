@@ -29,5 +29,6 @@ mod report;
 mod robustness;
 mod rules;
 mod secrets;
+mod serve;
 mod support;
 mod warnings;

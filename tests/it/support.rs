@@ -333,6 +333,8 @@ pub(crate) fn reproducible_sums(
         "changes",
         "quarantine",
         "warnings",
+        "public",
+        "public_events",
     ]
     .iter()
     .map(|d| {
