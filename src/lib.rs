@@ -20,7 +20,7 @@
 //! | [`layout`] | (shared) | every path under a warehouse root |
 //! | [`clock`] | (shared) | the injected wall clock: every read of the time and every wait |
 //! | [`usage`] | (shared) | peak memory and bytes read and written per stage, from `/proc/self` |
-//! | [`listen`] | (shared) | serving a router on a local address |
+//! | [`listen`] | (shared) | serving a router on a local address; the shutdown signal |
 //! | [`project`] | configuration | every file of `schemas/`, `pipelines/`, `jobs/` checked before anything runs; all problems reported at once |
 //! | [`source`] | 1 FETCH | records read as raw text in bounded batches, from object stores or paged HTTP APIs, with their positions |
 //! | [`validate`] | 3 VALIDATE | every row canonical or quarantined with feed, position, field and reason |

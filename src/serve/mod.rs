@@ -561,18 +561,7 @@ pub async fn execute(args: ServeArgs) -> Result<(), ServeError> {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = terminate => {}
-        }
+        crate::listen::shutdown_signal().await;
         cancel.cancel();
     });
     server.serve_until(token).await;
