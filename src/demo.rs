@@ -3,7 +3,9 @@
 //! Hangzhou tier, serves it as the departments' APIs (the feed simulator),
 //! starts the oversight platform's intake (the platform simulator), both
 //! in-process on 127.0.0.1, and runs the nightly pipeline against them into
-//! a local warehouse.
+//! a local warehouse, night after night, while the platform's handlers (the
+//! handlers simulator) sign for and dispose of the warnings, their
+//! dispositions coming back both ways (pulled and pushed to the intake).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +22,8 @@ use crate::run::RunOptions;
 pub const DEMO_PERSON_KEY: &str = "demo-only-person-hash-key";
 /// The platform secret shared by the demo's push and its simulator.
 pub const DEMO_PLATFORM_SECRET: &str = "demo-only-platform-secret";
+/// The token of the handlers' dispositions API in the demo.
+pub const DEMO_DISPOSITIONS_TOKEN: &str = "demo-only-dispositions-token";
 
 /// What the demo uses.
 #[derive(Debug, Clone)]
@@ -32,15 +36,20 @@ pub struct DemoOptions {
     pub warehouse: String,
     /// Organizations to generate (the Hangzhou tier is 10,000).
     pub orgs: u64,
-    /// The business date.
+    /// The business date of the first night.
     pub business_date: NaiveDate,
+    /// Nights to run from it (the platform's handlers dispose of the
+    /// warnings in between).
+    pub nights: u32,
 }
 
 /// What the demo did.
 #[derive(Debug)]
 pub struct DemoSummary {
-    /// The run.
+    /// The first night's run.
     pub run: RunRecord,
+    /// Every night's run.
+    pub nights: Vec<RunRecord>,
     /// What the platform simulator accepted.
     pub platform: PlatformStats,
     /// Notes on the secrets and servers the demo set up.
@@ -144,9 +153,25 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoSummary, String> {
         platform.url()
     ));
 
+    let handlers = crate::handlers::HandlerSimulator::start(
+        0,
+        20_261_128,
+        Some(DEMO_DISPOSITIONS_TOKEN.to_string()),
+    )
+    .await
+    .map_err(|e| format!("cannot start the handlers simulator: {e}"))?;
+    notes.push(format!(
+        "handlers simulator: the platform's handlers sign for and dispose of warnings, serving dispositions at {} and pushing some to the intake",
+        handlers.url()
+    ));
     let mut vars = BTreeMap::new();
     vars.insert("QINGLIAN_PLATFORM_URL".to_string(), platform.url());
-    vars.insert("QINGLIAN_PLATFORM_SECRET".to_string(), secret);
+    vars.insert("QINGLIAN_PLATFORM_SECRET".to_string(), secret.clone());
+    vars.insert("QINGLIAN_DISPOSITIONS_URL".to_string(), handlers.url());
+    vars.insert(
+        "QINGLIAN_DISPOSITIONS_TOKEN".to_string(),
+        DEMO_DISPOSITIONS_TOKEN.to_string(),
+    );
     if std::env::var("QINGLIAN_PERSON_KEY")
         .ok()
         .filter(|k| !k.is_empty())
@@ -163,17 +188,55 @@ pub async fn demo(options: &DemoOptions) -> Result<DemoSummary, String> {
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let run_options = RunOptions {
-        warehouse: Some(options.warehouse.clone()),
-        vars,
-        ..RunOptions::new(options.business_date)
-    };
-    let run = crate::run::run_pipeline(&project, "nightly", run_options)
-        .await
+    let pipeline = project
+        .pipelines
+        .get("nightly")
+        .ok_or("the project has no nightly pipeline")?;
+    let (store, prefix, _) = crate::run::open_warehouse(pipeline, Some(&options.warehouse), &vars)
         .map_err(|e| e.to_string())?;
-    let briefing = briefing(&project, &options.warehouse, options.business_date).await;
+    let intake = crate::warnings::intake::Intake::start(
+        "127.0.0.1:0",
+        crate::warnings::intake::IntakeOptions {
+            store,
+            prefix,
+            secret: secret.clone().into_bytes(),
+            window_seconds: 300,
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            pause_after_receive: std::time::Duration::ZERO,
+        },
+    )
+    .await?;
+    notes.push(format!(
+        "disposition intake: {} (what the handlers push to us)",
+        intake.url()
+    ));
+    let mut nights = Vec::new();
+    for k in 0..options.nights.max(1) {
+        let date = options.business_date + chrono::TimeDelta::days(i64::from(k));
+        if k > 0 {
+            // The handlers' day, then the night: the same feeds, a later date.
+            let night = handlers.play(&platform, date);
+            handlers
+                .push(&night, &intake.url(), secret.as_bytes())
+                .await?;
+        }
+        let run_options = RunOptions {
+            warehouse: Some(options.warehouse.clone()),
+            vars: vars.clone(),
+            ..RunOptions::new(date)
+        };
+        let run = crate::run::run_pipeline(&project, "nightly", run_options)
+            .await
+            .map_err(|e| e.to_string())?;
+        nights.push(run);
+    }
+    let run = nights.first().cloned().ok_or("no night ran")?;
+    let last_date =
+        options.business_date + chrono::TimeDelta::days(i64::from(options.nights.max(1) - 1));
+    let briefing = briefing(&project, &options.warehouse, last_date).await;
     Ok(DemoSummary {
         run,
+        nights,
         platform: platform.stats(),
         notes,
         warehouse: options.warehouse.clone(),
@@ -230,6 +293,33 @@ pub fn render(s: &DemoSummary) -> String {
             d.already_acknowledged,
             d.pending
         );
+    }
+    if s.platform.accepted_warning_batches > 0 {
+        let _ = writeln!(
+            out,
+            "warnings pushed: {} warning(s) accepted by the platform in {} batch(es)",
+            s.platform.accepted_warnings, s.platform.accepted_warning_batches
+        );
+    }
+    if s.nights.len() > 1 {
+        let _ = writeln!(out, "warnings (预警) night by night:");
+        for n in &s.nights {
+            let line = n
+                .warnings
+                .as_ref()
+                .and_then(|w| crate::warnings::show::status_lines(w).into_iter().next())
+                .unwrap_or_else(|| "no warnings stage".into());
+            let _ = writeln!(out, "  {} {:?}: {line}", n.business_date, n.status);
+        }
+        let _ = writeln!(
+            out,
+            "  (qinglian warnings --warehouse {} lists them)",
+            s.warehouse
+        );
+    } else if let Some(w) = &r.warnings {
+        for line in crate::warnings::show::status_lines(w) {
+            let _ = writeln!(out, "{line}");
+        }
     }
     if let Some(rep) = &r.report {
         let path = Path::new(&s.warehouse).join(rep);

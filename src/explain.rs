@@ -48,6 +48,8 @@ pub struct Explanation {
     pub change: Option<Map<String, Value>>,
     /// A note when the key given was normalized first.
     pub normalized_from: Option<String>,
+    /// Its warnings (预警) in the version, with their states.
+    pub warnings: Vec<crate::warnings::Warning>,
 }
 
 fn rows(batches: &[RecordBatch]) -> Vec<Map<String, Value>> {
@@ -247,6 +249,12 @@ pub async fn explain(
         }
         None => None,
     };
+    let warnings = crate::warnings::published_warnings(&current)
+        .await
+        .map_err(ExplainError::Warehouse)?
+        .into_iter()
+        .filter(|w| w.uscc == uscc)
+        .collect();
     Ok(Explanation {
         profile,
         hits,
@@ -254,6 +262,7 @@ pub async fn explain(
         inputs,
         change,
         normalized_from,
+        warnings,
     })
 }
 
@@ -389,6 +398,12 @@ fn render_with(e: &Explanation, project: Option<&crate::project::Project>) -> St
                 .unwrap_or_default()
                 .trim_matches('"'),
         );
+    }
+    if !e.warnings.is_empty() {
+        out += &format!("warnings (预警): {}\n", e.warnings.len());
+        for w in &e.warnings {
+            out += &format!("  {}\n", crate::warnings::show::line(w));
+        }
     }
     out
 }

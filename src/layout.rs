@@ -34,6 +34,16 @@ pub fn quarantine_dir(feed: &str, date: NaiveDate, run_id: &str) -> String {
     format!("quarantine/{feed}/dt={date}/run={run_id}")
 }
 
+/// The canonical data file of one feed of one run.
+pub fn landed_data(feed: &str, date: NaiveDate, run_id: &str) -> String {
+    format!("{}/{LANDED_DATA}", landing_dir(feed, date, run_id))
+}
+
+/// The quarantined rows of one feed of one run.
+pub fn quarantine_file(feed: &str, date: NaiveDate, run_id: &str) -> String {
+    format!("{}/{QUARANTINE_FILE}", quarantine_dir(feed, date, run_id))
+}
+
 /// The quarantine file that belongs to a landed data file: the snapshot a
 /// manifest records is a landing path, and its quarantined rows sit in the
 /// same place under `quarantine/`. None for a path that is not a landed
@@ -133,20 +143,14 @@ mod tests {
 
     #[test]
     fn the_quarantine_of_a_landed_file_sits_beside_it() {
-        let landed = format!(
-            "{}/{LANDED_DATA}",
-            landing_dir("court", day(), "nightly-20261128-01")
-        );
+        let landed = landed_data("court", day(), "nightly-20261128-01");
         assert_eq!(
             quarantine_of_landed(&landed).as_deref(),
             Some("quarantine/court/dt=2026-11-28/run=nightly-20261128-01/quarantine.parquet")
         );
         assert_eq!(
             quarantine_of_landed(&landed),
-            Some(format!(
-                "{}/{QUARANTINE_FILE}",
-                quarantine_dir("court", day(), "nightly-20261128-01")
-            ))
+            Some(quarantine_file("court", day(), "nightly-20261128-01"))
         );
         assert_eq!(quarantine_of_landed("published/codes/x/data.parquet"), None);
         assert_eq!(quarantine_of_landed("landing/court/raw.json"), None);
@@ -166,5 +170,77 @@ mod tests {
             published_data("codes", day(), "r"),
             "published/codes/dt=2026-11-28/run=r/data.parquet"
         );
+    }
+}
+
+/// Warnings and their dispositions (`crate::warnings`):
+///
+/// ```text
+/// warnings/received/<digest>.json          an intake request as received, before anything else
+/// warnings/inbox/<warning>/<seq>.json      one recorded disposition (create-only)
+/// warnings/dead/<time>-<digest>.json       refused, never applied
+/// warnings/sent/<key>.json                 the warnings a push batch carries
+/// warnings/admitted/dt=<date>.json         what a business date's run admitted, once
+/// warnings/receipts/<digest>.json          the intake's answer to an idempotency key
+/// warnings/pull/watermark.json             where the pull of the platform's API stopped
+/// warnings/pull/raw/<stamp>/<page>         the pages pulled, as received
+/// warnings/outbox/<area>/<key>.json        the warnings' push batches
+/// ```
+pub mod warnings {
+    use chrono::NaiveDate;
+
+    /// The root of the warnings' own outbox (an outbox under this prefix).
+    pub const OUTBOX_ROOT: &str = "warnings";
+    /// Requests kept as received.
+    pub const RECEIVED_DIR: &str = "warnings/received";
+    /// Recorded dispositions.
+    pub const INBOX_DIR: &str = "warnings/inbox";
+    /// Refused dispositions and requests.
+    pub const DEAD_DIR: &str = "warnings/dead";
+    /// Which warnings each push batch carries.
+    pub const SENT_DIR: &str = "warnings/sent";
+    /// One admission per business date.
+    pub const ADMITTED_DIR: &str = "warnings/admitted";
+    /// The pull's watermark.
+    pub const PULL_WATERMARK: &str = "warnings/pull/watermark.json";
+
+    /// A request kept as received.
+    pub fn received(name: &str) -> String {
+        format!("{RECEIVED_DIR}/{name}.json")
+    }
+
+    /// The dispositions of one warning (`warning` already file-name safe).
+    pub fn inbox_of(warning: &str) -> String {
+        format!("{INBOX_DIR}/{warning}")
+    }
+
+    /// One recorded disposition.
+    pub fn disposition(warning: &str, sequence: u32) -> String {
+        format!("{INBOX_DIR}/{warning}/{sequence:06}.json")
+    }
+
+    /// One dead letter.
+    pub fn dead(name: &str) -> String {
+        format!("{DEAD_DIR}/{name}.json")
+    }
+
+    /// The note of one push batch.
+    pub fn sent(key: &str) -> String {
+        format!("{SENT_DIR}/{key}.json")
+    }
+
+    /// The admission of a business date.
+    pub fn admitted(date: NaiveDate) -> String {
+        format!("{ADMITTED_DIR}/dt={date}.json")
+    }
+
+    /// The intake's kept answer to an idempotency key (by its digest).
+    pub fn receipt(digest: &str) -> String {
+        format!("warnings/receipts/{digest}.json")
+    }
+
+    /// A page pulled from the platform's API.
+    pub fn pulled_page(stamp: &str, page: &str) -> String {
+        format!("warnings/pull/raw/{stamp}/{page}")
     }
 }

@@ -177,6 +177,9 @@ pub struct RunRecord {
     /// What scoring produced, when it ran.
     #[serde(default)]
     pub scoring: Option<crate::ledger::ScoreSummary>,
+    /// What the warnings stage did, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<WarningsSummary>,
     /// The manifest the run committed (relative to the warehouse), none
     /// when it published nothing.
     #[serde(default)]
@@ -286,6 +289,30 @@ pub struct JobState {
     pub job: String,
     /// Every tick up to this instant has been planned.
     pub planned_through: DateTime<Utc>,
+}
+
+/// What the warnings stage of a run did (`crate::warnings`), kept in its record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WarningsSummary {
+    /// Warnings in the dataset (every warning ever raised).
+    pub total: u64,
+    /// Raised tonight.
+    pub raised: u64,
+    /// Reopened tonight.
+    pub reopened: u64,
+    /// Dispositions and acknowledgements admitted tonight.
+    pub admitted: u64,
+    /// Dispositions applied tonight.
+    pub applied: u64,
+    /// Warnings by state.
+    pub by_state: BTreeMap<String, u64>,
+    /// Overdue warnings (id, kind, working days), most overdue first.
+    pub overdue: Vec<(String, String, u32)>,
+    /// Warnings whose held dispositions waited past the timeout.
+    pub sequence_gaps: u64,
+    /// The push of warnings (their own outbox), when pushing is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliverySummary>,
 }
 
 /// What a drop did, kept in the run's ledger record.

@@ -20,7 +20,7 @@
 //! | [`layout`] | (shared) | every path under a warehouse root |
 //! | [`clock`] | (shared) | the injected wall clock: every read of the time and every wait |
 //! | [`usage`] | (shared) | peak memory and bytes read and written per stage, from `/proc/self` |
-//! | [`listen`] | (shared) | serving a router on a local address |
+//! | [`listen`] | (shared) | serving a router on a local address; the shutdown signal |
 //! | [`project`] | configuration | every file of `schemas/`, `pipelines/`, `jobs/` checked before anything runs; all problems reported at once |
 //! | [`source`] | 1 FETCH | records read as raw text in bounded batches, from object stores or paged HTTP APIs, with their positions |
 //! | [`validate`] | 3 VALIDATE | every row canonical or quarantined with feed, position, field and reason |
@@ -31,16 +31,19 @@
 //! | [`score`] | 4 JOIN, 5 SCORE | every feed resolved against the spine; every rule's hits with evidence and confidence; one profile per organization |
 //! | [`publish`] | 6 PUBLISH | every data file checked against its contract (`schemas/out/`) and checksummed; one manifest per version, committed last with a create-only put |
 //! | [`deliver`] | 6 DELIVER | code changes of a verified version to the platform: signed batches, one idempotency key per content, an outbox until acknowledged, dead letters; the Parquet drop |
+//! | [`warnings`] | 5–6 WARN | every worsened colour or new red line raises one warning with a stable id; dispositions (pulled or pushed to the intake) recorded once per id and sequence before they are acknowledged, applied in sequence order as admitted by a business date; overdue and urges from the working-day calendar; new warnings pushed through their own outbox |
 //! | [`report`] | (operators) | the self-contained HTML report of each run |
 //! | [`explain`] | (operators, analysts) | why an organization has its colour, read from what a run wrote |
 //! | [`run`] | one run | stages in order for one business date under its lease, guards, the run id and its attempt, interruption at stage boundaries |
 //! | [`brief`] | (the 23 member units) | monthly and half-yearly workbooks and pages for the city, each district and each supervising unit, from published, verified versions only |
+//! | [`serve`] | 7 SERVE | the public lookup (一码通查): only the `public` datasets of a verified manifest, indexed in memory; versions switch whole, a broken one is never taken |
 //! | [`schedule`] | the scheduler | ticks from cron in the job's zone on an injected clock, catch-up, retries, time limits |
 //! | [`metrics`] | (operators) | Prometheus metrics of the daemon |
 //! | [`daemon`] | the daemon | the scheduler wired to real runs and their metrics |
 //! | [`generate`] | (demo, tests, benchmarks) | deterministic synthetic feeds in the departments' own forms, with ground truth |
 //! | [`simulator`] | (demo, tests) | the departments' paged APIs on 127.0.0.1, with faults on demand |
 //! | [`platform`] | (demo, tests) | the oversight platform's intake on 127.0.0.1, with faults on demand |
+//! | [`handlers`] | (demo, tests) | the platform's handlers disposing of warnings on a seeded schedule, their dispositions served on a paged API and pushed to the intake, with faults on demand |
 //! | [`demo`] | (newcomers) | the nightly job end to end on its embedded defaults |
 //! | [`bench`] | (benchmarks) | the bare DataFusion baseline and key throughput behind `BENCHMARKS.md` |
 //! | [`cli`] | the `qinglian` binary | one file per command; exit codes: 0 ok, 1 run failed, 2 usage or configuration, 3 degraded |
@@ -57,6 +60,7 @@ pub mod demo;
 pub mod digest;
 pub mod explain;
 pub mod generate;
+pub mod handlers;
 pub mod keys;
 pub mod land;
 pub mod layout;
@@ -71,8 +75,10 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod score;
+pub mod serve;
 pub mod simulator;
 pub mod source;
 pub mod store;
 pub mod usage;
 pub mod validate;
+pub mod warnings;

@@ -20,3 +20,20 @@ pub async fn serve_at(
     });
     Ok((addr, task))
 }
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM: how every long-running command
+/// (a run, the daemon, the lookup) learns it should stop.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

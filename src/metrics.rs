@@ -38,6 +38,8 @@ pub struct Metrics {
     delivery_failures: Family<Labels, Counter>,
     last_success: Family<Labels, Gauge<f64, AtomicU64>>,
     warehouse_errors: Family<Labels, Counter>,
+    warnings: Family<Labels, Gauge>,
+    warnings_overdue: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -86,8 +88,22 @@ impl Metrics {
             "Times the scheduler could not read or write the warehouse, by job",
             warehouse_errors.clone(),
         );
+        let warnings = Family::<Labels, Gauge>::default();
+        registry.register(
+            "warnings",
+            "Warnings by job and state after the job's latest run",
+            warnings.clone(),
+        );
+        let warnings_overdue = Family::<Labels, Gauge>::default();
+        registry.register(
+            "warnings_overdue",
+            "Overdue warnings by job and kind (signature, rectification) after the job's latest run",
+            warnings_overdue.clone(),
+        );
         Self {
             registry,
+            warnings,
+            warnings_overdue,
             runs,
             stage_seconds,
             rows,
@@ -114,6 +130,20 @@ impl Metrics {
                 self.rows
                     .get_or_create(&labels(&[("feed", &f.feed), ("kind", kind)]))
                     .inc_by(n);
+            }
+        }
+        if let Some(w) = &record.warnings {
+            for state in crate::warnings::lifecycle::STATES {
+                let n = w.by_state.get(state.as_str()).copied().unwrap_or(0);
+                self.warnings
+                    .get_or_create(&labels(&[("job", job), ("state", state.as_str())]))
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            for kind in ["signature", "rectification"] {
+                let n = w.overdue.iter().filter(|(_, k, _)| k == kind).count();
+                self.warnings_overdue
+                    .get_or_create(&labels(&[("job", job), ("kind", kind)]))
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
         if let Some(d) = &record.delivery {

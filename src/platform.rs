@@ -73,6 +73,12 @@ pub struct PlatformStats {
     pub rejected_signatures: u64,
     /// Requests failed on purpose.
     pub faults_served: u64,
+    /// Distinct batches of kind `warnings` stored (not in `accepted_batches`).
+    #[serde(default)]
+    pub accepted_warning_batches: u64,
+    /// Warnings in them (not in `accepted_rows`).
+    #[serde(default)]
+    pub accepted_warnings: u64,
 }
 
 /// One stored batch.
@@ -179,11 +185,28 @@ impl PlatformSimulator {
             .unwrap_or_default()
     }
 
-    /// The stored batches by idempotency key.
+    /// The stored batches of code changes by idempotency key.
     pub fn batches(&self) -> Vec<StoredBatch> {
+        self.stored(false)
+    }
+
+    /// The stored batches of warnings (kind `warnings`) by idempotency key.
+    pub fn warning_batches(&self) -> Vec<StoredBatch> {
+        self.stored(true)
+    }
+
+    fn stored(&self, warnings: bool) -> Vec<StoredBatch> {
         self.shared
             .lock()
-            .map(|s| s.batches.values().cloned().collect())
+            .map(|s| {
+                s.batches
+                    .values()
+                    .filter(|b| {
+                        (b.body.get("kind").and_then(Value::as_str) == Some("warnings")) == warnings
+                    })
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -231,10 +254,17 @@ fn store(s: &mut Shared, key: &str, body: Value) -> Value {
         .get("records")
         .and_then(Value::as_array)
         .map_or(0, Vec::len) as u64;
-    s.stats.accepted_batches += 1;
-    s.stats.accepted_rows += rows;
+    let receipt_id = if body.get("kind").and_then(Value::as_str) == Some("warnings") {
+        s.stats.accepted_warning_batches += 1;
+        s.stats.accepted_warnings += rows;
+        format!("w-{:06}", s.stats.accepted_warning_batches)
+    } else {
+        s.stats.accepted_batches += 1;
+        s.stats.accepted_rows += rows;
+        format!("r-{:06}", s.stats.accepted_batches)
+    };
     let receipt = json!({
-        "receipt_id": format!("r-{:06}", s.stats.accepted_batches),
+        "receipt_id": receipt_id,
         "idempotency_key": key,
         "accepted_rows": rows,
         "received_at": chrono::Utc::now().to_rfc3339(),

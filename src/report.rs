@@ -367,6 +367,9 @@ pub fn render_with_rules(
             "<section><h2>Hits by rule</h2><table lang=\"zh-CN\"><tr><th>rule</th><th>维度</th><th>规则</th><th>organizations</th><th>counted events</th></tr>{rows}</table></section>"
         );
     }
+    if let Some(w) = &record.warnings {
+        body.push_str(&crate::warnings::show::report_section(w));
+    }
     if let Some(d) = &record.delivery {
         let _ = write!(
             body,

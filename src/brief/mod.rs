@@ -29,7 +29,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::catalog::Published;
 use crate::project::{Colour, Project};
-use tables::{ChangeRow, Data, DemoRow, Dropout, HitRow, Org, RunRow, Scope, ScopeBrief};
+use tables::{
+    ChangeRow, Data, DemoRow, Dropout, HitRow, Org, RunRow, Scope, ScopeBrief, WarningRow,
+};
 
 /// Why a briefing could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -559,8 +561,19 @@ pub(crate) async fn load(
         let mut w = Vec::new();
         for b in &last.read_batches("warnings").await.map_err(warehouse)? {
             let (u, s) = (text_column(b, "uscc")?, text_column(b, "state")?);
-            for (u, s) in u.into_iter().zip(s) {
-                w.push((u.unwrap_or_default(), s.unwrap_or_default()));
+            let (raised, ended) = (text_column(b, "raised_on")?, text_column(b, "ended_on")?);
+            let overdue = text_column(b, "overdue")?;
+            let unit = text_column(b, "responsible_unit")?;
+            let day = |d: &Option<String>| d.as_deref().and_then(|d| d.parse::<NaiveDate>().ok());
+            for r in 0..b.num_rows() {
+                w.push(WarningRow {
+                    uscc: u[r].clone().unwrap_or_default(),
+                    state: s[r].clone().unwrap_or_default(),
+                    raised_on: day(&raised[r]),
+                    ended_on: day(&ended[r]),
+                    overdue: overdue[r].clone(),
+                    responsible_unit: unit[r].clone(),
+                });
             }
         }
         Some(w)

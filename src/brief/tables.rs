@@ -199,11 +199,24 @@ pub(crate) struct Data {
     /// Nights whose runs were published, per feed.
     pub(crate) demonstration: Option<Vec<DemoRow>>,
     pub(crate) dropouts: Vec<Dropout>,
-    /// `(uscc, state)` of the last night's `warnings`, when published.
-    pub(crate) warnings: Option<Vec<(String, String)>>,
+    /// The last night's `warnings`, when published.
+    pub(crate) warnings: Option<Vec<WarningRow>>,
     /// Whether the supervising units are known (the `demonstration`
     /// dataset carries them).
     pub(crate) units_known: bool,
+}
+
+/// One warning as the last night of the period published it.
+#[derive(Debug, Clone)]
+pub(crate) struct WarningRow {
+    pub(crate) uscc: String,
+    /// The state's name in the dataset (`pushed`, `closed`, …).
+    pub(crate) state: String,
+    pub(crate) raised_on: Option<NaiveDate>,
+    pub(crate) ended_on: Option<NaiveDate>,
+    /// `signature` or `rectification` when overdue.
+    pub(crate) overdue: Option<String>,
+    pub(crate) responsible_unit: Option<String>,
 }
 
 impl Data {
@@ -318,20 +331,30 @@ pub(crate) fn scope_brief(
     if let (false, Some(t)) = (matches!(scope, Scope::Unit(_)), by_unit) {
         tables.push(t);
     }
-    let warnings = data.warnings.as_ref().map(|w| {
+    let members: Option<Vec<&WarningRow>> = data
+        .warnings
+        .as_ref()
+        .map(|w| w.iter().filter(|w| data.member(&scope, &w.uscc)).collect());
+    let warnings = members.as_ref().map(|w| {
         let mut by_state: BTreeMap<&str, i64> = BTreeMap::new();
-        for (u, s) in w {
-            if data.member(&scope, u) {
-                *by_state.entry(s.as_str()).or_default() += 1;
-            }
+        for w in w {
+            *by_state.entry(w.state.as_str()).or_default() += 1;
         }
-        by_state
-            .into_iter()
-            .map(|(s, n)| (s.to_string(), n))
-            .collect::<Vec<_>>()
+        // In the order of the lifecycle, by the names handlers know.
+        let mut rows: Vec<(String, i64)> = crate::warnings::lifecycle::STATES
+            .iter()
+            .filter_map(|s| {
+                by_state
+                    .remove(s.as_str())
+                    .map(|n| (s.label().to_string(), n))
+            })
+            .collect();
+        rows.extend(by_state.into_iter().map(|(s, n)| (s.to_string(), n)));
+        rows
     });
-    if let Some(w) = &warnings {
+    if let (Some(w), Some(m)) = (&warnings, &members) {
         tables.push(warnings_table(w));
+        tables.push(warnings_of_period(m, data.period.start, data.period.end));
     }
     tables.push(change_summary(data, &scope));
     tables.push(change_list(data, project, &scope));
@@ -549,6 +572,64 @@ fn warnings_table(by_state: &[(String, i64)]) -> Table {
             .collect(),
         total: Some(vec![Cell::Empty, Cell::Int(total)]),
         note: "来自已发布的 warnings 数据集（期末版本）".into(),
+    }
+}
+
+/// New, ended and overdue warnings of the period (DOMAIN.md §8) by the
+/// unit responsible for them, from the last night's dataset: raised within
+/// the period, ended within it, open at its end, and overdue at its end.
+fn warnings_of_period(w: &[&WarningRow], start: NaiveDate, end: NaiveDate) -> Table {
+    let within = |d: Option<NaiveDate>| d.is_some_and(|d| start <= d && d <= end);
+    let mut by_unit: BTreeMap<&str, [i64; 5]> = BTreeMap::new();
+    for w in w {
+        let unit = w.responsible_unit.as_deref().unwrap_or("（未指定）");
+        let n = by_unit.entry(unit).or_default();
+        let open = w.ended_on.is_none();
+        for (i, counts) in [
+            within(w.raised_on),
+            within(w.ended_on),
+            open,
+            open && w.overdue.as_deref() == Some("signature"),
+            open && w.overdue.as_deref() == Some("rectification"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            n[i] += i64::from(counts);
+        }
+    }
+    let mut total = [0i64; 5];
+    let rows = by_unit
+        .into_iter()
+        .map(|(unit, n)| {
+            for (t, k) in total.iter_mut().zip(n) {
+                *t += k;
+            }
+            std::iter::once(Cell::text(unit.to_string()))
+                .chain(n.map(Cell::Int))
+                .collect()
+        })
+        .collect();
+    Table {
+        sheet: "预警动态".into(),
+        title: "本期预警新增、办结与逾期（按责任单位）".into(),
+        columns: [
+            "责任单位",
+            "本期新增",
+            "本期办结",
+            "期末在办",
+            "逾期未签收",
+            "逾期未整改",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+        total: Some(
+            std::iter::once(Cell::Empty)
+                .chain(total.map(Cell::Int))
+                .collect(),
+        ),
+        note: "来自已发布的 warnings 数据集（期末版本）；办结含销号、核实不属实、移交与撤回".into(),
     }
 }
 

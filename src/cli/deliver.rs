@@ -41,8 +41,14 @@ async fn deliver(at: &WarehouseArgs, requeue: bool) -> CommandResult {
         }
     };
     let (store, prefix, _) = open_pipeline_warehouse(at)?;
+    let warnings_outbox = crate::warnings::outbox(&store, &prefix);
     let outbox = crate::deliver::Outbox::new(store, prefix);
     if requeue {
+        match warnings_outbox.requeue_dead().await {
+            Ok(n) if n > 0 => outln!("moved {n} dead warning batch(es) back to their outbox"),
+            Ok(_) => {}
+            Err(e) => return Err(Failure::Failed(e.to_string())),
+        }
         match outbox.requeue_dead().await {
             Ok(n) => outln!("moved {n} dead letter(s) back to the outbox"),
             Err(e) => {
@@ -73,7 +79,38 @@ async fn deliver(at: &WarehouseArgs, requeue: bool) -> CommandResult {
             .map(|e| format!(": {e}"))
             .unwrap_or_default()
     );
+    // The warnings wait while the code changes do not all go through.
+    let mut warnings = crate::ledger::DeliverySummary {
+        endpoint: endpoint.display_url(),
+        ..Default::default()
+    };
     if summary.complete() {
+        if let Err(e) = crate::deliver::drain(
+            &warnings_outbox,
+            &endpoint,
+            &crate::clock::SystemClock,
+            &mut warnings,
+        )
+        .await
+        {
+            return Err(Failure::Failed(e.to_string()));
+        }
+        if warnings.acknowledged + warnings.parked + warnings.pending > 0 {
+            outln!(
+                "warnings delivered: acknowledged {} batch(es) ({} warnings), parked {}, {} waiting{}",
+                warnings.acknowledged,
+                warnings.acknowledged_rows,
+                warnings.parked,
+                warnings.pending,
+                warnings
+                    .error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if summary.complete() && warnings.complete() {
         Ok(Done::Ok)
     } else {
         Ok(Done::Degraded)

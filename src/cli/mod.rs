@@ -33,13 +33,16 @@ mod explain;
 mod generate;
 mod jobs;
 mod output;
+mod preview;
 mod run;
 mod schedule;
+mod serve;
 mod shared;
 mod simulate;
 mod status;
 mod uscc;
 mod validate;
+mod warnings;
 
 use std::process::ExitCode;
 
@@ -121,8 +124,14 @@ enum Command {
     /// served by the feed simulator, pushes to the platform simulator, a
     /// local warehouse. Needs no service and no secret.
     Demo(demo::DemoArgs),
+    /// The public lookup (一码通查): pages, QR codes and JSON of every
+    /// organization, from the newest verified published version.
+    Serve(crate::serve::ServeArgs),
     /// Check every configuration file and plan every rule; exit 2 on any problem.
     Validate(validate::ValidateArgs),
+    /// Read the first records of every part of a feed and show what they
+    /// would become: missing and unmapped fields, canonical rows, quarantine.
+    Preview(preview::PreviewArgs),
     /// Write the monthly or half-yearly briefing (workbooks and pages) of the
     /// city, each district and each supervising unit from published versions.
     Brief(crate::brief::BriefArgs),
@@ -144,6 +153,10 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Show the latest runs with per-feed reconciliation.
     Status(status::StatusArgs),
+    /// List warnings (预警) with their states and deadlines.
+    Warnings(warnings::WarningsArgs),
+    /// Listen for dispositions pushed by the platform (POST /intake/dispositions).
+    Intake(warnings::IntakeArgs),
     /// Serve generated feeds as the departments' paged JSON APIs on 127.0.0.1.
     SimulateFeeds(simulate::FeedsArgs),
     /// Measurements behind BENCHMARKS.md (driven by `bench/run`).
@@ -158,7 +171,9 @@ pub fn main() -> ExitCode {
     shared::init_tracing();
     let result = match cli.command {
         Command::Demo(args) => demo::execute(args),
+        Command::Serve(args) => serve::execute(args),
         Command::Validate(args) => validate::execute(&args),
+        Command::Preview(args) => preview::execute(args),
         Command::Brief(args) => brief::execute(args),
         Command::Uscc(args) => uscc::execute(args),
         Command::Run(args) => run::execute(args),
@@ -169,6 +184,8 @@ pub fn main() -> ExitCode {
         Command::SimulatePlatform(args) => simulate::platform(args),
         Command::Explain(args) => explain::execute(args),
         Command::Status(args) => status::execute(args),
+        Command::Warnings(args) => warnings::execute(args),
+        Command::Intake(args) => warnings::intake(args),
         Command::SimulateFeeds(args) => simulate::feeds(args),
         Command::Bench(args) => bench::execute(args),
         Command::Generate(args) => generate::execute(args),

@@ -118,6 +118,11 @@ async fn status(at: &WarehouseArgs, limit: usize, json: bool) -> CommandResult {
             d.response
         );
     }
+    if let Some(w) = runs.iter().find_map(|r| r.warnings.as_ref()) {
+        for line in crate::warnings::show::status_lines(w) {
+            outln!("{line}");
+        }
+    }
     for j in &jobs {
         outln!(
             "job {}: next tick {} ({}) processes {}",

@@ -24,6 +24,20 @@ fn validate(root: &Path) -> CommandResult {
     let rt = runtime().map_err(Failure::Failed)?;
     match rt.block_on(Project::validate(root)) {
         Ok(project) => {
+            // The warnings' configuration and calendar of every pipeline.
+            let problems: std::collections::BTreeSet<String> = project
+                .pipelines
+                .keys()
+                .flat_map(|p| crate::warnings::WarningsConfig::load(root, p).err())
+                .flatten()
+                .collect();
+            if !problems.is_empty() {
+                for p in &problems {
+                    outln!("error: {p}");
+                }
+                outln!("{} problem(s) found in {}", problems.len(), root.display());
+                return Ok(Done::Invalid);
+            }
             for note in &project.notes {
                 outln!("note: {note}");
             }

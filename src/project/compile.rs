@@ -1285,6 +1285,7 @@ fn compile_pipeline(
             .demonstration
             .map(|r| compile_demonstration(&f.rel, r, d))
             .unwrap_or_default(),
+        public: compile_public(&f.rel, raw.public, d),
     };
     (d.items.len() == before).then_some(pipeline)
 }
@@ -1355,6 +1356,56 @@ fn compile_demonstration(file: &str, r: RawDemonstration, d: &mut Diagnostics) -
         industry_name_patterns: patterns,
         entrusted_programmes: entrusted,
         limit,
+    }
+}
+
+fn compile_public(file: &str, p: Option<RawPublic>, d: &mut Diagnostics) -> PublicLookup {
+    let default = PublicLookup::default();
+    let Some(p) = p else {
+        return default;
+    };
+    if let Some(url) = &p.base_url {
+        check_env_syntax(file, "public.base_url", url, d);
+    }
+    let kinds = [
+        "warning",
+        "fine",
+        "confiscation",
+        "suspension",
+        "revocation",
+    ];
+    let minor = p.minor_penalty_kinds.unwrap_or(default.minor_penalty_kinds);
+    for (i, k) in minor.iter().enumerate() {
+        if !kinds.contains(&k.as_str()) {
+            d.push(
+                file,
+                format!("public.minor_penalty_kinds[{i}]"),
+                format!("found {k:?}, expected one of {}", kinds.join(", ")),
+            );
+        }
+    }
+    let years = |key: &str, v: Option<u32>, default: u32, d: &mut Diagnostics| {
+        let v = v.unwrap_or(default);
+        if !(1..=50).contains(&v) {
+            d.push(file, key, format!("found {v}, expected 1 to 50 years"));
+        }
+        v
+    };
+    PublicLookup {
+        base_url: p.base_url.unwrap_or(default.base_url),
+        penalty_years: years(
+            "public.penalty_years",
+            p.penalty_years,
+            default.penalty_years,
+            d,
+        ),
+        minor_penalty_years: years(
+            "public.minor_penalty_years",
+            p.minor_penalty_years,
+            default.minor_penalty_years,
+            d,
+        ),
+        minor_penalty_kinds: minor,
     }
 }
 

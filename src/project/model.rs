@@ -64,7 +64,7 @@ pub struct FeedSchema {
 }
 
 /// The datasets a run publishes, each with its contract in `schemas/out/`.
-pub const PUBLISHED_DATASETS: [&str; 7] = [
+pub const PUBLISHED_DATASETS: [&str; 10] = [
     "profiles",
     "hits",
     "codes",
@@ -72,6 +72,9 @@ pub const PUBLISHED_DATASETS: [&str; 7] = [
     "demonstration",
     "quarantine",
     "runs",
+    "warnings",
+    "public",
+    "public_events",
 ];
 
 /// The contract of one published dataset (`schemas/out/<dataset>.toml`):
@@ -818,6 +821,8 @@ pub struct Pipeline {
     pub drop: Option<ParquetDrop>,
     /// Eligibility and filters of the demonstration candidates.
     pub demonstration: Demonstration,
+    /// The public lookup: its address and what it shows.
+    pub public: PublicLookup,
 }
 
 /// `[demonstration]` of a pipeline: who may be a demonstration organization
@@ -848,6 +853,31 @@ impl Default for Demonstration {
             industry_name_patterns: vec!["行业协会".into(), "商会".into(), "协会".into()],
             entrusted_programmes: vec!["government_purchase".into()],
             limit: 100,
+        }
+    }
+}
+
+/// `[public]` of a pipeline: the public lookup (一码通查).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicLookup {
+    /// Permanent base address of the public pages (`${VAR}` expanded when
+    /// served); a QR code encodes `<base_url>/o/<USCC>`.
+    pub base_url: String,
+    /// Years an administrative penalty is shown after its decision.
+    pub penalty_years: u32,
+    /// Years a minor penalty is shown (credit repair shortens it).
+    pub minor_penalty_years: u32,
+    /// Penalty kinds that are minor.
+    pub minor_penalty_kinds: Vec<String>,
+}
+
+impl Default for PublicLookup {
+    fn default() -> Self {
+        Self {
+            base_url: "${QINGLIAN_PUBLIC_URL:-http://127.0.0.1:8080}".to_string(),
+            penalty_years: 3,
+            minor_penalty_years: 1,
+            minor_penalty_kinds: vec!["warning".to_string()],
         }
     }
 }

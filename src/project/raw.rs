@@ -334,6 +334,8 @@ pub(crate) struct RawPipeline {
     pub(crate) drop: Option<RawDrop>,
     #[serde(default)]
     pub(crate) demonstration: Option<RawDemonstration>,
+    #[serde(default)]
+    pub(crate) public: Option<RawPublic>,
 }
 
 /// `[demonstration]`: eligibility and filters of demonstration candidates.
@@ -352,6 +354,20 @@ pub(crate) struct RawDemonstration {
     pub(crate) entrusted_programmes: Option<Vec<String>>,
     #[serde(default)]
     pub(crate) limit: Option<u32>,
+}
+
+/// `[public]`: the public lookup (一码通查) and what it shows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPublic {
+    #[serde(default)]
+    pub(crate) base_url: Option<String>,
+    #[serde(default)]
+    pub(crate) penalty_years: Option<u32>,
+    #[serde(default)]
+    pub(crate) minor_penalty_years: Option<u32>,
+    #[serde(default)]
+    pub(crate) minor_penalty_kinds: Option<Vec<String>>,
 }
 
 /// `[push]`: delivery of code changes to the oversight platform.

@@ -387,6 +387,7 @@ async fn run_locked(
         status: RunStatus::Running,
         feeds: Vec::new(),
         scoring: None,
+        warnings: None,
         manifest: None,
         delivery: None,
         drop: None,
@@ -570,6 +571,36 @@ async fn run_locked(
                 return interrupted(&ctx, record, "before publishing").await;
             }
             Ok(summary) => {
+                progress("warnings");
+                let mut outputs = summary.outputs.clone();
+                let registry = snapshots_registry(&inputs);
+                let raised = crate::warnings::raise(crate::warnings::WarningsInput {
+                    project,
+                    pipeline,
+                    store: Arc::clone(&ctx.store),
+                    prefix: ctx.prefix.clone(),
+                    run_id: &ctx.run_id,
+                    business_date: ctx.business_date,
+                    outputs: &summary.outputs,
+                    registry: registry.as_deref(),
+                    vars: &options.vars,
+                    now: ctx.clock.now(),
+                })
+                .instrument(info_span!("warnings", run_id = %ctx.run_id))
+                .await;
+                lap(&mut record, "warnings");
+                match raised {
+                    Ok((w, path)) => {
+                        outputs.insert(crate::warnings::DATASET.to_string(), path);
+                        record.warnings = Some(w);
+                    }
+                    Err(e) => {
+                        // Without its warnings a version is not complete:
+                        // nothing is published, the previous version stands.
+                        warn!(error = %e, "warnings failed; nothing is published");
+                        record.error = Some(format!("warnings: {e}"));
+                    }
+                }
                 progress("publish");
                 let input = crate::publish::PublishInput {
                     project,
@@ -577,19 +608,26 @@ async fn run_locked(
                     prefix: ctx.prefix.clone(),
                     run: &record,
                     rules_version: &summary.rules_version,
-                    outputs: &summary.outputs,
+                    outputs: &outputs,
                     inputs,
                     now: ctx.clock.now(),
                 };
-                match crate::publish::publish(input)
-                    .instrument(info_span!("publish", run_id = %ctx.run_id))
-                    .await
-                {
+                let published = if record.warnings.is_some() {
+                    crate::publish::publish(input)
+                        .instrument(info_span!("publish", run_id = %ctx.run_id))
+                        .await
+                } else {
+                    Err(crate::publish::PublishError::Contract(
+                        "no warnings dataset".into(),
+                    ))
+                };
+                match published {
                     Ok(published) => {
                         info!(manifest = %published.path, "published");
                         record.manifest = Some(published.path.clone());
                         current = Some(published);
                     }
+                    Err(_) if record.warnings.is_none() => {}
                     Err(e) => {
                         warn!(error = %e, "publishing failed; the previous version stays current");
                         record.error = Some(format!("publish: {e}"));
@@ -636,6 +674,53 @@ async fn run_locked(
                 s
             }
         };
+        // The warnings go in their own outbox after the code changes, and
+        // wait while the platform does not take the changes.
+        if summary.complete() {
+            let w = crate::warnings::deliver(
+                &ctx.store,
+                &ctx.prefix,
+                endpoint,
+                current.as_ref(),
+                &ctx.run_id,
+                &*ctx.clock,
+            )
+            .instrument(info_span!("deliver warnings", run_id = %ctx.run_id))
+            .await;
+            if let Some(e) = &w.error {
+                warn!(error = %e, "the warnings did not all reach the platform; they wait in their outbox");
+            }
+            if let Some(ws) = record.warnings.as_mut() {
+                ws.delivery = Some(w);
+            }
+        } else if let (Some(p), Some(ws)) = (&current, record.warnings.as_mut()) {
+            // Queued all the same, for the next run to send.
+            let outbox = crate::warnings::outbox(&ctx.store, &ctx.prefix);
+            let mut w = crate::ledger::DeliverySummary {
+                endpoint: endpoint.display_url(),
+                kind: crate::warnings::PUSH_KIND.to_string(),
+                error: Some("waiting: the code changes were not all delivered".into()),
+                ..Default::default()
+            };
+            match crate::warnings::queue_push(
+                &outbox,
+                p,
+                endpoint.batch_size(),
+                &ctx.run_id,
+                ctx.clock.now(),
+            )
+            .await
+            {
+                Ok(q) => {
+                    w.batches = q.batches;
+                    w.rows = q.rows;
+                    w.queued = q.queued;
+                    w.pending = outbox.pending().await.map_or(0, |p| p.len() as u32);
+                }
+                Err(e) => w.error = Some(e),
+            }
+            ws.delivery = Some(w);
+        }
         record.delivery = Some(summary);
         lap(&mut record, "deliver");
     }
@@ -663,6 +748,11 @@ async fn run_locked(
         lap(&mut record, "drop");
     }
     let delivered = record.delivery.as_ref().is_none_or(|d| d.complete())
+        && record
+            .warnings
+            .as_ref()
+            .and_then(|w| w.delivery.as_ref())
+            .is_none_or(|d| d.complete())
         && record.drop.as_ref().is_none_or(|d| d.error.is_none());
     record.status = if !failed.is_empty() {
         record.error = Some(format!("required feed(s) failed: {}", failed.join(", ")));
@@ -679,6 +769,13 @@ async fn run_locked(
     write(&record).await?;
     info!(run_id = %ctx.run_id, status = ?record.status, "run finished");
     Ok(record)
+}
+
+/// The registry snapshot a version is computed from (relative path).
+fn snapshots_registry(inputs: &BTreeMap<String, crate::catalog::InputSnapshot>) -> Option<String> {
+    inputs
+        .get(crate::project::SPINE_FEED)
+        .and_then(|s| s.path.clone())
 }
 
 /// Writes the run's HTML report and records where; a report that cannot

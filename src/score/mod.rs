@@ -11,6 +11,7 @@
 
 pub mod demonstration;
 pub mod outputs;
+pub mod public;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -977,6 +978,20 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     }
     codes.close().await.map_err(engine)?;
     outputs.insert("codes".to_string(), rel(&codes_path));
+    for (dataset, path) in public::write_public(
+        &ctx,
+        &input.store,
+        &input.prefix,
+        &codes_path,
+        &input.pipeline.public,
+        input.business_date,
+        input.run_id,
+    )
+    .await
+    .map_err(ScoreError::Engine)?
+    {
+        outputs.insert(dataset.to_string(), rel(&path));
+    }
     let changes_batch = outputs::changes_batch(
         &changes,
         previous.as_ref().map(|p| p.date),

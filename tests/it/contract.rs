@@ -18,6 +18,7 @@ fn type_name(c: &qinglian::project::ColumnSpec) -> String {
         DataType::Boolean => "boolean".into(),
         DataType::Date32 => "date".into(),
         DataType::Timestamp(_, _) => "timestamp (ms, UTC)".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s}), yuan"),
         other => other.to_string(),
     }
 }
@@ -60,6 +61,9 @@ fn the_contract_document_matches_the_contracts() {
         "demonstration",
         "quarantine",
         "runs",
+        "warnings",
+        "public",
+        "public_events",
     ];
     let contracts: Vec<&OutputContract> = order
         .iter()
@@ -90,6 +94,12 @@ fn every_writer_produces_what_its_contract_declares() {
         ("codes", outputs::codes_schema()),
         ("changes", outputs::changes_schema()),
         ("quarantine", qinglian::land::quarantine_schema()),
+        ("warnings", qinglian::warnings::record::warnings_schema()),
+        ("public", qinglian::score::public::public_schema()),
+        (
+            "public_events",
+            qinglian::score::public::public_events_schema(),
+        ),
     ];
     for (dataset, schema) in written {
         let problems = project.contracts[dataset].differences(&schema);

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use qinglian::catalog::Published;
+use qinglian::layout::warnings::{INBOX_DIR, RECEIVED_DIR};
 use qinglian::ledger::{Ledger, RunStatus};
 use qinglian::platform::PlatformSimulator;
 use rand::{Rng, SeedableRng};
@@ -213,6 +214,14 @@ async fn killed_at_every_boundary_and_at_random_the_rerun_publishes_and_delivers
             (delivered.accepted_batches, delivered.accepted_rows),
             "{name}: every change accepted exactly once"
         );
+        assert_eq!(
+            (stats.accepted_warning_batches, stats.accepted_warnings),
+            (
+                delivered.accepted_warning_batches,
+                delivered.accepted_warnings
+            ),
+            "{name}: every warning accepted exactly once"
+        );
         check_ledger_and_watermarks(warehouse.path(), was_killed, name).await;
     }
     assert!(
@@ -270,4 +279,160 @@ async fn check_ledger_and_watermarks(warehouse: &Path, was_killed: bool, name: &
             "{name}: {feed}'s watermark points at {snapshot:?}, which did not land"
         );
     }
+}
+
+/// The receive → record boundary of the disposition intake: `qinglian
+/// intake` killed with SIGKILL after it kept a request and before it
+/// recorded the disposition (the intake waits there on purpose), then
+/// started again. The restart replays the kept request; the platform, which
+/// never got an answer, sends it again: the disposition is recorded once,
+/// and the answer is a duplicate of the one recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_applies_nothing_twice()
+ {
+    let world = World::new(40).await;
+    let warehouse = tempfile::tempdir().expect("tmp");
+    let platform = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
+        .await
+        .expect("platform");
+    let out = world.run(warehouse.path(), &platform).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (store, prefix) =
+        qinglian::store::open(warehouse.path().to_str().expect("utf-8")).expect("warehouse");
+    let p = Published::latest(&store, &prefix, date())
+        .await
+        .expect("readable")
+        .expect("published");
+    let warnings = qinglian::warnings::published_warnings(&p)
+        .await
+        .expect("warnings");
+    let w = warnings.first().expect("a warning");
+    let body = serde_json::json!({"format": 1, "records": [{
+        "warning_id": w.warning_id, "sequence": 1, "uscc": w.uscc, "state": "signed",
+        "time": "2026-11-29T10:00:00+08:00", "handling_unit": "杭州市民政局"
+    }]})
+    .to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let intake = |pause_ms: u64| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_qinglian"));
+        c.args(["intake", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--pause-after-receive-ms")
+            .arg(pause_ms.to_string())
+            .arg("--project")
+            .arg(world.project.path())
+            .arg("--warehouse")
+            .arg(warehouse.path())
+            .env("QINGLIAN_PLATFORM_SECRET", SECRET)
+            .env_remove("QINGLIAN_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c.spawn().expect("spawn intake")
+    };
+    let url = format!("http://127.0.0.1:{port}/intake/dispositions");
+    let send = || {
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            let ts = chrono::Utc::now().timestamp();
+            let signature = qinglian::deliver::sign(
+                SECRET.as_bytes(),
+                &qinglian::deliver::SignedRequest {
+                    timestamp: ts,
+                    method: "POST",
+                    path: "/intake/dispositions",
+                    idempotency_key: "crash-1",
+                    body: body.as_bytes(),
+                },
+            );
+            reqwest::Client::new()
+                .post(&url)
+                .header("Idempotency-Key", "crash-1")
+                .header("X-Qinglian-Timestamp", ts.to_string())
+                .header("X-Qinglian-Signature", signature)
+                .body(body)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+        }
+    };
+    let wait_listening = || async {
+        for _ in 0..300 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the intake never listened");
+    };
+    let files = |dir: &str| -> usize { walk(&warehouse.path().join(dir)) };
+    // Killed after keeping the request, before recording it.
+    let mut child = intake(5_000);
+    wait_listening().await;
+    let pending = tokio::spawn(send());
+    let started = Instant::now();
+    while files(RECEIVED_DIR) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the request was never kept"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(
+        pending.await.expect("join").is_err(),
+        "no answer came from a killed intake"
+    );
+    assert_eq!(files(INBOX_DIR), 0, "nothing recorded before the kill");
+    // Started again: the kept request is replayed and recorded.
+    let mut child = intake(0);
+    wait_listening().await;
+    assert_eq!(
+        files(INBOX_DIR),
+        1,
+        "the kept request was recorded on restart"
+    );
+    assert_eq!(files(RECEIVED_DIR), 0);
+    // The platform sends it again: the receipt of the replay, nothing twice.
+    let answer = send().await.expect("answer");
+    assert_eq!(answer.status(), 200);
+    let receipt: serde_json::Value = answer.json().await.expect("receipt");
+    assert_eq!(receipt["accepted_rows"], 1, "{receipt}");
+    assert_eq!(receipt["records"][0]["status"], "recorded", "{receipt}");
+    assert_eq!(files(INBOX_DIR), 1, "recorded once");
+    child.kill().expect("stop");
+    let _ = child.wait();
+    // The next night applies it exactly once.
+    let inbox = qinglian::warnings::inbox::Inbox::new(store, prefix);
+    let recorded = inbox.of_warning(&w.warning_id).await.expect("inbox");
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].disposition.state, "signed");
+}
+
+/// Complete JSON files under a directory, recursively (0 when it does not
+/// exist); a put still being staged is not one.
+fn walk(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                usize::from(e.path().extension().is_some_and(|x| x == "json"))
+            }
+        })
+        .sum()
 }

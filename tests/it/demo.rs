@@ -18,6 +18,8 @@ fn the_demo_runs_end_to_end_and_summarizes_what_it_did() {
             dir.path().join("demo").to_str().expect("utf-8"),
             "--warehouse",
             warehouse.to_str().expect("utf-8"),
+            "--nights",
+            "3",
         ],
         None,
     );
@@ -49,6 +51,26 @@ fn the_demo_runs_end_to_end_and_summarizes_what_it_did() {
         )),
         "every change reached the platform simulator: {text}"
     );
+    let raised: u64 = text
+        .lines()
+        .filter_map(|l| l.split_once(" raised, ").map(|(a, _)| a))
+        .filter_map(|a| a.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(raised > 0, "the demo raises warnings: {text}");
+    assert!(
+        text.contains(&format!("{raised} warning(s) accepted by the platform")),
+        "every warning reached the platform simulator: {text}"
+    );
+    // Night by night the warnings move on: signed, then verified, then
+    // rectifying, as the handlers dispose of them.
+    let nights: Vec<&str> = text.lines().filter(|l| l.starts_with("  2026-")).collect();
+    assert_eq!(nights.len(), 3, "{text}");
+    assert!(nights[0].contains("已生成"), "{}", nights[0]);
+    assert!(
+        nights[2].contains("核查中") || nights[2].contains("整改中"),
+        "{}",
+        nights[2]
+    );
     assert!(
         text.contains("demo-only"),
         "the demo says it set its own secrets: {text}"
@@ -77,4 +99,11 @@ fn the_demo_runs_end_to_end_and_summarizes_what_it_did() {
         })
         .count();
     assert_eq!(districts, 1, "one district's workbook");
+    // It ends with one organization's public lookup address.
+    let last = text.lines().last().unwrap_or_default();
+    let uscc = last
+        .strip_prefix("public lookup (一码通查): http://127.0.0.1:8080/o/")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the lookup line: {text}"));
+    assert!(qinglian::keys::classify(uscc).is_valid(), "{last}");
 }

@@ -134,7 +134,15 @@ async fn the_same_inputs_and_rules_give_byte_identical_outputs() {
     );
     assert_eq!(
         sa.outputs.keys().collect::<Vec<_>>(),
-        ["changes", "codes", "hits", "profiles"]
+        [
+            "changes",
+            "codes",
+            "demonstration",
+            "hits",
+            "profiles",
+            "public",
+            "public_events"
+        ]
     );
     for (name, path) in &sa.outputs {
         let x = std::fs::read(a.path().join(path)).expect("read");

@@ -120,10 +120,10 @@ async fn a_stale_copy_of_a_registered_organization_is_quarantined_and_one_code_p
     assert_eq!(after, before, "every code is as without the stale copy");
 
     // The quarantined copy names where the kept one was.
-    let q = read_parquet(&warehouse.path().join(format!(
-        "{}/{}",
-        qinglian::layout::quarantine_dir("registry", date(), &run.run_id),
-        qinglian::layout::QUARANTINE_FILE
+    let q = read_parquet(&warehouse.path().join(qinglian::layout::quarantine_file(
+        "registry",
+        date(),
+        &run.run_id,
     )))
     .await;
     let messages = strings(&q, "message");

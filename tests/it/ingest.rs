@@ -147,16 +147,7 @@ pub(crate) async fn landed(warehouse: &Path, run: &RunRecord, feed: &str) -> Vec
 }
 
 async fn quarantine(warehouse: &Path, feed: &str, run_id: &str) -> Vec<RecordBatch> {
-    read_parquet(&warehouse.join(format!(
-        "{}/{}",
-        qinglian::layout::quarantine_dir(
-            feed,
-            chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("a date"),
-            run_id
-        ),
-        qinglian::layout::QUARANTINE_FILE
-    )))
-    .await
+    read_parquet(&warehouse.join(qinglian::layout::quarantine_file(feed, date(), run_id))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,15 +20,7 @@ use crate::ingest::{KEY, date};
 use crate::support::{copy_project, fixtures, read_parquet, strings};
 
 async fn quarantine_lines(warehouse: &std::path::Path, feed: &str, run_id: &str) -> Vec<String> {
-    let path = warehouse.join(format!(
-        "{}/{}",
-        qinglian::layout::quarantine_dir(
-            feed,
-            chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("a date"),
-            run_id
-        ),
-        qinglian::layout::QUARANTINE_FILE
-    ));
+    let path = warehouse.join(qinglian::layout::quarantine_file(feed, date(), run_id));
     if !path.exists() {
         return Vec::new();
     }
@@ -54,15 +46,7 @@ async fn quarantine_lines(warehouse: &std::path::Path, feed: &str, run_id: &str)
 }
 
 async fn landed_lines(warehouse: &std::path::Path, feed: &str, run_id: &str) -> Vec<String> {
-    let path = warehouse.join(format!(
-        "{}/{}",
-        qinglian::layout::landing_dir(
-            feed,
-            chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("a date"),
-            run_id
-        ),
-        qinglian::layout::LANDED_DATA
-    ));
+    let path = warehouse.join(qinglian::layout::landed_data(feed, date(), run_id));
     let batches = read_parquet(&path).await;
     let column = |name: &str| strings(&batches, name);
     let (ids, uscc, raw, class, name) = (

@@ -526,6 +526,12 @@ async fn the_daemon_serves_its_metrics_in_the_prometheus_text_format() {
         "qinglian_warehouse_errors_total{job=\"nightly\"} 1".to_string(),
         "qinglian_stage_duration_seconds{job=\"nightly\",stage=\"score\"}".to_string(),
         "qinglian_last_success_timestamp_seconds{job=\"nightly\"}".to_string(),
+        format!(
+            "qinglian_warnings{{job=\"nightly\",state=\"generated\"}} {}",
+            run.warnings.as_ref().expect("warnings").by_state["generated"]
+        ),
+        "qinglian_warnings{job=\"nightly\",state=\"closed\"} 0".to_string(),
+        "qinglian_warnings_overdue{job=\"nightly\",kind=\"signature\"} 0".to_string(),
     ] {
         assert!(text.contains(&line), "{line} missing from:\n{text}");
     }

@@ -68,8 +68,11 @@ async fn a_run_commits_one_manifest_that_lists_every_file_with_its_checksum() {
             "demonstration",
             "hits",
             "profiles",
+            "public",
+            "public_events",
             "quarantine",
-            "runs"
+            "runs",
+            "warnings"
         ]
     );
     let scoring = run.scoring.as_ref().expect("scored");

@@ -326,21 +326,30 @@ pub(crate) fn walk(dir: &Path) -> Vec<String> {
 pub(crate) fn reproducible_sums(
     p: &qinglian::catalog::Published,
 ) -> std::collections::BTreeMap<String, Vec<String>> {
-    ["profiles", "hits", "codes", "changes", "quarantine"]
-        .iter()
-        .map(|d| {
-            let files = p.manifest.datasets[*d]
-                .files
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{} {}",
-                        f.path.rsplit('/').next().unwrap_or_default(),
-                        f.sha256
-                    )
-                })
-                .collect();
-            (d.to_string(), files)
-        })
-        .collect()
+    [
+        "profiles",
+        "hits",
+        "codes",
+        "changes",
+        "quarantine",
+        "warnings",
+        "public",
+        "public_events",
+    ]
+    .iter()
+    .map(|d| {
+        let files = p.manifest.datasets[*d]
+            .files
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f.path.rsplit('/').next().unwrap_or_default(),
+                    f.sha256
+                )
+            })
+            .collect();
+        (d.to_string(), files)
+    })
+    .collect()
 }
