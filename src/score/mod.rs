@@ -349,8 +349,16 @@ pub async fn run_rule(
 /// The USCC of every registered organization (the spine): hits on anything
 /// else are not hits.
 async fn registered(ctx: &SessionContext) -> Result<HashSet<String>, ScoreError> {
+    registry_codes(ctx, "uscc IS NOT NULL").await
+}
+
+/// The codes of the registry's organizations that match a condition.
+async fn registry_codes(
+    ctx: &SessionContext,
+    condition: &str,
+) -> Result<HashSet<String>, ScoreError> {
     let batches = ctx
-        .sql("SELECT uscc FROM registry WHERE uscc IS NOT NULL")
+        .sql(&format!("SELECT uscc FROM registry WHERE {condition}"))
         .await
         .map_err(engine)?
         .collect()
@@ -832,8 +840,17 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     );
     let mut outputs = BTreeMap::new();
     let rel = |p: &object_store::path::Path| crate::store::relative(&input.prefix, p);
-    let hits_batch = outputs::hits_batch(input.project, &hits, &version, input.business_date)
-        .map_err(ScoreError::Engine)?;
+    // A deregistered organization gets no colour: its hits are evidence
+    // that deducts nothing (DOMAIN.md §4).
+    let uncoloured = registry_codes(&ctx, "status = 'deregistered'").await?;
+    let hits_batch = outputs::hits_batch(
+        input.project,
+        &hits,
+        &uncoloured,
+        &version,
+        input.business_date,
+    )
+    .map_err(ScoreError::Engine)?;
     let path = write_dataset(
         &input.store,
         &input.prefix,

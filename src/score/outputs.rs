@@ -69,10 +69,12 @@ fn days(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32
 }
 
-/// The `hits` dataset as one batch.
+/// The `hits` dataset as one batch; no row of an `uncoloured` organization
+/// (deregistered: it gets no colour) is counted.
 pub(super) fn hits_batch(
     project: &Project,
     hits: &[Hit],
+    uncoloured: &std::collections::HashSet<String>,
     rules_version: &str,
     date: NaiveDate,
 ) -> Result<RecordBatch, String> {
@@ -82,6 +84,7 @@ pub(super) fn hits_batch(
     let n = hits.len();
     // The row of each event that deducts; the others are its evidence.
     let counted: std::collections::HashSet<*const Hit> = super::first_of_each_event(hits)
+        .filter(|h| !uncoloured.contains(&h.uscc))
         .map(|h| h as *const Hit)
         .collect();
     let counts = |h: &Hit| counted.contains(&(h as *const Hit));

@@ -8,16 +8,8 @@
 //! new case is a
 //! new folder; `QINGLIAN_BLESS=1` rewrites `expected.txt` for review.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use chrono::{TimeZone, Utc};
-use qinglian::clock::FixedClock;
-use qinglian::project::Project;
-use qinglian::run::{RunOptions, run_pipeline};
-
-use crate::ingest::{KEY, date};
-use crate::support::{copy_project, fixtures, read_parquet, strings};
+use crate::ingest::date;
+use crate::support::{fixtures, read_parquet, strings};
 
 async fn quarantine_lines(warehouse: &std::path::Path, feed: &str, run_id: &str) -> Vec<String> {
     let path = warehouse.join(qinglian::layout::quarantine_file(feed, date(), run_id));
@@ -96,43 +88,9 @@ async fn every_ingest_case_yields_its_expected_output() {
             .split_whitespace()
             .map(str::to_string)
             .collect();
-        let project_dir = tempfile::tempdir().expect("tmp");
-        copy_project(project_dir.path());
-        // A case may change the project: its `project/` lies over the copy.
-        if case.join("project").is_dir() {
-            crate::support::copy_tree(&case.join("project"), project_dir.path());
-        }
-        let list: Vec<String> = feeds.split_whitespace().map(|f| format!("{f:?}")).collect();
-        let pipeline = std::fs::read_to_string(project_dir.path().join("pipelines/nightly.toml"))
-            .expect("nightly")
-            .replace("name = \"nightly\"", "name = \"case\"");
-        let pipeline = regex_free_replace_sources(&pipeline, &list.join(", "));
-        std::fs::write(project_dir.path().join("pipelines/case.toml"), pipeline).expect("write");
-        let project = Project::load(project_dir.path()).expect("project");
+        let (_project_dir, project) = crate::support::case_project(case, &feeds);
         let warehouse = tempfile::tempdir().expect("tmp");
-        let mut vars = BTreeMap::new();
-        vars.insert(
-            "QINGLIAN_FEEDS".to_string(),
-            case.join("feeds").to_string_lossy().into_owned(),
-        );
-        vars.insert("QINGLIAN_PERSON_KEY".to_string(), KEY.to_string());
-        let run = run_pipeline(
-            &project,
-            "case",
-            RunOptions {
-                business_date: date(),
-                clock: Arc::new(FixedClock(
-                    Utc.with_ymd_and_hms(2026, 11, 28, 18, 30, 0)
-                        .single()
-                        .expect("t"),
-                )),
-                warehouse: Some(warehouse.path().to_string_lossy().into_owned()),
-                vars,
-                ..RunOptions::new(date())
-            },
-        )
-        .await
-        .expect("run");
+        let run = crate::support::run_case(&project, &case.join("feeds"), warehouse.path()).await;
         let mut out = vec![format!("run: {:?}", run.status)];
         for f in &run.feeds {
             assert!(f.reconciles(), "{name}: {f:#?}");
@@ -166,11 +124,4 @@ async fn every_ingest_case_yields_its_expected_output() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// Replaces the `sources = [ … ]` array of a pipeline file.
-fn regex_free_replace_sources(text: &str, list: &str) -> String {
-    let start = text.find("sources = [").expect("sources");
-    let end = start + text[start..].find(']').expect("end of sources");
-    format!("{}sources = [{list}{}", &text[..start], &text[end..])
 }

@@ -8,6 +8,7 @@ mod contract;
 mod crash;
 mod cron_table;
 mod deliver;
+mod deliveries;
 mod demo;
 mod explain;
 mod fault_matrix;

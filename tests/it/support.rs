@@ -353,3 +353,70 @@ pub(crate) fn reproducible_sums(
     })
     .collect()
 }
+
+/// The shipped project with a case's `project/` laid over it and a
+/// pipeline `case` that runs only `feeds` (names separated by white space,
+/// the registry first): the golden ingest cases and the delivery scenarios.
+pub(crate) fn case_project(
+    case: &Path,
+    feeds: &str,
+) -> (tempfile::TempDir, qinglian::project::Project) {
+    let dir = tempfile::tempdir().expect("tmp");
+    copy_project(dir.path());
+    if case.join("project").is_dir() {
+        copy_tree(&case.join("project"), dir.path());
+    }
+    let list: Vec<String> = feeds.split_whitespace().map(|f| format!("{f:?}")).collect();
+    let pipeline = std::fs::read_to_string(dir.path().join("pipelines/nightly.toml"))
+        .expect("nightly")
+        .replace("name = \"nightly\"", "name = \"case\"");
+    let start = pipeline.find("sources = [").expect("sources");
+    let end = start + pipeline[start..].find(']').expect("end of sources");
+    let pipeline = format!(
+        "{}sources = [{}{}",
+        &pipeline[..start],
+        list.join(", "),
+        &pipeline[end..]
+    );
+    std::fs::write(dir.path().join("pipelines/case.toml"), pipeline).expect("write");
+    let project = qinglian::project::Project::load(dir.path()).expect("project");
+    (dir, project)
+}
+
+/// Runs a case's pipeline over its feeds for the fixtures' business date
+/// (2026-11-28, at 02:30 Beijing time the next night).
+pub(crate) async fn run_case(
+    project: &qinglian::project::Project,
+    feeds: &Path,
+    warehouse: &Path,
+) -> qinglian::ledger::RunRecord {
+    use chrono::TimeZone;
+    let mut vars = std::collections::BTreeMap::new();
+    vars.insert(
+        "QINGLIAN_FEEDS".to_string(),
+        feeds.to_string_lossy().into_owned(),
+    );
+    vars.insert(
+        "QINGLIAN_PERSON_KEY".to_string(),
+        crate::ingest::KEY.to_string(),
+    );
+    let date = crate::ingest::date();
+    qinglian::run::run_pipeline(
+        project,
+        "case",
+        qinglian::run::RunOptions {
+            business_date: date,
+            clock: std::sync::Arc::new(qinglian::clock::FixedClock(
+                chrono::Utc
+                    .with_ymd_and_hms(2026, 11, 28, 18, 30, 0)
+                    .single()
+                    .expect("t"),
+            )),
+            warehouse: Some(warehouse.to_string_lossy().into_owned()),
+            vars,
+            ..qinglian::run::RunOptions::new(date)
+        },
+    )
+    .await
+    .expect("run")
+}

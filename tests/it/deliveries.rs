@@ -1,0 +1,161 @@
+//! Delivery scenarios: department files in shapes the generator never
+//! writes (a feed in two files with different key fields, a penalty export
+//! with several key columns, GB18030 with a character outside GBK, dates as
+//! `2019/03/05`, `2019年3月5日` and `20190305`, a byte-order mark, a
+//! full-width code, one person on two role lines of a revoked
+//! organization), their source configs, and the colour and points of every
+//! organization worked out by hand in `expected.toml`. Each folder under
+//! `tests/fixtures/deliveries/` is a scenario: `FEEDS` (the feeds to run,
+//! the registry first), `feeds/`, `project/` laid over the shipped project,
+//! `expected.toml`. The run is compared organization by organization.
+
+use std::collections::BTreeMap;
+
+use crate::support::{fixtures, read_parquet, strings};
+
+/// `RULE×events` of the counted, full-confidence hits of each organization.
+fn counted_rules(
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> BTreeMap<String, Vec<String>> {
+    let (uscc, rule, counted, confidence) = (
+        strings(batches, "uscc"),
+        strings(batches, "rule_id"),
+        strings(batches, "counted"),
+        strings(batches, "confidence"),
+    );
+    let mut events: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for i in 0..uscc.len() {
+        if counted[i].as_deref() == Some("true") && confidence[i].as_deref() == Some("high") {
+            let key = (
+                uscc[i].clone().unwrap_or_default(),
+                rule[i].clone().unwrap_or_default(),
+            );
+            *events.entry(key).or_default() += 1;
+        }
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for ((u, r), n) in events {
+        out.entry(u).or_default().push(format!("{r}×{n}"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_gives_the_colours_worked_out_by_hand() {
+    let dir = fixtures().join("deliveries");
+    let mut scenarios: Vec<_> = std::fs::read_dir(&dir)
+        .expect("delivery scenarios")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    scenarios.sort();
+    assert!(!scenarios.is_empty());
+    let mut problems = Vec::new();
+    for case in &scenarios {
+        let name = case.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        let feeds = std::fs::read_to_string(case.join("FEEDS")).expect("FEEDS");
+        let expected: toml::Table =
+            toml::from_str(&std::fs::read_to_string(case.join("expected.toml")).expect("expected"))
+                .expect("expected.toml");
+        let (_project_dir, project) = crate::support::case_project(case, &feeds);
+        let warehouse = tempfile::tempdir().expect("tmp");
+        let run = crate::support::run_case(&project, &case.join("feeds"), warehouse.path()).await;
+        let mut problem = |p: String| problems.push(format!("{name}: {p}"));
+        if format!("{:?}", run.status) != "Succeeded" {
+            problem(format!("run {:?}: {:#?}", run.status, run.feeds));
+            continue;
+        }
+
+        // Every row of every part lands: what the files hold, counted by hand.
+        let want_feeds = expected["feeds"].as_table().expect("[feeds]");
+        for f in &run.feeds {
+            assert!(f.reconciles(), "{name}: {f:#?}");
+            let want = want_feeds
+                .get(&f.feed)
+                .and_then(|v| v.as_table())
+                .unwrap_or_else(|| panic!("{name}: no [feeds] entry for {}", f.feed));
+            let n = |k: &str| want[k].as_integer().expect("count") as u64;
+            if (f.read, f.landed) != (n("read"), n("landed")) || f.error.is_some() {
+                problem(format!(
+                    "feed {}: read {} landed {} quarantined {} ({:?}), expected read {} landed {}",
+                    f.feed,
+                    f.read,
+                    f.landed,
+                    f.quarantined,
+                    f.error,
+                    n("read"),
+                    n("landed")
+                ));
+            }
+        }
+
+        let scoring = run.scoring.as_ref().expect("scored");
+        let profiles = read_parquet(&warehouse.path().join(&scoring.outputs["profiles"])).await;
+        let hits = read_parquet(&warehouse.path().join(&scoring.outputs["hits"])).await;
+        let (uscc, colour, points) = (
+            strings(&profiles, "uscc"),
+            strings(&profiles, "colour"),
+            strings(&profiles, "points"),
+        );
+        let got: BTreeMap<String, (String, Option<String>)> = (0..uscc.len())
+            .map(|i| {
+                (
+                    uscc[i].clone().unwrap_or_default(),
+                    (colour[i].clone().unwrap_or_default(), points[i].clone()),
+                )
+            })
+            .collect();
+        let rules = counted_rules(&hits);
+        let orgs = expected["org"].as_array().expect("[[org]]");
+        let mut seen = Vec::new();
+        for o in orgs {
+            let code = o["uscc"].as_str().expect("uscc").to_string();
+            seen.push(code.clone());
+            let Some((c, p)) = got.get(&code) else {
+                problem(format!("{code}: no profile"));
+                continue;
+            };
+            let want_colour = o["colour"].as_str().expect("colour");
+            if c != want_colour {
+                problem(format!("{code}: colour {c:?}, worked out {want_colour:?}"));
+            }
+            if let Some(want) = o.get("points").and_then(|v| v.as_integer())
+                && p.as_deref() != Some(want.to_string().as_str())
+            {
+                problem(format!("{code}: points {p:?}, worked out {want}"));
+            }
+            let want_rules: Vec<String> = o["rules"]
+                .as_array()
+                .expect("rules")
+                .iter()
+                .map(|r| r.as_str().expect("rule").to_string())
+                .collect();
+            let got_rules = rules.get(&code).cloned().unwrap_or_default();
+            if got_rules != want_rules {
+                problem(format!(
+                    "{code}: counted hits {got_rules:?}, worked out {want_rules:?}"
+                ));
+            }
+        }
+        // Every profile is worked out: no organization appears unexpected.
+        for code in got.keys() {
+            if !seen.contains(code) {
+                problem(format!("{code}: a profile the scenario does not expect"));
+            }
+        }
+        // Subjects outside the registry join nothing and are nobody's hit.
+        let hit_usccs = strings(&hits, "uscc");
+        for code in expected["unregistered"]["usccs"]
+            .as_array()
+            .expect("unregistered")
+            .iter()
+            .filter_map(|v| v.as_str())
+        {
+            if got.contains_key(code) || hit_usccs.iter().any(|u| u.as_deref() == Some(code)) {
+                problem(format!("{code}: unregistered, yet scored"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
