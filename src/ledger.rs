@@ -99,6 +99,33 @@ pub struct FeedRecord {
     pub unmapped_fields: Vec<String>,
     /// The error that stopped the feed, if one did.
     pub error: Option<String>,
+    /// The same counts per part of the feed, in the order of its parts
+    /// (one entry for a feed of one part).
+    #[serde(default)]
+    pub parts: Vec<PartRecord>,
+}
+
+/// Per-part figures of one feed in one run: `read = landed + quarantined +
+/// duplicates` holds for each part as for the feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// The part's name (the first part is named after the feed).
+    pub name: String,
+    /// Records read from the part's source.
+    pub read: u64,
+    /// Its rows landed.
+    pub landed: u64,
+    /// Its rows quarantined.
+    pub quarantined: u64,
+    /// Its exact duplicates dropped (of its own rows or of another part's).
+    pub duplicates: u64,
+}
+
+impl PartRecord {
+    /// Whether the part's counts add up.
+    pub fn reconciles(&self) -> bool {
+        self.read == self.landed + self.quarantined + self.duplicates
+    }
 }
 
 impl FeedRecord {
@@ -128,6 +155,7 @@ impl FeedRecord {
             snapshot: None,
             missing_fields: Vec::new(),
             unmapped_fields: Vec::new(),
+            parts: Vec::new(),
             error: None,
         }
     }
@@ -135,6 +163,12 @@ impl FeedRecord {
     /// `read = landed + quarantined + duplicates`.
     pub fn reconciles(&self) -> bool {
         self.read == self.landed + self.quarantined + self.duplicates
+            && self.parts.iter().all(PartRecord::reconciles)
+            && (self.parts.is_empty()
+                || self.parts.iter().map(|p| p.read).sum::<u64>() == self.read)
+            && self.parts.iter().all(PartRecord::reconciles)
+            && (self.parts.is_empty()
+                || self.parts.iter().map(|p| p.read).sum::<u64>() == self.read)
     }
 }
 

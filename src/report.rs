@@ -274,20 +274,36 @@ pub fn render_with_rules(
             body.push_str(&chart("changes", "Colour changes", &bars, None));
         }
     }
+    // A feed, then each of its parts when it has several.
     let feeds: Vec<Bar<'_>> = record
         .feeds
         .iter()
-        .map(|f| Bar {
-            label: f.feed.clone(),
-            segments: vec![
-                (f.landed as f64, LANDED, "landed"),
-                (f.quarantined as f64, QUARANTINED, "quarantined"),
-                (f.duplicates as f64, DUPLICATES, "duplicates"),
-            ],
-            note: format!(
-                "{} read, {} quarantined, {} dup. ({:?})",
-                f.read, f.quarantined, f.duplicates, f.status
-            ),
+        .flat_map(|f| {
+            let parts = f.parts.iter().filter(|_| f.parts.len() > 1).map(|p| Bar {
+                label: format!("{} · {}", f.feed, p.name),
+                segments: vec![
+                    (p.landed as f64, LANDED, "landed"),
+                    (p.quarantined as f64, QUARANTINED, "quarantined"),
+                    (p.duplicates as f64, DUPLICATES, "duplicates"),
+                ],
+                note: format!(
+                    "part: {} read, {} quarantined, {} dup.",
+                    p.read, p.quarantined, p.duplicates
+                ),
+            });
+            std::iter::once(Bar {
+                label: f.feed.clone(),
+                segments: vec![
+                    (f.landed as f64, LANDED, "landed"),
+                    (f.quarantined as f64, QUARANTINED, "quarantined"),
+                    (f.duplicates as f64, DUPLICATES, "duplicates"),
+                ],
+                note: format!(
+                    "{} read, {} quarantined, {} dup. ({:?})",
+                    f.read, f.quarantined, f.duplicates, f.status
+                ),
+            })
+            .chain(parts)
         })
         .collect();
     body.push_str(&chart("feeds", "Rows per feed", &feeds, None));

@@ -130,7 +130,8 @@ async fn preview_part(
         chrono::Utc::now().timestamp_millis(),
         Arc::new(crate::keys::RegistryCodes::default()),
     )
-    .map_err(|e| Failure::Usage(e.to_string()))?;
+    .map_err(|e| Failure::Usage(e.to_string()))?
+    .for_part(name);
     let (tx, mut rx) = mpsc::channel(2);
     let fetch_source = part.clone();
     let options = FetchOptions::default();

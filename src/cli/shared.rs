@@ -169,6 +169,18 @@ pub(super) fn print_run(r: &crate::ledger::RunRecord) {
             f.quarantined,
             f.duplicates
         );
+        // A feed of several parts reconciles part by part too.
+        for p in f.parts.iter().filter(|_| f.parts.len() > 1) {
+            outln!(
+                "    part {:<14} {:>6} {:>10} {:>10} {:>11} {:>10}",
+                p.name,
+                "",
+                p.read,
+                p.landed,
+                p.quarantined,
+                p.duplicates
+            );
+        }
     }
     if let Some(s) = &r.scoring {
         let colours: Vec<String> = ["green", "yellow", "orange", "red", "none"]

@@ -147,13 +147,15 @@ impl OutputContract {
 }
 
 /// Columns every canonical table keeps, ahead of the feed's own.
-pub const STANDARD_COLUMNS: [&str; 7] = [
+pub const STANDARD_COLUMNS: [&str; 9] = [
     "uscc",
     "uscc_raw",
     "key_class",
+    "key_field",
     "subject_name",
     "subject_name_key",
     "source_record_id",
+    "source_part",
     "fetched_at",
 ];
 
@@ -192,6 +194,12 @@ impl FeedSchema {
             column("uscc_raw", DataType::Utf8, true, "the key as delivered"),
             key_class,
             column(
+                "key_field",
+                DataType::Utf8,
+                true,
+                "the delivered field the key was read from (of several key fields, the first with a good code)",
+            ),
+            column(
                 "subject_name",
                 DataType::Utf8,
                 true,
@@ -208,6 +216,12 @@ impl FeedSchema {
                 DataType::Utf8,
                 false,
                 "identifier of the record in its feed",
+            ),
+            column(
+                "source_part",
+                DataType::Utf8,
+                false,
+                "the part of the feed the record was delivered in (the first part is named after the feed)",
             ),
             column(
                 "fetched_at",

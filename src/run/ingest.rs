@@ -101,6 +101,16 @@ fn count_keys(
     rec: &mut FeedRecord,
 ) {
     rec.landed += batch.num_rows() as u64;
+    if let Some(parts) = batch
+        .column_by_name("source_part")
+        .and_then(|c| c.as_string_opt::<i32>())
+    {
+        for name in parts.iter().flatten() {
+            if let Some(p) = rec.parts.iter_mut().find(|p| p.name == name) {
+                p.landed += 1;
+            }
+        }
+    }
     let uscc = batch.column(0).as_string::<i32>();
     for value in uscc.iter().flatten() {
         rec.keyed += 1;
@@ -374,7 +384,8 @@ async fn land_feed(
     let several = parts.len() > 1;
     let mappers = parts
         .iter()
-        .map(|part| {
+        .zip(&names)
+        .map(|(part, name)| {
             let fields = source::wanted_fields(part, &validate::source_sql_fields(part));
             Mapper::new(
                 part,
@@ -384,7 +395,7 @@ async fn land_feed(
                 fetched_at,
                 Arc::clone(&registry.codes),
             )
-            .map(|m| (m, fields))
+            .map(|m| (m.for_part(name), fields))
             .map_err(|e| e.to_string())
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -408,7 +419,17 @@ async fn land_feed(
     rec.units = 0;
     rec.bytes = 0;
     rec.retries = 0;
-    for ((part, (mapper, fields)), name) in parts.iter().zip(mappers).zip(&names) {
+    rec.parts = names
+        .iter()
+        .map(|name| crate::ledger::PartRecord {
+            name: name.clone(),
+            read: 0,
+            landed: 0,
+            quarantined: 0,
+            duplicates: 0,
+        })
+        .collect();
+    for (i, ((part, (mapper, fields)), name)) in parts.iter().zip(mappers).zip(&names).enumerate() {
         // A part's errors name the part when the feed has several.
         let named = |e: String| {
             if several {
@@ -441,6 +462,7 @@ async fn land_feed(
         let mut consume_error = None;
         while let Some(batch) = rx.recv().await {
             rec.read += batch.rows.len() as u64;
+            rec.parts[i].read += batch.rows.len() as u64;
             let mapped = match mapper.map(&batch) {
                 Ok(m) => m,
                 Err(e) => {
@@ -465,6 +487,7 @@ async fn land_feed(
                 (mapped, fps)
             };
             rec.quarantined += mapped.quarantined.len() as u64;
+            rec.parts[i].quarantined += mapped.quarantined.len() as u64;
             for q in &mapped.quarantined {
                 *rec.quarantine_reasons
                     .entry(q.reason.code().to_string())
@@ -533,6 +556,9 @@ async fn land_feed(
             .map_err(|e| format!("cannot write {}: {e}", paths.data()))?;
     }
     rec.duplicates = distinct.written - rec.landed;
+    for p in &mut rec.parts {
+        p.duplicates = p.read.saturating_sub(p.landed + p.quarantined);
+    }
     data.close()
         .await
         .map_err(|e| format!("cannot finish {}: {e}", paths.data()))?;

@@ -141,6 +141,8 @@ pub struct Mapper {
     record_id: Vec<usize>,
     hasher: Option<PersonHasher>,
     fetched_at: i64,
+    /// The part of the feed this mapping reads (`source_part`).
+    part: String,
     org_codes: Arc<keys::RegistryCodes>,
     /// Raw fields hashed (`hash = true`): their indices and names. A feed
     /// with any is personal: its quarantined originals keep only `kept`.
@@ -315,8 +317,16 @@ impl Mapper {
             fields,
             hasher: hash_key.as_deref().and_then(PersonHasher::new),
             fetched_at,
+            part: source.feed.clone(),
             org_codes,
         })
+    }
+
+    /// The same mapping for a named part of the feed (the first part is
+    /// named after the feed, as [`crate::project::Source::part_names`] says).
+    pub fn for_part(mut self, name: &str) -> Self {
+        self.part = name.to_string();
+        self
     }
 
     /// The canonical schema rows are mapped to.
@@ -698,9 +708,11 @@ impl Mapper {
         cells.push(uscc.map_or(Cell::Null, Cell::Str));
         cells.push(raw_key.map_or(Cell::Null, |k| Cell::Str(k.to_string())));
         cells.push(Cell::Str(check.class.as_str().to_string()));
+        cells.push(raw_key.map_or(Cell::Null, |_| Cell::Str(key_field.clone())));
         cells.push(subject_name.map_or(Cell::Null, Cell::Str));
         cells.push(name_key.map_or(Cell::Null, Cell::Str));
         cells.push(Cell::Str(record_id.join("|")));
+        cells.push(Cell::Str(self.part.clone()));
         cells.push(Cell::Ts(self.fetched_at));
         cells.extend(own);
         Ok(cells)

@@ -90,6 +90,88 @@ async fn every_scenario_gives_the_colours_worked_out_by_hand() {
             }
         }
 
+        // Per part: every row of each part lands, and says where it came
+        // from and which delivered field gave its key.
+        for (feed, parts) in expected["parts"].as_table().expect("[parts]") {
+            let f = run.feeds.iter().find(|f| &f.feed == feed).expect("feed");
+            let got: BTreeMap<&str, u64> = f
+                .parts
+                .iter()
+                .map(|p| (p.name.as_str(), p.landed))
+                .collect();
+            let want: BTreeMap<&str, u64> = parts
+                .as_table()
+                .expect("parts")
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_integer().expect("count") as u64))
+                .collect();
+            if got != want {
+                problem(format!(
+                    "feed {feed}: landed per part {got:?}, expected {want:?}"
+                ));
+            }
+        }
+        // `status` shows each part under its feed, with its counts.
+        let status = crate::support::qinglian(
+            &["status", "--warehouse", &warehouse.path().to_string_lossy()],
+            None,
+        );
+        let text = String::from_utf8_lossy(&status.stdout);
+        for f in run.feeds.iter().filter(|f| f.parts.len() > 1) {
+            for p in &f.parts {
+                let line = text
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(&format!("part {} ", p.name)));
+                let counts: Vec<u64> = line
+                    .map(|l| {
+                        l.split_whitespace()
+                            .skip(2)
+                            .filter_map(|w| w.parse().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if counts != [p.read, p.landed, p.quarantined, p.duplicates] {
+                    problem(format!("status shows part {} as {line:?}:\n{text}", p.name));
+                }
+            }
+        }
+        for l in expected["landed"].as_array().expect("[[landed]]") {
+            let field = |k: &str| l[k].as_str().expect(k).to_string();
+            let path = warehouse.path().join(qinglian::layout::landed_data(
+                &field("feed"),
+                crate::ingest::date(),
+                &run.run_id,
+            ));
+            let batches = read_parquet(&path).await;
+            let ids = strings(&batches, "source_record_id");
+            let Some(i) = ids
+                .iter()
+                .position(|v| v.as_deref() == Some(&field("record")))
+            else {
+                problem(format!(
+                    "{}: record {} not landed",
+                    field("feed"),
+                    field("record")
+                ));
+                continue;
+            };
+            for (column, key) in [
+                ("source_part", "part"),
+                ("key_field", "key_field"),
+                ("uscc", "uscc"),
+            ] {
+                let got = strings(&batches, column)[i].clone().unwrap_or_default();
+                if got != field(key) {
+                    problem(format!(
+                        "{} {}: {column} {got:?}, expected {:?}",
+                        field("feed"),
+                        field("record"),
+                        field(key)
+                    ));
+                }
+            }
+        }
+
         let scoring = run.scoring.as_ref().expect("scored");
         let profiles = read_parquet(&warehouse.path().join(&scoring.outputs["profiles"])).await;
         let hits = read_parquet(&warehouse.path().join(&scoring.outputs["hits"])).await;
