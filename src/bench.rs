@@ -137,6 +137,12 @@ pub async fn bare_baseline(
                     .file_extension(&extension);
                 ctx.read_csv(paths.clone(), options).await.map_err(engine)?
             }
+            FileFormat::Excel { .. } => {
+                return Err(BenchError::Engine {
+                    feed: name.clone(),
+                    message: "the baseline reads csv, json and ndjson files only".into(),
+                });
+            }
             // JSON carries its own types; a field null in the first
             // thousand records and a number later needs the whole file to
             // infer, as anyone reading such a feed with DataFusion must.

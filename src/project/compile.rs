@@ -423,6 +423,8 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
             compression,
             records,
             delimiter,
+            sheet,
+            header_row,
         } => {
             check_env_syntax(file, "source.url", &url, d);
             let encoding = match encoding.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -462,15 +464,44 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
                     FileFormat::Json { pointer }
                 }
                 "parquet" => FileFormat::Parquet,
+                "excel" | "xlsx" | "xls" => {
+                    let header_row = header_row.unwrap_or(1);
+                    if header_row == 0 {
+                        d.push(
+                            file,
+                            "source.header_row",
+                            "found 0, expected the 1-based row of the header (1 is the first row)",
+                        );
+                    }
+                    FileFormat::Excel {
+                        sheet: sheet.clone(),
+                        header_row: header_row.max(1),
+                    }
+                }
                 other => {
                     d.push(
                         file,
                         "source.format",
-                        format!("found {other:?}, expected one of csv, ndjson, json, parquet"),
+                        format!(
+                            "found {other:?}, expected one of csv, ndjson, json, parquet, excel (xlsx, xls)"
+                        ),
                     );
                     return None;
                 }
             };
+            if (sheet.is_some() || header_row.is_some())
+                && !matches!(format, FileFormat::Excel { .. })
+            {
+                d.push(
+                    file,
+                    if sheet.is_some() {
+                        "source.sheet"
+                    } else {
+                        "source.header_row"
+                    },
+                    "only an excel source has a sheet and a header row",
+                );
+            }
             if records.is_some() && !matches!(format, FileFormat::Json { .. }) {
                 d.push(
                     file,

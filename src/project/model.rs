@@ -278,6 +278,14 @@ pub enum FileFormat {
     },
     /// Apache Parquet.
     Parquet,
+    /// An Excel workbook (`.xlsx`, `.xls`, also `.xlsb` and `.ods`): one
+    /// sheet, its header on a given row (title rows may stand above it).
+    Excel {
+        /// The sheet by name; the first sheet when `None`.
+        sheet: Option<String>,
+        /// 1-based row of the header; the records follow it.
+        header_row: u32,
+    },
 }
 
 /// How an HTTP source pages through its records.

@@ -108,6 +108,12 @@ pub(crate) enum RawSource {
         records: Option<String>,
         #[serde(default)]
         delimiter: Option<String>,
+        /// The sheet of an Excel workbook (default: the first).
+        #[serde(default)]
+        sheet: Option<String>,
+        /// The 1-based row of an Excel sheet's header (default 1).
+        #[serde(default)]
+        header_row: Option<u32>,
     },
     /// A paged JSON API.
     Http {

@@ -1,8 +1,9 @@
 //! The file formats a feed arrives in: CSV (UTF-8 or GB18030, with or
 //! without a BOM), NDJSON, a JSON document with a pointer to its records,
-//! and Parquet. Readers take a file's bytes from any transport, copy them
-//! to the payload for landing as they go, and send records in bounded
-//! batches; no file is held in memory whole.
+//! Excel workbooks and Parquet. Readers take a file's bytes from any
+//! transport, copy them to the payload for landing as they go, and send
+//! records in bounded batches; no text file is held in memory whole (a
+//! workbook is: a zip is read from its end, within the payload limit).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
@@ -63,6 +64,14 @@ pub(super) fn read_stream(
             FileFormat::Parquet => {
                 return Err(err("parquet is read through its own reader".into()));
             }
+            FileFormat::Excel { sheet, header_row } => read_excel(
+                ctx,
+                reader,
+                sheet.as_deref(),
+                *header_row,
+                &mut batcher,
+                &mut drift,
+            )?,
         }
     }
     batcher.flush()?;
@@ -385,48 +394,7 @@ fn read_csv(
         .iter()
         .map(|h| header_name(&String::from_utf8_lossy(h)))
         .collect();
-    // A mapped field under two headers: which column is meant cannot be
-    // told, and taking either would be a silent guess.
-    for f in &ctx.fields {
-        let columns: Vec<String> = headers
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| *h == f)
-            .map(|(i, _)| (i + 1).to_string())
-            .collect();
-        if columns.len() > 1 {
-            return Err(payload_err(
-                &ctx.feed,
-                &format!("{}:1", ctx.name),
-                format!(
-                    "header {f:?} appears {} times (columns {}); the mapping reads it, so the file is refused",
-                    columns.len(),
-                    columns.join(", ")
-                ),
-            ));
-        }
-    }
-    let index: HashMap<&str, usize> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.as_str(), i))
-        .collect();
-    for f in &ctx.fields {
-        if !index.contains_key(f.as_str()) {
-            drift.missing_fields.insert(f.clone());
-        }
-    }
-    for h in &headers {
-        if !ctx.fields.contains(h) {
-            drift.note_unmapped(h);
-        }
-    }
-    let slots: Vec<Option<usize>> = ctx
-        .fields
-        .iter()
-        .map(|f| index.get(f.as_str()).copied())
-        .collect();
-    let object_keys = object_keys(&headers);
+    let (slots, object_keys) = field_slots(ctx, &headers, &format!("{}:1", ctx.name), drift)?;
     let mut record = csv::ByteRecord::new();
     loop {
         let more = match csv.read_byte_record(&mut record) {
@@ -504,6 +472,181 @@ fn read_csv(
             original,
             malformed: None,
         })?;
+    }
+}
+
+/// Where each wanted field stands among a file's headers, and the keys of
+/// its rows' originals; records missing and unmapped fields as drift. A
+/// mapped field under two headers refuses the file: which column is meant
+/// cannot be told, and taking either would be a silent guess.
+#[allow(clippy::type_complexity)]
+fn field_slots(
+    ctx: &FileContext,
+    headers: &[String],
+    position: &str,
+    drift: &mut Drift,
+) -> Result<(Vec<Option<usize>>, Vec<(usize, String)>), FetchError> {
+    for f in &ctx.fields {
+        let columns: Vec<String> = headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| *h == f)
+            .map(|(i, _)| (i + 1).to_string())
+            .collect();
+        if columns.len() > 1 {
+            return Err(payload_err(
+                &ctx.feed,
+                position,
+                format!(
+                    "header {f:?} appears {} times (columns {}); the mapping reads it, so the file is refused",
+                    columns.len(),
+                    columns.join(", ")
+                ),
+            ));
+        }
+    }
+    let index: HashMap<&str, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    for f in &ctx.fields {
+        if !index.contains_key(f.as_str()) {
+            drift.missing_fields.insert(f.clone());
+        }
+    }
+    for h in headers {
+        if !ctx.fields.contains(h) {
+            drift.note_unmapped(h);
+        }
+    }
+    let slots = ctx
+        .fields
+        .iter()
+        .map(|f| index.get(f.as_str()).copied())
+        .collect();
+    Ok((slots, object_keys(headers)))
+}
+
+/// Reads one sheet of an Excel workbook: the header on `header_row` (title
+/// rows above it are skipped), then one record per row that is not empty.
+/// Cells are read as Excel stores them: text as text, a whole number
+/// without a decimal point, a date cell as `YYYY-MM-DD` (with the time when
+/// it has one), an error cell as its code (`#N/A`, which the column's
+/// parser then quarantines). A record's position is `file!sheet:row`.
+fn read_excel(
+    ctx: &FileContext,
+    mut reader: impl Read,
+    sheet: Option<&str>,
+    header_row: u32,
+    batcher: &mut Batcher<'_>,
+    drift: &mut Drift,
+) -> Result<(), FetchError> {
+    use calamine::Reader;
+    let err = |position: &str, message: String| payload_err(&ctx.feed, position, message);
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(&ctx.name, e.to_string()))?;
+    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
+        .map_err(|e| err(&ctx.name, format!("not a readable workbook: {e}")))?;
+    let names = book.sheet_names();
+    let name = match sheet {
+        Some(s) if names.iter().any(|n| n == s) => s.to_string(),
+        Some(s) => {
+            return Err(err(
+                &ctx.name,
+                format!(
+                    "the workbook has no sheet {s:?} (its sheets: {})",
+                    names.join(", ")
+                ),
+            ));
+        }
+        None => names
+            .first()
+            .cloned()
+            .ok_or_else(|| err(&ctx.name, "the workbook has no sheet".into()))?,
+    };
+    let range = book
+        .worksheet_range(&name)
+        .map_err(|e| err(&ctx.name, format!("sheet {name:?}: {e}")))?;
+    // Row and column numbers as Excel shows them, whatever the range's
+    // first used cell.
+    let (first_row, first_col) = range.start().unwrap_or((0, 0));
+    let at = |row: u32| format!("{}!{name}:{row}", ctx.name);
+    let header_index = header_row.saturating_sub(1).saturating_sub(first_row) as usize;
+    let header_at = at(header_row);
+    let rows: Vec<&[calamine::Data]> = range.rows().collect();
+    let Some(header) = rows.get(header_index).filter(|_| header_row > first_row) else {
+        return Err(err(
+            &header_at,
+            format!("the sheet has no row {header_row} to read the header from"),
+        ));
+    };
+    let mut headers: Vec<String> = vec![String::new(); first_col as usize];
+    headers.extend(header.iter().map(|c| header_name(&excel_text(c))));
+    if !ctx.fields.iter().any(|f| headers.contains(f)) {
+        let shown: Vec<&str> = headers
+            .iter()
+            .filter(|h| !h.is_empty())
+            .take(6)
+            .map(String::as_str)
+            .collect();
+        return Err(err(
+            &header_at,
+            format!(
+                "row {header_row} holds none of the mapped fields (it reads {}); \
+                 if titles stand above the header, set header_row to the header's row",
+                shown.join(", ")
+            ),
+        ));
+    }
+    let (slots, object_keys) = field_slots(ctx, &headers, &header_at, drift)?;
+    let offset = first_col as usize;
+    for (k, row) in rows.iter().enumerate().skip(header_index + 1) {
+        if row.iter().all(|c| matches!(c, calamine::Data::Empty)) {
+            continue;
+        }
+        let texts: Vec<String> = std::iter::repeat_n(String::new(), offset)
+            .chain(row.iter().map(excel_text))
+            .collect();
+        let view: Vec<Result<&str, ()>> = texts.iter().map(|t| Ok(t.as_str())).collect();
+        let values = slots
+            .iter()
+            .map(|slot| slot.and_then(|i| texts.get(i)).cloned())
+            .collect();
+        batcher.push(RawRow {
+            position: at(first_row + k as u32 + 1),
+            values,
+            original: original_of_row(&object_keys, &view),
+            malformed: None,
+        })?;
+    }
+    Ok(())
+}
+
+/// One cell as text, the way Excel stores it.
+fn excel_text(cell: &calamine::Data) -> String {
+    use calamine::Data;
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        // 300000.0 is `300000`; 0.35 stays `0.35` (the shortest form that
+        // reads back as the same number).
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+        Data::Float(f) => f.to_string(),
+        Data::Bool(b) => b.to_string(),
+        Data::DateTime(d) if d.is_datetime() => {
+            let (y, m, day, h, min, s, _) = d.to_ymd_hms_milli();
+            if (h, min, s) == (0, 0, 0) {
+                format!("{y:04}-{m:02}-{day:02}")
+            } else {
+                format!("{y:04}-{m:02}-{day:02} {h:02}:{min:02}:{s:02}")
+            }
+        }
+        Data::DateTime(d) => d.as_f64().to_string(),
+        Data::Error(e) => e.to_string(),
     }
 }
 

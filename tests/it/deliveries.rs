@@ -1,7 +1,8 @@
 //! Delivery scenarios: department files in shapes the generator never
 //! writes (a feed in two files with different key fields, a penalty export
 //! with several key columns, GB18030 with a character outside GBK, dates as
-//! `2019/03/05`, `2019年3月5日` and `20190305`, a byte-order mark, a
+//! `2019/03/05`, `2019年3月5日` and `20190305`, an `.xlsx` workbook with a
+//! title above its header, a byte-order mark, a
 //! full-width code, one person on two role lines of a revoked
 //! organization), their source configs, and the colour and points of every
 //! organization worked out by hand in `expected.toml`. Each folder under
