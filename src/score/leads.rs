@@ -278,3 +278,140 @@ pub fn first_listed(batches: &[RecordBatch]) -> Result<HashMap<String, NaiveDate
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::datasource::MemTable;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
+    }
+
+    /// A police row: USCC, name, filed on, closed on.
+    type PoliceRow<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+
+    /// A session with every feed empty but the registry and police given.
+    async fn session_with(
+        project: &Project,
+        registry: &[&str],
+        police: &[PoliceRow<'_>],
+    ) -> SessionContext {
+        let ctx = super::super::session().expect("session");
+        for (feed, schema) in &project.schemas {
+            if feed == "police" || feed == SPINE_FEED {
+                continue;
+            }
+            let empty = MemTable::try_new(schema.arrow_schema(), vec![vec![]]).expect("empty");
+            ctx.register_table(format!("{feed}_landed"), Arc::new(empty))
+                .expect("register");
+        }
+        let spine = Arc::new(Schema::new(vec![Field::new("uscc", DataType::Utf8, true)]));
+        let b = RecordBatch::try_new(
+            Arc::clone(&spine),
+            vec![Arc::new(StringArray::from(registry.to_vec()))],
+        )
+        .expect("registry");
+        let t = MemTable::try_new(spine, vec![vec![b]]).expect("table");
+        ctx.register_table("registry_landed", Arc::new(t))
+            .expect("register");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("uscc", DataType::Utf8, true),
+            Field::new("subject_name", DataType::Utf8, true),
+            Field::new("filed_on", DataType::Date32, true),
+            Field::new("closed_on", DataType::Date32, true),
+        ]));
+        let date = |v: Option<&str>| v.map(|d| days(day(d)));
+        let b = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(
+                    police.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    police.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(Date32Array::from(
+                    police.iter().map(|r| date(r.2)).collect::<Vec<_>>(),
+                )),
+                Arc::new(Date32Array::from(
+                    police.iter().map(|r| date(r.3)).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .expect("police");
+        let t = MemTable::try_new(schema, vec![vec![b]]).expect("table");
+        ctx.register_table("police_landed", Arc::new(t))
+            .expect("register");
+        ctx
+    }
+
+    #[tokio::test]
+    async fn a_lead_is_an_unregistered_valid_code_never_a_person_or_a_name() {
+        let project =
+            Project::load(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).expect("project");
+        let pipeline = &project.pipelines["nightly"];
+        const LEAD: &str = "51330106MJ0000771R";
+        // Valid as a USCC and as a resident identity number: a person.
+        const PERSON: &str = "513301198003014857";
+        assert!(crate::keys::Uscc::parse(PERSON).is_ok());
+        let ctx = session_with(
+            &project,
+            &["51330100MJ0000018T"],
+            &[
+                (
+                    Some("51330100MJ0000018T"),
+                    Some("registered"),
+                    Some("2026-01-01"),
+                    None,
+                ),
+                (Some(LEAD), Some("乙会"), Some("2026-05-10"), None),
+                (
+                    Some(LEAD),
+                    Some("甲会"),
+                    Some("2026-04-01"),
+                    Some("2026-09-01"),
+                ),
+                (Some(LEAD), Some(" 乙会 "), None, Some("2025-12-20")),
+                (Some(LEAD), Some("甲会"), None, None),
+                (Some(PERSON), Some("某人"), Some("2026-01-01"), None),
+                (None, Some("中华李氏复兴总会"), Some("2026-02-01"), None),
+            ],
+        )
+        .await;
+        let business = day("2026-11-28");
+        let found = leads(&ctx, &project, pipeline, &HashMap::new(), business)
+            .await
+            .expect("leads");
+        assert_eq!(
+            found,
+            [Lead {
+                uscc: LEAD.into(),
+                // Two records each: the first in code-point order.
+                name: Some("乙会".into()),
+                feeds: ["police".to_string()].into(),
+                records: 4,
+                // Each record's date is its earliest: 2026-04-01 (not its
+                // closing), 2025-12-20, 2026-05-10.
+                first_seen: Some(day("2025-12-20")),
+                last_seen: Some(day("2026-05-10")),
+                first_listed_on: business,
+            }]
+        );
+        // Carried from the previous version.
+        let before: HashMap<String, NaiveDate> = [(LEAD.to_string(), day("2026-10-01"))].into();
+        let found = leads(&ctx, &project, pipeline, &before, business)
+            .await
+            .expect("leads");
+        assert_eq!(found[0].first_listed_on, day("2026-10-01"));
+        let batch = leads_batch(&found, business).expect("batch");
+        assert_eq!(batch.schema(), leads_schema());
+        assert_eq!(first_listed(&[batch]).expect("read back"), before);
+    }
+}
