@@ -276,6 +276,13 @@ pub struct ScoreSummary {
     /// Colour changes against the previous business date.
     #[serde(default)]
     pub changes: u64,
+    /// Unregistered subjects (valid USCCs no registry row has) in the
+    /// night's records: rows of the `leads` dataset.
+    #[serde(default)]
+    pub leads: u64,
+    /// Leads the previous published version did not list.
+    #[serde(default)]
+    pub new_leads: u64,
 }
 
 /// What a run's delivery did, kept in its ledger record.

@@ -28,7 +28,7 @@
 //! | [`ledger`] | (state) | every record the warehouse keeps of runs, feeds, deliveries and jobs; `read = landed + quarantined + duplicates` per feed and run; snapshots advance only when guarded |
 //! | [`lease`] | (state) | one run per pipeline and date across machines: create-only generations, renewed, lapsing when the holder dies |
 //! | [`catalog`] | (state) | the published versions: manifests and their verified reader, the only way anything reads a dataset |
-//! | [`score`] | 4 JOIN, 5 SCORE | every feed resolved against the spine; every rule's hits with evidence and confidence; one profile per organization |
+//! | [`score`] | 4 JOIN, 5 SCORE | every feed resolved against the spine; every rule's hits with evidence and confidence; one profile per organization; the leads (unregistered subjects, `score::leads`) |
 //! | [`publish`] | 6 PUBLISH | every data file checked against its contract (`schemas/out/`) and checksummed; one manifest per version, committed last with a create-only put |
 //! | [`deliver`] | 6 DELIVER | code changes of a verified version to the platform: signed batches, one idempotency key per content, an outbox until acknowledged, dead letters; the Parquet drop |
 //! | [`warnings`] | 5–6 WARN | every worsened colour or new red line raises one warning with a stable id; dispositions (pulled or pushed to the intake) recorded once per id and sequence before they are acknowledged, applied in sequence order as admitted by a business date; overdue and urges from the working-day calendar; new warnings pushed through their own outbox |

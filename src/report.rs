@@ -199,9 +199,118 @@ pub async fn hits_by_rule(published: &Published) -> Result<BTreeMap<String, (u64
         .collect())
 }
 
+/// One lead as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadRow {
+    /// The unregistered subject's USCC.
+    pub uscc: String,
+    /// Its name as its records give it.
+    pub name: String,
+    /// Feeds, comma-separated.
+    pub feeds: String,
+    /// Records.
+    pub records: i64,
+    /// Latest record date, or empty.
+    pub last_seen: String,
+    /// Whether tonight's version is the first to list it.
+    pub new: bool,
+}
+
+/// The leads a report lists: the most records first, at most this many.
+pub const REPORT_LEADS: usize = 20;
+
+/// A version's `leads` (none before the dataset existed), the most
+/// records first (then by USCC), at most [`REPORT_LEADS`].
+pub async fn top_leads(published: &Published) -> Result<Vec<LeadRow>, String> {
+    if !published.manifest.datasets.contains_key("leads") {
+        return Ok(Vec::new());
+    }
+    let batches = published
+        .read_batches("leads")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let col = |name: &str| -> Result<datafusion::arrow::array::ArrayRef, String> {
+            let c = b
+                .column_by_name(name)
+                .ok_or_else(|| format!("leads: no column {name}"))?;
+            cast(c, &DataType::Utf8).map_err(|e| e.to_string())
+        };
+        let cols = [
+            col("uscc")?,
+            col("name")?,
+            col("feeds")?,
+            col("records")?,
+            col("last_seen")?,
+            col("first_listed_on")?,
+            col("business_date")?,
+        ];
+        let t: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
+        let v = |i: usize, r: usize| {
+            if t[i].is_null(r) {
+                String::new()
+            } else {
+                t[i].value(r).to_string()
+            }
+        };
+        for r in 0..b.num_rows() {
+            out.push(LeadRow {
+                uscc: v(0, r),
+                name: v(1, r),
+                feeds: v(2, r),
+                records: v(3, r).parse().unwrap_or(0),
+                last_seen: v(4, r),
+                new: v(5, r) == v(6, r),
+            });
+        }
+    }
+    out.sort_by(|a, b| b.records.cmp(&a.records).then_with(|| a.uscc.cmp(&b.uscc)));
+    out.truncate(REPORT_LEADS);
+    Ok(out)
+}
+
 /// The page of a run.
 pub fn render(record: &RunRecord, transitions: &BTreeMap<(String, String), u64>) -> String {
-    render_with_rules(record, transitions, &BTreeMap::new(), &[])
+    render_with_rules(record, transitions, &BTreeMap::new(), &[], &[])
+}
+
+/// The leads section: the night's count, the new ones, the first leads.
+fn leads_section(s: &crate::ledger::ScoreSummary, leads: &[LeadRow]) -> String {
+    let mut out = format!(
+        "<section><h2>Leads (unregistered subjects)</h2><p>{} lead(s) tonight, {} new since the previous version: valid USCCs that the night's records name and no registry row has; they score nothing. For the registrar, never public (the <code>leads</code> dataset).</p>",
+        s.leads, s.new_leads
+    );
+    if !leads.is_empty() {
+        let rows: String = leads
+            .iter()
+            .map(|l| {
+                format!(
+                    "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td style=\"text-align:right\">{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&l.uscc),
+                    esc(&l.name),
+                    esc(&l.feeds),
+                    l.records,
+                    esc(&l.last_seen),
+                    if l.new { "new" } else { "" }
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<table lang=\"zh-CN\"><tr><th>USCC</th><th>name</th><th>feeds</th><th>records</th><th>last seen</th><th></th></tr>{rows}</table>{}",
+            if s.leads as usize > leads.len() {
+                format!(
+                    "<p>the first {} by records; the rest are in the dataset.</p>",
+                    leads.len()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    out.push_str("</section>");
+    out
 }
 
 /// The page of a run, with its hits per rule under the rules' Chinese
@@ -211,6 +320,7 @@ pub fn render_with_rules(
     transitions: &BTreeMap<(String, String), u64>,
     by_rule: &BTreeMap<String, (u64, u64)>,
     rules: &[crate::project::Rule],
+    leads: &[LeadRow],
 ) -> String {
     let mut body = String::new();
     let status = format!("{:?}", record.status);
@@ -383,6 +493,9 @@ pub fn render_with_rules(
             "<section><h2>Hits by rule</h2><table lang=\"zh-CN\"><tr><th>rule</th><th>维度</th><th>规则</th><th>organizations</th><th>counted events</th></tr>{rows}</table></section>"
         );
     }
+    if let Some(s) = &record.scoring {
+        body.push_str(&leads_section(s, leads));
+    }
     if let Some(w) = &record.warnings {
         body.push_str(&crate::warnings::show::report_section(w));
     }
@@ -440,12 +553,22 @@ pub async fn write(
         Some(p) => hits_by_rule(p).await?,
         None => BTreeMap::new(),
     };
+    let leads = match published {
+        Some(p) => top_leads(p).await?,
+        None => Vec::new(),
+    };
     let rel = crate::layout::report(record.business_date, &record.run_id);
     let path = crate::store::join(prefix, &rel);
     store
         .put(
             &path,
-            PutPayload::from(render_with_rules(record, &transitions, &by_rule, rules)),
+            PutPayload::from(render_with_rules(
+                record,
+                &transitions,
+                &by_rule,
+                rules,
+                &leads,
+            )),
         )
         .await
         .map_err(|e| format!("{path}: {e}"))?;

@@ -195,6 +195,11 @@ pub(super) fn print_run(r: &crate::ledger::RunRecord) {
             s.changes,
             s.rules_version
         );
+        outln!(
+            "  leads tonight {}, new since the previous version {} (unregistered subjects: the leads dataset)",
+            s.leads,
+            s.new_leads
+        );
     }
     let held: Vec<&str> = r
         .feeds

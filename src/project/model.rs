@@ -64,12 +64,13 @@ pub struct FeedSchema {
 }
 
 /// The datasets a run publishes, each with its contract in `schemas/out/`.
-pub const PUBLISHED_DATASETS: [&str; 10] = [
+pub const PUBLISHED_DATASETS: [&str; 11] = [
     "profiles",
     "hits",
     "codes",
     "changes",
     "demonstration",
+    "leads",
     "quarantine",
     "runs",
     "warnings",

@@ -10,6 +10,7 @@
 //! no red line. Scoring then walks the registry once.
 
 pub mod demonstration;
+pub mod leads;
 pub mod outputs;
 pub mod public;
 
@@ -773,6 +774,24 @@ async fn demonstration_of(
     .await
 }
 
+/// The leads of the previous published version and the date each was
+/// first listed; `None` when there is no previous version or it has no
+/// `leads` dataset (every lead is then new).
+async fn leads_before(
+    input: &ScoreInput<'_>,
+) -> Result<Option<HashMap<String, NaiveDate>>, ScoreError> {
+    let before =
+        crate::catalog::Published::latest_before(&input.store, &input.prefix, input.business_date)
+            .await
+            .map_err(engine)?;
+    match before {
+        Some(p) if p.manifest.datasets.contains_key("leads") => Ok(Some(leads::first_listed(
+            &p.read_batches("leads").await.map_err(engine)?,
+        )?)),
+        _ => Ok(None),
+    }
+}
+
 /// Everything scoring needs from the run.
 pub struct ScoreInput<'a> {
     /// The project.
@@ -1041,6 +1060,36 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     .await
     .map_err(ScoreError::Engine)?;
     outputs.insert("demonstration".to_string(), rel(&path_demonstration));
+    let listed_before = leads_before(&input).await?;
+    let leads = leads::leads(
+        &ctx,
+        input.project,
+        input.pipeline,
+        listed_before.as_ref().unwrap_or(&HashMap::new()),
+        input.business_date,
+    )
+    .await?;
+    summary.leads = leads.len() as u64;
+    summary.new_leads = leads
+        .iter()
+        .filter(|l| {
+            listed_before
+                .as_ref()
+                .is_none_or(|before| !before.contains_key(&l.uscc))
+        })
+        .count() as u64;
+    let path_leads = write_dataset(
+        &input.store,
+        &input.prefix,
+        "leads",
+        input.business_date,
+        input.run_id,
+        leads::leads_schema(),
+        &[leads::leads_batch(&leads, input.business_date)?],
+    )
+    .await
+    .map_err(ScoreError::Engine)?;
+    outputs.insert("leads".to_string(), rel(&path_leads));
     writer.close().await.map_err(engine)?;
     outputs.insert("profiles".to_string(), rel(&path));
     summary.outputs = outputs;

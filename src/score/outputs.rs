@@ -18,7 +18,14 @@ use super::{Hit, OrgScore};
 use crate::project::{Dimension, Pipeline, Project};
 
 /// Datasets the scoring stage writes.
-pub const OUTPUT_DATASETS: [&str; 5] = ["profiles", "hits", "codes", "changes", "demonstration"];
+pub const OUTPUT_DATASETS: [&str; 6] = [
+    "profiles",
+    "hits",
+    "codes",
+    "changes",
+    "demonstration",
+    "leads",
+];
 
 /// Writes one dataset of a run; returns its path.
 pub async fn write_dataset(

@@ -139,6 +139,7 @@ async fn the_same_inputs_and_rules_give_byte_identical_outputs() {
             "codes",
             "demonstration",
             "hits",
+            "leads",
             "profiles",
             "public",
             "public_events"

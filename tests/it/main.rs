@@ -23,6 +23,7 @@ mod ingest;
 mod ingest_cases;
 mod keys;
 mod layers;
+mod leads;
 mod month;
 mod operate;
 mod preview;

@@ -67,6 +67,7 @@ async fn a_run_commits_one_manifest_that_lists_every_file_with_its_checksum() {
             "codes",
             "demonstration",
             "hits",
+            "leads",
             "profiles",
             "public",
             "public_events",

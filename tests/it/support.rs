@@ -331,6 +331,7 @@ pub(crate) fn reproducible_sums(
         "hits",
         "codes",
         "changes",
+        "leads",
         "quarantine",
         "warnings",
         "public",
