@@ -227,8 +227,20 @@ async fn every_scenario_gives_the_colours_worked_out_by_hand() {
                 problem(format!("{code}: a profile the scenario does not expect"));
             }
         }
-        // Subjects outside the registry join nothing and are nobody's hit.
+        // Subjects outside the registry join nothing and are nobody's hit;
+        // they are leads, for the registrar.
         let hit_usccs = strings(&hits, "uscc");
+        let leads = read_parquet(&warehouse.path().join(&scoring.outputs["leads"])).await;
+        let lead_usccs = strings(&leads, "uscc");
+        if lead_usccs.len()
+            != expected["unregistered"]["usccs"]
+                .as_array()
+                .map_or(0, Vec::len)
+        {
+            problem(format!(
+                "leads {lead_usccs:?}, expected only the unregistered subjects"
+            ));
+        }
         for code in expected["unregistered"]["usccs"]
             .as_array()
             .expect("unregistered")
@@ -237,6 +249,9 @@ async fn every_scenario_gives_the_colours_worked_out_by_hand() {
         {
             if got.contains_key(code) || hit_usccs.iter().any(|u| u.as_deref() == Some(code)) {
                 problem(format!("{code}: unregistered, yet scored"));
+            }
+            if !lead_usccs.iter().any(|u| u.as_deref() == Some(code)) {
+                problem(format!("{code}: unregistered, yet no lead"));
             }
         }
     }
