@@ -23,6 +23,7 @@ mod keys;
 mod layers;
 mod month;
 mod operate;
+mod oracles;
 mod preview;
 mod publish;
 mod report;

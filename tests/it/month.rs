@@ -196,7 +196,7 @@ async fn changed_colours(
 
 /// Removes the line of one organization from a generated registry export
 /// (GB18030: the ASCII code is found byte for byte).
-fn drop_registry_line(feeds: &Path, uscc: &str) {
+pub(crate) fn drop_registry_line(feeds: &Path, uscc: &str) {
     let dir = feeds.join("registry");
     let mut dropped = 0;
     for entry in std::fs::read_dir(&dir).expect("registry dir") {
