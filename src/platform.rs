@@ -366,8 +366,7 @@ async fn respond(
                 json!({"error": "platform down"}),
             );
         }
-        let Some(ts) = header(headers, TIMESTAMP_HEADER).and_then(|t| t.parse::<i64>().ok())
-        else {
+        let Some(ts) = header(headers, TIMESTAMP_HEADER).and_then(|t| t.parse::<i64>().ok()) else {
             s.stats.rejected_signatures += 1;
             return reply(
                 StatusCode::UNAUTHORIZED,
