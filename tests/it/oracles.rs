@@ -192,7 +192,7 @@ fn pushed(requests: &[CapturedRequest], day: NaiveDate, kind: &str) -> Vec<Value
 
 /// No request repeats a batch after the platform answered it with a
 /// receipt (the simulator's deduplication would hide such a resend).
-fn assert_nothing_sent_after_its_acknowledgement(requests: &[CapturedRequest]) {
+pub(crate) fn assert_nothing_sent_after_its_acknowledgement(requests: &[CapturedRequest]) {
     let mut acknowledged = BTreeSet::new();
     for (i, r) in requests.iter().enumerate() {
         let key = r.idempotency_key.clone().expect("a key");
