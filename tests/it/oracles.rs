@@ -53,24 +53,24 @@ print(json.dumps(out, default=str))
 "#;
 
 /// One published version as pyarrow read it.
-struct Read {
+pub(crate) struct Read {
     /// Colour by USCC (`codes` holds only organizations with a colour).
-    codes: BTreeMap<String, String>,
+    pub(crate) codes: BTreeMap<String, String>,
     /// Name by USCC in `codes`.
-    names: BTreeMap<String, String>,
+    pub(crate) names: BTreeMap<String, String>,
     /// The rules hit by USCC.
-    rules: BTreeMap<String, BTreeSet<String>>,
+    pub(crate) rules: BTreeMap<String, BTreeSet<String>>,
     /// `changes` by USCC.
-    changes: BTreeMap<String, Change>,
+    pub(crate) changes: BTreeMap<String, Change>,
 }
 
 /// A change as the platform sees it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Change {
-    previous_colour: Option<String>,
-    colour: Option<String>,
-    rules_added: Vec<String>,
-    rules_removed: Vec<String>,
+pub(crate) struct Change {
+    pub(crate) previous_colour: Option<String>,
+    pub(crate) colour: Option<String>,
+    pub(crate) rules_added: Vec<String>,
+    pub(crate) rules_removed: Vec<String>,
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -84,7 +84,7 @@ fn split(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn read_with_pyarrow(warehouse: &Path, manifest: &str) -> (Read, Vec<Value>) {
+pub(crate) fn read_with_pyarrow(warehouse: &Path, manifest: &str) -> (Read, Vec<Value>) {
     let out = std::process::Command::new("python3")
         .args(["-c", READER, warehouse.to_str().expect("utf-8"), manifest])
         .output()
@@ -133,7 +133,7 @@ fn read_with_pyarrow(warehouse: &Path, manifest: &str) -> (Read, Vec<Value>) {
 /// `hits` alone: every organization whose colour differs (absent from
 /// `codes`: no colour), with the rules hit now and not then and then and
 /// not now.
-fn diff(before: Option<&Read>, now: &Read) -> BTreeMap<String, Change> {
+pub(crate) fn diff(before: Option<&Read>, now: &Read) -> BTreeMap<String, Change> {
     let (no_codes, no_rules) = (BTreeMap::new(), BTreeMap::new());
     let (codes_then, rules_then) = before.map_or((&no_codes, &no_rules), |b| (&b.codes, &b.rules));
     let none = BTreeSet::new();
