@@ -1,6 +1,7 @@
 //! Integration tests, one binary (DataFusion links once).
 
 mod cli;
+mod colours;
 mod config;
 mod conformance;
 mod contract;

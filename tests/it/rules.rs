@@ -25,7 +25,7 @@ fn days(text: &str) -> i32 {
 }
 
 /// The rows of one table as a batch of the schema (every column nullable).
-fn batch(schema: &FeedSchema, rows: &[toml::Table]) -> RecordBatch {
+pub(crate) fn batch(schema: &FeedSchema, rows: &[toml::Table]) -> RecordBatch {
     let columns = schema.all_columns();
     let fields: Vec<Field> = columns
         .iter()
