@@ -4,8 +4,11 @@
 //! window, stores each batch once per idempotency key (a repeat gets the
 //! original receipt), counts what it accepted and fails on demand. Every
 //! intake under `/intake/` checks the signature against its own path, and
-//! the simulator keeps the last requests it received as they came, so a
-//! test can replay a captured one.
+//! the simulator keeps every request it received as it came, with the
+//! status it answered and whether that answer acknowledged the batch, so a
+//! test can replay a captured one and check what a client sent against
+//! what it was told (a batch sent again after its acknowledgement is a
+//! client bug the idempotency key would otherwise hide).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -25,9 +28,6 @@ use tokio::task::JoinHandle;
 use crate::deliver::{
     IDEMPOTENCY_HEADER, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER, verify_signature,
 };
-
-/// How many received requests the simulator keeps for [`PlatformSimulator::requests`].
-const KEPT_REQUESTS: usize = 64;
 
 /// What the next request suffers, in order of arrival.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +105,13 @@ pub struct CapturedRequest {
     pub signature: Option<String>,
     /// The body bytes.
     pub body: Bytes,
+    /// The status answered (None: the connection was dropped unanswered,
+    /// or the request is still being answered).
+    pub status: Option<u16>,
+    /// Whether the answer was a receipt the client could take as the
+    /// batch's acknowledgement: 200 with a receipt, answered in time (not
+    /// a receipt held back past the client's timeout).
+    pub acknowledged: bool,
 }
 
 #[derive(Default)]
@@ -115,7 +122,7 @@ struct Shared {
     faults: VecDeque<PlatformFault>,
     batches: BTreeMap<String, StoredBatch>,
     stats: PlatformStats,
-    captured: VecDeque<CapturedRequest>,
+    captured: Vec<CapturedRequest>,
 }
 
 /// A running platform simulator.
@@ -210,12 +217,12 @@ impl PlatformSimulator {
             .unwrap_or_default()
     }
 
-    /// The last requests received at an intake (at most 64), oldest first,
-    /// as they came.
+    /// Every request received at an intake, in order of arrival, as it
+    /// came, with the answer it got.
     pub fn requests(&self) -> Vec<CapturedRequest> {
         self.shared
             .lock()
-            .map(|s| s.captured.iter().cloned().collect())
+            .map(|s| s.captured.clone())
             .unwrap_or_default()
     }
 
@@ -284,6 +291,20 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// How an answer went, kept beside the response (never sent).
+#[derive(Clone, Copy)]
+enum Answered {
+    /// A receipt answered in time: the client may take it as acknowledged.
+    Receipt,
+    /// The connection is dropped instead of answering.
+    Dropped,
+}
+
+fn marked(mut response: Response, how: Answered) -> Response {
+    response.extensions_mut().insert(how);
+    response
+}
+
 async fn intake(
     State(shared): State<Arc<Mutex<Shared>>>,
     uri: Uri,
@@ -293,7 +314,7 @@ async fn intake(
     let path = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
-    let (fault, key, parsed) = {
+    let index = {
         let Ok(mut s) = shared.lock() else {
             return reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -301,24 +322,51 @@ async fn intake(
             );
         };
         s.stats.requests += 1;
-        if s.captured.len() == KEPT_REQUESTS {
-            s.captured.pop_front();
-        }
-        s.captured.push_back(CapturedRequest {
+        s.captured.push(CapturedRequest {
             path: path.clone(),
             idempotency_key: header(&headers, IDEMPOTENCY_HEADER).map(str::to_string),
             timestamp: header(&headers, TIMESTAMP_HEADER).map(str::to_string),
             signature: header(&headers, SIGNATURE_HEADER).map(str::to_string),
             body: body.clone(),
+            status: None,
+            acknowledged: false,
         });
+        s.captured.len() - 1
+    };
+    let response = respond(&shared, path, &headers, body).await;
+    let how = response.extensions().get::<Answered>().copied();
+    if let Ok(mut s) = shared.lock()
+        && let Some(c) = s.captured.get_mut(index)
+    {
+        c.status = match how {
+            Some(Answered::Dropped) => None,
+            _ => Some(response.status().as_u16()),
+        };
+        c.acknowledged = matches!(how, Some(Answered::Receipt));
+    }
+    response
+}
+
+async fn respond(
+    shared: &Arc<Mutex<Shared>>,
+    path: String,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (fault, key, parsed) = {
+        let Ok(mut s) = shared.lock() else {
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "poisoned"}),
+            );
+        };
         if s.down {
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "platform down"}),
             );
         }
-        let Some(ts) = header(&headers, TIMESTAMP_HEADER).and_then(|t| t.parse::<i64>().ok())
-        else {
+        let Some(ts) = header(headers, TIMESTAMP_HEADER).and_then(|t| t.parse::<i64>().ok()) else {
             s.stats.rejected_signatures += 1;
             return reply(
                 StatusCode::UNAUTHORIZED,
@@ -332,13 +380,13 @@ async fn intake(
                 json!({"error": "timestamp outside the accepted window"}),
             );
         }
-        let Some(key) = header(&headers, IDEMPOTENCY_HEADER).map(str::to_string) else {
+        let Some(key) = header(headers, IDEMPOTENCY_HEADER).map(str::to_string) else {
             return reply(
                 StatusCode::BAD_REQUEST,
                 json!({"error": format!("missing {IDEMPOTENCY_HEADER}")}),
             );
         };
-        let signature = header(&headers, SIGNATURE_HEADER).unwrap_or_default();
+        let signature = header(headers, SIGNATURE_HEADER).unwrap_or_default();
         let signed = SignedRequest {
             timestamp: ts,
             method: "POST",
@@ -375,13 +423,16 @@ async fn intake(
             .unwrap_or(Value::Null)
     };
     match fault {
-        None => reply(StatusCode::OK, stored(&shared, parsed)),
+        None => marked(
+            reply(StatusCode::OK, stored(shared, parsed)),
+            Answered::Receipt,
+        ),
         Some(PlatformFault::ServerError) => reply(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"error": "simulated outage"}),
         ),
         Some(PlatformFault::ServerErrorAfterStore) => {
-            stored(&shared, parsed);
+            stored(shared, parsed);
             reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"error": "simulated failure after storing"}),
@@ -401,7 +452,9 @@ async fn intake(
             )
         }
         Some(PlatformFault::TimeoutAfterStore { millis }) => {
-            let receipt = stored(&shared, parsed);
+            // A receipt held back: whether it counts depends on the
+            // client's timeout, so it is not taken as an acknowledgement.
+            let receipt = stored(shared, parsed);
             tokio::time::sleep(Duration::from_millis(millis)).await;
             reply(StatusCode::OK, receipt)
         }
@@ -410,12 +463,12 @@ async fn intake(
             json!({"error": "simulated rejection: record 1 field colour"}),
         ),
         Some(PlatformFault::CloseAfterBody) => {
-            stored(&shared, parsed);
+            stored(shared, parsed);
             // A body that fails at once: the connection is dropped unanswered.
             let broken = futures::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
             });
-            Response::new(Body::from_stream(broken))
+            marked(Response::new(Body::from_stream(broken)), Answered::Dropped)
         }
     }
 }

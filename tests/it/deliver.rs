@@ -187,6 +187,7 @@ async fn faults_after_the_platform_stored_a_batch_still_leave_one_copy() {
     // (two faults that replay the stored receipt, then success) were repeats.
     assert_eq!(stats.repeats, 3);
     assert_each_record_once(sim);
+    crate::oracles::assert_nothing_sent_after_its_acknowledgement(&sim.requests());
     t.assert_reconciles();
     // Bodies follow the documented contract.
     let bodies: Vec<serde_json::Value> = sim.batches().into_iter().map(|b| b.body).collect();
@@ -237,6 +238,7 @@ async fn a_platform_down_for_a_whole_run_gets_everything_from_the_next() {
     let mut sorted = days.clone();
     sorted.sort();
     assert_eq!(days, sorted);
+    crate::oracles::assert_nothing_sent_after_its_acknowledgement(&sim.requests());
     t.assert_reconciles();
     let s = t.status();
     for rec in s["delivery"].as_array().expect("per run") {
@@ -334,6 +336,7 @@ async fn a_rerun_of_a_published_date_delivers_nothing_twice_and_full_resends_the
     assert_eq!(f.rows, codes);
     assert_eq!(sim.stats().accepted_rows, before.accepted_rows + codes);
     assert_each_record_once(sim);
+    crate::oracles::assert_nothing_sent_after_its_acknowledgement(&sim.requests());
     t.assert_reconciles();
 }
 

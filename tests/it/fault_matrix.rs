@@ -198,6 +198,7 @@ async fn every_combination_of_faults_ends_as_the_table_says() {
             .vars
             .insert("QINGLIAN_PLATFORM_SECRET".into(), "matrix-secret".into());
         let result = run_pipeline(&project, "nightly", options).await;
+        crate::oracles::assert_nothing_sent_after_its_acknowledgement(&platform.requests());
         let stats = platform.stats();
         let (status, quarantined, retried, parked, delivered_ok, shown) = match &result {
             Ok(run) => {

@@ -115,6 +115,21 @@ async fn every_injected_situation_triggers_its_rule_and_nothing_else_does() {
             ));
         }
     }
+
+    // Every organization's colour, points and red line as the test
+    // computes them from the published hits and the rule files.
+    let model = crate::colours::model(&crate::support::root());
+    let profiles_path = warehouse.path().join(&scoring.outputs["profiles"]);
+    let published =
+        crate::colours::published_hits(&warehouse.path().join(&scoring.outputs["hits"])).await;
+    let registry = crate::colours::registry_of(&profiles_path).await;
+    let want = crate::colours::expected(&model, &registry, &published, &mut problems);
+    crate::colours::compare_profiles(&profiles_path, &want, &mut problems).await;
+    let mut bands: BTreeMap<Option<i64>, usize> = BTreeMap::new();
+    for w in want.values() {
+        *bands.entry(w.points).or_default() += 1;
+    }
+    println!("organizations by points: {bands:?}");
     assert!(problems.is_empty(), "{table_text}\n{}", problems.join("\n"));
 }
 

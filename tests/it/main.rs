@@ -2,6 +2,7 @@
 
 mod brief;
 mod cli;
+mod colours;
 mod config;
 mod conformance;
 mod contract;
@@ -26,6 +27,7 @@ mod layers;
 mod leads;
 mod month;
 mod operate;
+mod oracles;
 mod preview;
 mod publish;
 mod report;

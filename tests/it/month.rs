@@ -33,7 +33,7 @@ async fn thirty_nights_reconcile_explain_every_change_and_reproduce() {
     let (mut changes, mut unexplained, mut registrations, mut deregistrations) = (0, 0, 0, 0);
     // The night one organization drops out of the registry.
     const LEAVES: u32 = 9;
-    let mut codes_before: Colours = BTreeMap::new();
+    let mut before: Option<crate::oracles::Read> = None;
     let mut left: Option<String> = None;
     let mut withdrawn_by_leaving = 0;
     for k in 0..30u32 {
@@ -52,9 +52,9 @@ async fn thirty_nights_reconcile_explain_every_change_and_reproduce() {
         if k == LEAVES {
             // One coloured organization is missing from tonight's registry
             // export (and back in tomorrow's): its colour is withdrawn.
-            let gone = codes_before
-                .iter()
-                .find_map(|(u, c)| c.as_ref().map(|_| u.clone()))
+            let gone = before
+                .as_ref()
+                .and_then(|b| b.codes.keys().next().cloned())
                 .expect("a coloured organization");
             drop_registry_line(&feeds, &gone);
             left = Some(gone);
@@ -65,30 +65,26 @@ async fn thirty_nights_reconcile_explain_every_change_and_reproduce() {
             assert!(f.reconciles(), "{day} {}: {f:#?}", f.feed);
         }
         let version = current(&warehouse, day).await;
-        // The day-to-day diff of `codes`, computed here from what was
-        // published, is exactly `changes`.
-        let codes_now = colours_by_uscc(&version).await;
-        let mut expected: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
-        for u in codes_before.keys().chain(codes_now.keys()) {
-            let before = codes_before.get(u).cloned().flatten();
-            let now = codes_now.get(u).cloned().flatten();
-            if before != now {
-                expected.insert(u.clone(), (before, now));
-            }
-        }
+        // The day-to-day diff of `codes` (and of the rules in `hits`),
+        // computed here from what pyarrow reads of the published files,
+        // is exactly `changes`.
+        let (now, _) = crate::oracles::read_with_pyarrow(&warehouse, &version.path);
+        let expected = crate::oracles::diff(before.as_ref(), &now);
         assert_eq!(
-            changed_colours(&version).await,
-            expected,
+            now.changes, expected,
             "{day}: changes equal the diff of codes"
         );
         if let Some(gone) = &left {
-            let (before, now) = &expected[gone];
-            assert!(before.is_some() && now.is_none(), "{day}: {gone} left");
-            assert!(!codes_now.contains_key(gone));
+            let c = &expected[gone];
+            assert!(
+                c.previous_colour.is_some() && c.colour.is_none(),
+                "{day}: {gone} left"
+            );
+            assert!(!now.codes.contains_key(gone));
             left = None;
             withdrawn_by_leaving += 1;
         }
-        codes_before = codes_now;
+        before = Some(now);
         let batches = version.read_batches("changes").await.expect("changes");
         for b in &batches {
             let col = |n: &str| {
@@ -151,52 +147,9 @@ async fn thirty_nights_reconcile_explain_every_change_and_reproduce() {
     }
 }
 
-type Colours = BTreeMap<String, Option<String>>;
-
-/// Each organization's colour in a version's `codes` (None: no colour).
-async fn colours_by_uscc(version: &Published) -> Colours {
-    use datafusion::arrow::array::Array;
-    let mut out = BTreeMap::new();
-    for b in &version.read_batches("codes").await.expect("codes") {
-        let col = |n: &str| b.column_by_name(n).expect(n).as_string::<i32>().clone();
-        let (uscc, colour) = (col("uscc"), col("colour"));
-        for r in 0..b.num_rows() {
-            let c = (!colour.is_null(r)).then(|| colour.value(r).to_string());
-            assert!(
-                out.insert(uscc.value(r).to_string(), c).is_none(),
-                "one code per organization"
-            );
-        }
-    }
-    out
-}
-
-/// The (previous colour, colour) of every row of a version's `changes`.
-async fn changed_colours(
-    version: &Published,
-) -> BTreeMap<String, (Option<String>, Option<String>)> {
-    use datafusion::arrow::array::Array;
-    let mut out = BTreeMap::new();
-    for b in &version.read_batches("changes").await.expect("changes") {
-        let col = |n: &str| b.column_by_name(n).expect(n).as_string::<i32>().clone();
-        let (uscc, before, now) = (col("uscc"), col("previous_colour"), col("colour"));
-        let opt = |a: &datafusion::arrow::array::StringArray, r: usize| {
-            (!a.is_null(r)).then(|| a.value(r).to_string())
-        };
-        for r in 0..b.num_rows() {
-            let row = (opt(&before, r), opt(&now, r));
-            assert!(
-                out.insert(uscc.value(r).to_string(), row).is_none(),
-                "one change per organization"
-            );
-        }
-    }
-    out
-}
-
 /// Removes the line of one organization from a generated registry export
 /// (GB18030: the ASCII code is found byte for byte).
-fn drop_registry_line(feeds: &Path, uscc: &str) {
+pub(crate) fn drop_registry_line(feeds: &Path, uscc: &str) {
     let dir = feeds.join("registry");
     let mut dropped = 0;
     for entry in std::fs::read_dir(&dir).expect("registry dir") {

@@ -121,23 +121,35 @@ async fn no_secret_and_no_identity_number_leaks_anywhere_it_should_not() {
         "{logs}"
     );
 
-    // What is scanned: the logs, every delivered body, and every file of
-    // the warehouse except the raw payloads and landed snapshots (the
-    // departments' own data, identity numbers included, kept as received).
+    // What is scanned: the logs, every request the platform received,
+    // the Parquet drop, and every file of the warehouse except the raw
+    // payloads (the departments' own data, identity numbers included,
+    // kept as received): landed snapshots, the landing quarantine and the
+    // published quarantine included.
     let mut scanned = vec![("logs".to_string(), logs)];
-    for b in platform.batches() {
-        scanned.push((format!("body {}", b.key), b.body.to_string()));
+    for r in platform.requests() {
+        scanned.push((
+            format!("request {}", r.path),
+            String::from_utf8_lossy(&r.body).into_owned(),
+        ));
     }
-    for rel in crate::support::walk(warehouse.path()) {
-        let f = warehouse.path().join(&rel);
-        if rel.starts_with("landing/") || rel.starts_with("quarantine/") {
-            continue;
-        }
-        scanned.push((rel, texts(&f).await));
+    scanned.extend(warehouse_texts(warehouse.path()).await);
+    scanned.extend(bucket_texts("s3://platform/qinglian", &moto.vars()).await);
+    for prefix in [
+        "published/hits",
+        "published/quarantine",
+        "reports/",
+        "ledger/",
+        "outbox/",
+        "landing/persons/",
+        "quarantine/persons/",
+        "drop qinglian/published/codes",
+    ] {
+        assert!(
+            scanned.iter().any(|(n, _)| n.starts_with(prefix)),
+            "{prefix} is scanned"
+        );
     }
-    assert!(scanned.iter().any(|(n, _)| n.starts_with("published/hits")));
-    assert!(scanned.iter().any(|(n, _)| n.starts_with("reports/")));
-    assert!(scanned.iter().any(|(n, _)| n.starts_with("ledger/")));
     for (name, text) in &scanned {
         for secret in [PERSON_KEY, PLATFORM_SECRET, FEED_TOKEN, AWS_SECRET] {
             assert!(
@@ -537,15 +549,109 @@ async fn quarantined_persons_and_police_rows_leak_no_identity_number_or_name() {
         }
     }
     // A hashed field keeps the person's keyed hash: the same as the
-    // canonical column, so the quarantined row links to the person.
+    // canonical column, so the quarantined row links to the person. The
+    // hash is recomputed here with Python's `hmac` under the test's key,
+    // not with the code under test.
+    let keyed = python_hashes(PERSON_KEY, &ids);
+    let unkeyed = python_hashes("", &ids);
+    // Every hash a personal feed's landed data, landing quarantine,
+    // published quarantine or drop holds is the HMAC-SHA256 under the key
+    // of a number the feed delivered (an unkeyed SHA-256, or a hash under
+    // another key, is none of them).
+    let mut checked = BTreeMap::new();
+    for (name, text) in &scanned {
+        let personal = ["persons", "police"].iter().any(|f| {
+            name.starts_with(&format!("landing/{f}/"))
+                || name.starts_with(&format!("quarantine/{f}/"))
+                || (name.contains("published/quarantine/")
+                    && name.ends_with(&format!("/{f}.parquet")))
+        });
+        if !personal {
+            continue;
+        }
+        for token in hex_tokens(text) {
+            assert!(
+                !unkeyed.contains_key(&token),
+                "{name} holds an unkeyed SHA-256 of an identity number: {token}"
+            );
+            assert!(
+                keyed.contains_key(&token),
+                "{name} holds {token}, which is no keyed hash of a delivered identity number"
+            );
+            *checked.entry(name.clone()).or_insert(0) += 1;
+        }
+    }
+    for prefix in [
+        "landing/persons/",
+        "landing/police/",
+        "quarantine/persons/",
+        "quarantine/police/",
+        "published/quarantine/",
+        "drop qinglian/published/quarantine/",
+    ] {
+        let n: usize = checked
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum();
+        assert!(n > 0, "{prefix}: keyed hashes checked: {checked:?}");
+    }
+    println!("keyed hashes checked: {checked:?}");
     let original: serde_json::Value =
         serde_json::from_str(&persons_original.expect("RYH1 quarantined")).expect("json");
     assert_eq!(
-        original["身份证号"],
-        qinglian::validate::person_hash(PERSON_KEY.as_bytes(), &hostile[1]).as_str()
+        original["身份证号"].as_str(),
+        python_hashes(PERSON_KEY, &hostile[1..2])
+            .keys()
+            .next()
+            .map(String::as_str),
+        "the quarantined original keeps the keyed hash"
     );
     assert_eq!(original["姓名"], "***");
     assert_eq!(original["记录编号"], "RYH1");
+}
+
+/// The person hash of each number as Python's `hmac` computes it under
+/// `key` (trimmed, upper-cased, spaces removed, as the hash reads a
+/// number); with an empty key, the plain SHA-256 an unkeyed hash would
+/// give. By hash.
+fn python_hashes(key: &str, numbers: &[String]) -> BTreeMap<String, String> {
+    use std::io::Write;
+    let script = "import hashlib, hmac, sys\n\
+        key = sys.argv[1].encode()\n\
+        for line in sys.stdin.read().split():\n\
+        \x20   n = line.strip().upper().replace(' ', '').encode()\n\
+        \x20   h = hmac.new(key, n, hashlib.sha256) if key else hashlib.sha256(n)\n\
+        \x20   print(h.hexdigest())\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(numbers.join("\n").as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3");
+    assert!(out.status.success());
+    let hashes: Vec<String> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(hashes.len(), numbers.len());
+    hashes.into_iter().zip(numbers.iter().cloned()).collect()
+}
+
+/// Every run of exactly 64 lowercase hex digits in a text.
+fn hex_tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|t| t.len() == 64 && !t.chars().any(|c| c.is_ascii_uppercase()))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The person hash is HMAC-SHA256 under the key, over the number trimmed
