@@ -137,7 +137,8 @@ pub(crate) async fn published_hits(path: &Path) -> Vec<HitRow> {
 
 /// The test's own colours; `problems` gets every hit row the model cannot
 /// place and every event whose `counted` marks are not exactly one row (a
-/// high-confidence one when the event has one).
+/// high-confidence one when the event has one), or, for a deregistered
+/// organization, not none.
 pub(crate) fn expected(
     model: &Model,
     registry: &BTreeMap<String, String>,
@@ -160,6 +161,17 @@ pub(crate) fn expected(
         };
         let high = rows.iter().any(|r| r.high);
         let counted: Vec<_> = rows.iter().filter(|r| r.counted).collect();
+        // A deregistered organization gets no colour: its rows are evidence
+        // only, none counted (hits.counted).
+        if registry.get(*uscc).map(String::as_str) == Some("deregistered") {
+            if !counted.is_empty() {
+                problems.push(format!(
+                    "{uscc} {rule} event {event:?}: deregistered, yet {} row(s) counted",
+                    counted.len()
+                ));
+            }
+            continue;
+        }
         if counted.len() != 1 || (high && !counted[0].high) {
             problems.push(format!(
                 "{uscc} {rule} event {event:?}: {} of {} rows counted ({} of high confidence)",
