@@ -58,11 +58,7 @@ pub(super) fn execute(args: PreviewArgs) -> CommandResult {
         .pipelines
         .get(&args.pipeline)
         .map(|p| p.person_hash_key_env.clone());
-    let personal = source.each_part().iter().any(|p| {
-        p.columns
-            .values()
-            .any(|m| matches!(m, crate::project::ColumnMapping::Field { hash: true, .. }))
-    });
+    let personal = source.hashes_persons();
     let hash_key = match key_env.as_deref().and_then(|v| std::env::var(v).ok()) {
         Some(k) if !k.is_empty() => k.into_bytes(),
         _ => {

@@ -945,18 +945,16 @@ fn compile_mapping(
         d.push(file, at, "expected exactly one of field, constant or sql");
         return None;
     }
-    if let Some(sql) = rule.sql {
-        if let Err(e) = Parser::new(&GenericDialect {})
-            .try_with_sql(&sql)
+    if let Some(sql) = &rule.sql
+        && let Err(e) = Parser::new(&GenericDialect {})
+            .try_with_sql(sql)
             .and_then(|mut p| p.parse_expr())
-        {
-            d.push(
-                file,
-                format!("{at}.sql"),
-                format!("found {sql:?}, expected a SQL expression: {e}"),
-            );
-        }
-        return Some(ColumnMapping::Sql(sql));
+    {
+        d.push(
+            file,
+            format!("{at}.sql"),
+            format!("found {sql:?}, expected a SQL expression: {e}"),
+        );
     }
     if let Some(value) = rule.constant {
         let text = match value {
@@ -1037,11 +1035,20 @@ fn compile_mapping(
             }
         }
     }
-    Some(ColumnMapping::Field {
-        field: rule.field.unwrap_or_default(),
-        scale,
-        labels: rule.labels,
-        hash: rule.hash,
+    // A SQL result is converted as a field's value is: unit, enum, hash.
+    Some(match rule.sql {
+        Some(sql) => ColumnMapping::Sql {
+            sql,
+            scale,
+            labels: rule.labels,
+            hash: rule.hash,
+        },
+        None => ColumnMapping::Field {
+            field: rule.field.unwrap_or_default(),
+            scale,
+            labels: rule.labels,
+            hash: rule.hash,
+        },
     })
 }
 

@@ -423,8 +423,28 @@ pub enum ColumnMapping {
     },
     /// The same value on every row.
     Constant(String),
-    /// A DataFusion SQL expression over the raw fields.
-    Sql(String),
+    /// A DataFusion SQL expression over the raw fields, its result then
+    /// converted as a field's value would be.
+    Sql {
+        /// The expression.
+        sql: String,
+        /// Multiply amounts by this (10,000 for 万元).
+        scale: i64,
+        /// Result label → canonical value, for enum columns.
+        labels: Option<BTreeMap<String, String>>,
+        /// Replace the result by its keyed hash.
+        hash: bool,
+    },
+}
+
+impl ColumnMapping {
+    /// Whether the mapping replaces its value by the keyed person hash.
+    pub fn hashes(&self) -> bool {
+        matches!(
+            self,
+            ColumnMapping::Field { hash: true, .. } | ColumnMapping::Sql { hash: true, .. }
+        )
+    }
 }
 
 /// Share and count limits checked before a feed is accepted.
@@ -541,6 +561,13 @@ impl Source {
             });
         }
         all
+    }
+
+    /// Whether any part of the feed hashes a value (it carries persons).
+    pub fn hashes_persons(&self) -> bool {
+        self.each_part()
+            .iter()
+            .any(|p| p.columns.values().any(ColumnMapping::hashes))
     }
 
     /// The names of the parts, the first part named after the feed.

@@ -64,7 +64,7 @@ pub(super) fn plan_mappings(project: &Project) -> Vec<Diagnostic> {
         for (column, mapping, at) in
             mappings.flat_map(|(at, columns)| columns.iter().map(move |(c, m)| (c, m, at.clone())))
         {
-            let super::model::ColumnMapping::Sql(sql) = mapping else {
+            let super::model::ColumnMapping::Sql { sql, .. } = mapping else {
                 continue;
             };
             let fields = sql_fields(sql);

@@ -30,7 +30,7 @@ use ingest::{FeedTask, RegistryIndex, feed_done, ingest_feed};
 use crate::clock::{Clock, SystemClock};
 use crate::lease::{Lease, LeaseError};
 use crate::ledger::{FeedRecord, FeedStatus, Ledger, RunRecord, RunStatus};
-use crate::project::{ColumnMapping, Pipeline, Project, Source, expand_env};
+use crate::project::{Pipeline, Project, Source, expand_env};
 use crate::source::{self};
 
 /// What an interactive run shows while it goes (the CLI's progress bar).
@@ -147,13 +147,6 @@ pub fn open_warehouse(
     Ok((store, prefix, redactor.apply(&crate::store::redact(&url))))
 }
 
-fn hashes_persons(source: &Source) -> bool {
-    source
-        .columns
-        .values()
-        .any(|m| matches!(m, ColumnMapping::Field { hash: true, .. }))
-}
-
 /// Runs the pipeline for one business date; returns the ledger record.
 pub async fn run_pipeline(
     project: &Project,
@@ -182,7 +175,7 @@ pub async fn run_pipeline(
         .filter(|k| !k.is_empty())
         .map(String::into_bytes);
     if hash_key.is_none()
-        && let Some(s) = sources.iter().find(|s| hashes_persons(s))
+        && let Some(s) = sources.iter().find(|s| s.hashes_persons())
     {
         return Err(RunError::Config(format!(
             "feed {} hashes person identity numbers but {} is not set; set it to the shared hash key",

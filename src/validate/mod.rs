@@ -124,7 +124,14 @@ enum Plan {
         hash: bool,
     },
     Constant(String),
-    Sql(Arc<dyn PhysicalExpr>),
+    Sql {
+        expr: Arc<dyn PhysicalExpr>,
+        scale: i64,
+        labels: Option<BTreeMap<String, String>>,
+        hash: bool,
+        /// The raw fields the expression reads.
+        reads: Vec<usize>,
+    },
 }
 
 /// Compiled mapping of one feed.
@@ -159,7 +166,7 @@ pub fn source_sql_fields(source: &Source) -> BTreeSet<String> {
         .columns
         .values()
         .filter_map(|m| match m {
-            ColumnMapping::Sql(sql) => Some(sql_fields(sql)),
+            ColumnMapping::Sql { sql, .. } => Some(sql_fields(sql)),
             _ => None,
         })
         .flatten()
@@ -265,27 +272,51 @@ impl Mapper {
                         hash: *hash,
                     }
                 }
-                Some(ColumnMapping::Sql(sql)) => {
+                Some(ColumnMapping::Sql {
+                    sql,
+                    scale,
+                    labels,
+                    hash,
+                }) => {
+                    if *hash && hash_key.is_none() {
+                        return Err(err(format!(
+                            "column {} hashes sql {sql:?} but no person hash key is configured",
+                            column.name
+                        )));
+                    }
                     let expr = ctx
                         .parse_sql_expr(sql, &df_schema)
                         .map_err(|e| err(format!("column {}: sql {sql:?}: {e}", column.name)))?;
                     let physical = ctx
                         .create_physical_expr(expr, &df_schema)
                         .map_err(|e| err(format!("column {}: sql {sql:?}: {e}", column.name)))?;
-                    Plan::Sql(physical)
+                    Plan::Sql {
+                        expr: physical,
+                        scale: *scale,
+                        labels: labels.clone(),
+                        hash: *hash,
+                        reads: sql_fields(sql).iter().filter_map(|f| position(f)).collect(),
+                    }
                 }
             };
             plans.push(plan);
         }
+        // The raw fields behind a hashed value: a personal feed's
+        // quarantined original never shows them in clear.
         let mut hashed: Vec<(usize, String)> = plans
             .iter()
-            .filter_map(|p| match p {
+            .flat_map(|p| match p {
                 Plan::Field {
                     index, hash: true, ..
-                } => Some((*index, fields[*index].clone())),
-                _ => None,
+                } => vec![*index],
+                Plan::Sql {
+                    reads, hash: true, ..
+                } => reads.clone(),
+                _ => Vec::new(),
             })
+            .map(|i| (i, fields[i].clone()))
             .collect();
+        hashed.sort();
         hashed.dedup();
         let kept: Vec<String> = source
             .key_fields
@@ -480,7 +511,7 @@ impl Mapper {
             feed: self.feed.clone(),
             message,
         };
-        if !self.plans.iter().any(|p| matches!(p, Plan::Sql(_))) {
+        if !self.plans.iter().any(|p| matches!(p, Plan::Sql { .. })) {
             return Ok(self.plans.iter().map(|_| None).collect());
         }
         let arrays: Vec<ArrayRef> = (0..self.fields.len())
@@ -499,7 +530,7 @@ impl Mapper {
         self.plans
             .iter()
             .map(|p| match p {
-                Plan::Sql(expr) => {
+                Plan::Sql { expr, .. } => {
                     let value = expr
                         .evaluate(&raw)
                         .and_then(|v| v.into_array(raw.num_rows()))
@@ -645,7 +676,7 @@ impl Mapper {
                 Plan::Null => None,
                 Plan::Constant(v) => Some(v.as_str()),
                 Plan::Field { index, .. } => text(*index),
-                Plan::Sql(_) => sql
+                Plan::Sql { .. } => sql
                     .as_ref()
                     .and_then(|v| v[r].as_deref())
                     .filter(|s| !s.trim().is_empty()),
@@ -667,6 +698,12 @@ impl Mapper {
             };
             let (scale, labels, hash) = match plan {
                 Plan::Field {
+                    scale,
+                    labels,
+                    hash,
+                    ..
+                }
+                | Plan::Sql {
                     scale,
                     labels,
                     hash,
