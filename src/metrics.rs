@@ -35,6 +35,7 @@ pub struct Metrics {
     runs: Family<Labels, Counter>,
     stage_seconds: Family<Labels, Gauge<f64, AtomicU64>>,
     rows: Family<Labels, Counter>,
+    part_rows: Family<Labels, Counter>,
     delivery_failures: Family<Labels, Counter>,
     last_success: Family<Labels, Gauge<f64, AtomicU64>>,
     warehouse_errors: Family<Labels, Counter>,
@@ -69,6 +70,12 @@ impl Metrics {
             "feed_rows",
             "Rows per feed by kind: read, landed, quarantined, duplicates",
             rows.clone(),
+        );
+        let part_rows = Family::<Labels, Counter>::default();
+        registry.register(
+            "feed_part_rows",
+            "Rows per part of a feed of several parts, by kind: read, landed, quarantined, duplicates",
+            part_rows.clone(),
         );
         let delivery_failures = Family::<Labels, Counter>::default();
         registry.register(
@@ -107,6 +114,7 @@ impl Metrics {
             runs,
             stage_seconds,
             rows,
+            part_rows,
             delivery_failures,
             last_success,
             warehouse_errors,
@@ -130,6 +138,22 @@ impl Metrics {
                 self.rows
                     .get_or_create(&labels(&[("feed", &f.feed), ("kind", kind)]))
                     .inc_by(n);
+            }
+            for p in f.parts.iter().filter(|_| f.parts.len() > 1) {
+                for (kind, n) in [
+                    ("read", p.read),
+                    ("landed", p.landed),
+                    ("quarantined", p.quarantined),
+                    ("duplicates", p.duplicates),
+                ] {
+                    self.part_rows
+                        .get_or_create(&labels(&[
+                            ("feed", &f.feed),
+                            ("part", &p.name),
+                            ("kind", kind),
+                        ]))
+                        .inc_by(n);
+                }
             }
         }
         if let Some(w) = &record.warnings {
@@ -207,4 +231,59 @@ pub async fn serve(m: Arc<Metrics>, addr: SocketAddr) -> std::io::Result<SocketA
     let app = Router::new().route("/metrics", get(metrics)).with_state(m);
     let (bound, _task) = crate::listen::serve_at(app, addr).await?;
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{FeedRecord, PartRecord, RunStatus};
+
+    fn part(name: &str, read: u64, landed: u64) -> PartRecord {
+        PartRecord {
+            name: name.into(),
+            read,
+            landed,
+            quarantined: read - landed,
+            duplicates: 0,
+        }
+    }
+
+    #[test]
+    fn a_feed_of_several_parts_counts_rows_per_part() {
+        let mut court = FeedRecord::starting("court", false);
+        court.parts = vec![part("court", 3, 3), part("enforced", 5, 4)];
+        let mut registry = FeedRecord::starting("registry", true);
+        registry.parts = vec![part("registry", 2, 2)];
+        let record = RunRecord {
+            run_id: "r".into(),
+            pipeline: "nightly".into(),
+            business_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date"),
+            attempt: 1,
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            status: RunStatus::Failed,
+            feeds: vec![court, registry],
+            scoring: None,
+            warnings: None,
+            manifest: None,
+            delivery: None,
+            drop: None,
+            stage_ms: Default::default(),
+            stage_usage: Default::default(),
+            report: None,
+            error: None,
+        };
+        let m = Metrics::new();
+        m.run_finished("nightly", &record);
+        let text = m.render();
+        for line in [
+            r#"qinglian_feed_part_rows_total{feed="court",part="enforced",kind="read"} 5"#,
+            r#"qinglian_feed_part_rows_total{feed="court",part="enforced",kind="quarantined"} 1"#,
+            r#"qinglian_feed_part_rows_total{feed="court",part="court",kind="landed"} 3"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        // A feed of one part has no part series.
+        assert!(!text.contains(r#"part="registry""#), "{text}");
+    }
 }
