@@ -1033,6 +1033,14 @@ async fn benchmark() {
         builds[1],
         memory as f64 / 1048576.0
     );
+    let names = index.name_index_stats();
+    eprintln!(
+        "name index: {} grams, {} posting entries, {:.1} MiB (names and postings); built in {:?} (of the build above)",
+        names.grams,
+        names.postings,
+        names.bytes as f64 / 1048576.0,
+        names.build
+    );
 
     // The baseline: the same page pre-rendered, served as a file by the
     // same server.
@@ -1082,6 +1090,23 @@ async fn benchmark() {
                     format!("{url}/search?q={}", qinglian::serve::pages::encode(&part))
                 })
                 .collect(),
+        ),
+        (
+            "/search?q=<1 character of a name>",
+            sample
+                .iter()
+                .map(|o| {
+                    let part: String = o.name.chars().skip(3).take(1).collect();
+                    format!("{url}/search?q={}", qinglian::serve::pages::encode(&part))
+                })
+                .collect(),
+        ),
+        (
+            "/search?q=协会 (more than 200 match)",
+            vec![format!(
+                "{url}/search?q={}",
+                qinglian::serve::pages::encode("协会")
+            )],
         ),
     ];
     println!("| route | concurrency | requests | req/s | p50 | p99 | errors |");
