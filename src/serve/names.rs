@@ -163,11 +163,13 @@ impl Names {
         for (p, (name, i)) in names.iter().enumerate() {
             let p = p as u32;
             grams.clear();
-            grams_of(name, &mut grams);
-            grams_of(
-                folded.get(*i as usize).map_or("", String::as_str),
-                &mut grams,
-            );
+            let full = folded.get(*i as usize).map_or("", String::as_str);
+            grams_of(full, &mut grams);
+            // Mostly the normalized name is the end of the folded one (its
+            // place prefix stripped): its grams are among those already.
+            if !full.ends_with(name.as_str()) {
+                grams_of(name, &mut grams);
+            }
             for g in &grams {
                 let list = lists.entry(*g).or_default();
                 // Numbers only grow: a gram met twice in one name is
