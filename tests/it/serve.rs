@@ -1042,6 +1042,29 @@ async fn benchmark() {
         names.build
     );
 
+    // The name index alone, in process: no HTTP, no page.
+    for (what, take) in [("3 characters", 3), ("1 character", 1)] {
+        let parts: Vec<String> = index
+            .orgs()
+            .iter()
+            .step_by(97)
+            .take(200)
+            .map(|o| o.name.chars().skip(3).take(take).collect())
+            .collect();
+        let t = Instant::now();
+        let mut found = 0;
+        for _ in 0..5 {
+            for part in &parts {
+                found += index.search(part, 0, 20).total;
+            }
+        }
+        eprintln!(
+            "Index::search of {what} of a name, in process: {:.1} µs per query ({} results a query on average)",
+            t.elapsed().as_secs_f64() * 1e6 / (5 * parts.len()) as f64,
+            found / (5 * parts.len())
+        );
+    }
+
     // The baseline: the same page pre-rendered, served as a file by the
     // same server.
     let files = dir.path().join("files");
