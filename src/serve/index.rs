@@ -19,6 +19,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::names::{Names, fold};
 use crate::catalog::Published;
 
 /// Why a version could not be indexed; the server then keeps the one it has.
@@ -131,21 +132,24 @@ pub struct Index {
     pub key: Option<(NaiveDate, u32)>,
     orgs: Vec<Org>,
     by_uscc: HashMap<String, u32>,
-    /// Normalized names, sorted, with the organization each names.
-    names: Vec<(String, u32)>,
-    /// Each organization's whole name folded (its place prefix kept), so
-    /// a part that runs into the prefix is found too.
-    folded: Vec<String>,
+    /// The names, indexed for search by a part.
+    names: Names,
+    /// How long indexing the names took.
+    names_built_in: std::time::Duration,
 }
 
-/// A name folded for searching: NFKC (full-width forms), white space
-/// removed, Latin letters upper case.
-fn fold(name: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    name.nfkc()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
+/// The size of the name index of a version and its build time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameIndexStats {
+    /// Bytes held: the normalized and folded names, the posting lists and
+    /// the table of grams.
+    pub bytes: usize,
+    /// Distinct grams (characters and pairs of adjacent characters).
+    pub grams: usize,
+    /// Posting-list entries, over all grams.
+    pub postings: usize,
+    /// Time to build it (normalize, fold, sort, post).
+    pub build: std::time::Duration,
 }
 
 /// At most this many search results are ever returned (over all pages).
@@ -185,6 +189,17 @@ impl Index {
         &self.orgs
     }
 
+    /// The name index's size and build time (`BENCHMARKS.md`).
+    pub fn name_index_stats(&self) -> NameIndexStats {
+        let (grams, postings) = self.names.sizes();
+        NameIndexStats {
+            bytes: self.names.bytes(),
+            grams,
+            postings,
+            build: self.names_built_in,
+        }
+    }
+
     /// Any organization (the demo prints its address).
     pub fn sample(&self) -> Option<&Org> {
         self.orgs.iter().find(|o| o.colour.is_some())
@@ -202,48 +217,19 @@ impl Index {
                 truncated: false,
             };
         }
-        let mut found: Vec<(u8, &str, u32)> = Vec::new();
-        let mut truncated = false;
-        // The names are sorted: the ones starting with the query are one
-        // run, found by binary search.
-        let start = self.names.partition_point(|(n, _)| n.as_str() < q.as_str());
-        for (n, i) in self.names[start..]
-            .iter()
-            .take_while(|(n, _)| n.starts_with(&q))
-        {
-            found.push((u8::from(n != &q), n, *i));
-            if found.len() > MAX_RESULTS {
-                break;
-            }
-        }
-        let whole = fold(query);
-        if found.len() <= MAX_RESULTS {
-            for (n, i) in &self.names {
-                let full = self.folded.get(*i as usize).map_or("", String::as_str);
-                if !n.starts_with(&q) && (n.contains(&q) || full.contains(&whole)) {
-                    found.push((2, n, *i));
-                    if found.len() > MAX_RESULTS {
-                        break;
-                    }
-                }
-            }
-        }
-        if found.len() > MAX_RESULTS {
-            truncated = true;
-            found.truncate(MAX_RESULTS);
-        }
-        found.sort();
-        let total = found.len();
+        let found = self.names.search(&q, &fold(query));
+        let total = found.orgs.len();
         let orgs = found
+            .orgs
             .iter()
             .skip(page.saturating_mul(per_page))
             .take(per_page)
-            .filter_map(|(_, _, i)| self.orgs.get(*i as usize))
+            .filter_map(|i| self.orgs.get(*i as usize))
             .collect();
         SearchPage {
             orgs,
             total,
-            truncated,
+            truncated: found.truncated,
         }
     }
 
@@ -272,13 +258,9 @@ impl Index {
             read_events(&batch, &by_uscc, &mut orgs)
                 .map_err(|e| corrupt(published, "public_events", &e))?;
         }
-        let mut names: Vec<(String, u32)> = orgs
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (crate::keys::normalize_name(&o.name), i as u32))
-            .collect();
-        names.sort();
-        let folded = orgs.iter().map(|o| fold(&o.name)).collect();
+        let t = std::time::Instant::now();
+        let names = Names::new(orgs.iter().map(|o| o.name.as_str()));
+        let names_built_in = t.elapsed();
         let m = &published.manifest;
         Ok(Self {
             version: Some(m.run_id.clone()),
@@ -288,7 +270,7 @@ impl Index {
             orgs,
             by_uscc,
             names,
-            folded,
+            names_built_in,
         })
     }
 }

@@ -16,6 +16,7 @@
 //! status, never a path's organization or a query string.
 
 pub mod index;
+mod names;
 pub mod pages;
 pub mod qr;
 
@@ -47,7 +48,7 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-pub use index::{Index, IndexError, Org};
+pub use index::{Index, IndexError, NameIndexStats, Org};
 use pages::TextSize;
 
 use crate::catalog::Published;
