@@ -173,20 +173,22 @@ enum Aim {
 
 impl Aim {
     /// Faults that hold the platform where the kill is aimed, so that the
-    /// poller sees the moment however loaded the machine is.
-    fn faults(&self) -> Vec<PlatformFault> {
+    /// poller sees the moment however loaded the machine is; `done` batches
+    /// were acknowledged before this attempt (an earlier kill), which sends
+    /// the rest from the first unacknowledged one, in order.
+    fn faults(&self, done: u64) -> Vec<PlatformFault> {
         let pass = PlatformFault::TimeoutAfterStore { millis: 0 };
         match self {
             // Delivery held at its first request: the process lives on
             // after every earlier boundary.
             Aim::Stage(_) => vec![PlatformFault::Timeout { millis: HOLD_MS }],
             Aim::InsideSend(k) => {
-                let mut f = vec![pass; *k as usize - 1];
+                let mut f = vec![pass; (*k - done - 1) as usize];
                 f.push(PlatformFault::TimeoutAfterStore { millis: HOLD_MS });
                 f
             }
             Aim::BetweenSends(k) => {
-                let mut f = vec![pass; *k as usize];
+                let mut f = vec![pass; (*k - done) as usize];
                 f.push(PlatformFault::Timeout { millis: HOLD_MS });
                 f
             }
@@ -194,11 +196,23 @@ impl Aim {
         }
     }
 
-    fn due(&self, warehouse: &Path, platform: &PlatformSimulator, since: Instant) -> bool {
+    fn due(
+        &self,
+        warehouse: &Path,
+        platform: &PlatformSimulator,
+        since: Instant,
+        fault_count: u64,
+    ) -> bool {
         match self {
             Aim::Stage(p) => reached(warehouse, p),
             Aim::InsideSend(k) => stored(platform) >= *k && acknowledged(warehouse) < *k,
-            Aim::BetweenSends(k) => acknowledged(warehouse) >= *k && stored(platform) == *k,
+            // The next batch already held unstored: no fault is left over
+            // for the re-run.
+            Aim::BetweenSends(k) => {
+                acknowledged(warehouse) >= *k
+                    && stored(platform) == *k
+                    && platform.stats().faults_served == fault_count
+            }
             Aim::After(d) => since.elapsed() >= *d,
         }
     }
@@ -221,13 +235,14 @@ async fn kill_at(
     warehouse: &Path,
     platform: &PlatformSimulator,
     aim: &Aim,
+    fault_count: u64,
 ) -> Kill {
     let start = Instant::now();
     loop {
         if let Ok(Some(_)) = child.try_wait() {
             return Kill::Finished;
         }
-        let due = aim.due(warehouse, platform, start);
+        let due = aim.due(warehouse, platform, start, fault_count);
         if due || start.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
             let _ = tokio::task::spawn_blocking(move || child.wait()).await;
@@ -278,53 +293,82 @@ async fn killed_at_every_boundary_and_at_random_the_rerun_publishes_and_delivers
         delivered.accepted_batches, delivered.accepted_rows
     );
 
-    let mut aims: Vec<(String, Aim)> = ["started"]
+    let mut aims: Vec<(String, Vec<Aim>)> = ["started"]
         .into_iter()
         .map(str::to_string)
         .chain((1..=10).map(|n| format!("feeds {n}")))
         .chain(["scored", "published", "queued"].map(str::to_string))
-        .map(|p| (p.clone(), Aim::Stage(p)))
+        .map(|p| (p.clone(), vec![Aim::Stage(p)]))
         .collect();
     // Inside the first, a middle and the last send; between the first two,
     // two in the middle and the last two.
     let mid = batches / 2;
     for k in [1, mid, batches] {
-        aims.push((format!("inside send {k} of {batches}"), Aim::InsideSend(k)));
+        aims.push((
+            format!("inside send {k} of {batches}"),
+            vec![Aim::InsideSend(k)],
+        ));
     }
     for k in [1, mid, batches - 1] {
         aims.push((
             format!("between sends {k} and {} of {batches}", k + 1),
-            Aim::BetweenSends(k),
+            vec![Aim::BetweenSends(k)],
         ));
     }
+    // Two crashes in a row: the re-run killed too, further on.
+    aims.push((
+        format!(
+            "inside send {mid}, then between sends {} and {}",
+            mid + 2,
+            mid + 3
+        ),
+        vec![Aim::InsideSend(mid), Aim::BetweenSends(mid + 2)],
+    ));
+    aims.push((
+        format!("between sends 1 and 2, then inside send {batches}"),
+        vec![Aim::BetweenSends(1), Aim::InsideSend(batches)],
+    ));
+    aims.push((
+        "inside send 1, then inside send 2".to_string(),
+        vec![Aim::InsideSend(1), Aim::InsideSend(2)],
+    ));
     let required = aims.len();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_261_129);
     for i in 0..20 {
         let ms = rng.random_range(0..took.as_millis().max(1) as u64);
         aims.push((
             format!("random {i} at {ms} ms"),
-            Aim::After(Duration::from_millis(ms)),
+            vec![Aim::After(Duration::from_millis(ms))],
         ));
     }
     let mut outcomes = Vec::new();
-    for (i, (name, aim)) in aims.iter().enumerate() {
+    for (i, (name, sequence)) in aims.iter().enumerate() {
         let warehouse = tempfile::tempdir().expect("tmp");
         let platform = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
             .await
             .expect("platform");
-        platform.inject(aim.faults());
-        let child = world
-            .command(warehouse.path(), &platform)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let kill = kill_at(child, warehouse.path(), &platform, aim).await;
-        if i < required {
-            assert_eq!(kill, Kill::Hit, "{name}: the kill did not fall where aimed");
+        let mut kills = 0;
+        for aim in sequence {
+            let faults = aim.faults(acknowledged(warehouse.path()));
+            let fault_count = platform.stats().faults_served + faults.len() as u64;
+            platform.inject(faults);
+            let child = world
+                .command(warehouse.path(), &platform)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn");
+            let kill = kill_at(child, warehouse.path(), &platform, aim, fault_count).await;
+            if i < required {
+                assert_eq!(
+                    kill,
+                    Kill::Hit,
+                    "{name}: the kill at {aim:?} did not fall where aimed"
+                );
+            }
+            kills += usize::from(kill != Kill::Finished);
+            outcomes.push((name.clone(), kill));
         }
-        let was_killed = kill != Kill::Finished;
-        outcomes.push((name.clone(), kill));
         // Run the same date again, to the end.
         let out = world.run(warehouse.path(), &platform).await;
         assert!(
@@ -352,15 +396,16 @@ async fn killed_at_every_boundary_and_at_random_the_rerun_publishes_and_delivers
             bodies,
             "{name}: the batches stored, key by key, are the uninterrupted run's"
         );
-        check_ledger_and_watermarks(warehouse.path(), was_killed, name, &states).await;
+        check_ledger_and_watermarks(warehouse.path(), kills, name, &states).await;
     }
-    let random_hits = outcomes[required..]
+    let aimed = aims[..required].iter().map(|(_, s)| s.len()).sum::<usize>();
+    let random_hits = outcomes[aimed..]
         .iter()
         .filter(|(_, k)| *k == Kill::Hit)
         .count();
     println!(
-        "{required} aimed kills all hit; {random_hits} of {} random instants fell before the end",
-        outcomes.len() - required
+        "{aimed} aimed kills all hit; {random_hits} of {} random instants fell before the end",
+        outcomes.len() - aimed
     );
 }
 
@@ -406,7 +451,7 @@ const FEEDS: [&str; 10] = [
 
 async fn check_ledger_and_watermarks(
     warehouse: &Path,
-    was_killed: bool,
+    kills: usize,
     name: &str,
     reference: &BTreeMap<String, qinglian::ledger::FeedState>,
 ) {
@@ -428,12 +473,11 @@ async fn check_ledger_and_watermarks(
             r.status
         );
     }
-    if was_killed {
-        assert!(
-            runs.len() <= 2,
-            "{name}: one killed attempt (unless it died before its first record) and one re-run"
-        );
-    }
+    assert!(
+        runs.len() <= kills + 1,
+        "{name}: {} attempts on record for {kills} killed and one re-run",
+        runs.len()
+    );
     // Each watermark against the snapshot it names: the landed data of its
     // run and date, holding the rows it counts, the one the published
     // version scored, and the source position of the uninterrupted run.
