@@ -1,6 +1,7 @@
 //! Crash recovery: the nightly run as a child process (feeds from the feed
 //! simulator, pushes to the platform simulator, both on 127.0.0.1) killed
-//! with SIGKILL at every stage boundary and at random instants, then run
+//! with SIGKILL at every stage boundary, inside and between the sends of
+//! its push batches (4 changes each) and at random instants, then run
 //! again for the same business date. Every time, the published version is
 //! byte for byte that of an uninterrupted run, the platform accepted every
 //! change exactly once, nothing partial is visible, the killed run is on
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use qinglian::catalog::Published;
 use qinglian::layout::warnings::{INBOX_DIR, RECEIVED_DIR};
 use qinglian::ledger::{Ledger, RunStatus};
-use qinglian::platform::PlatformSimulator;
+use qinglian::platform::{PlatformFault, PlatformSimulator};
 use rand::{Rng, SeedableRng};
 
 use crate::ingest::{KEY, date, generate};
@@ -124,30 +125,144 @@ fn reached(warehouse: &Path, point: &str) -> bool {
     }
 }
 
-/// Kills `child` when the run reaches `point` (or after `delay`); returns
-/// whether it was killed before it finished.
-fn kill_at(mut child: Child, warehouse: &Path, point: Option<&str>, delay: Duration) -> bool {
+/// Changes per push batch in the harness's project (the shipped 500 would
+/// put every change of 60 organizations in one batch, and no kill could
+/// fall between two sends).
+const BATCH_SIZE: u32 = 4;
+
+/// How long the platform holds the request a kill is meant to fall inside
+/// (or the one after a boundary between sends): far longer than the
+/// poller's period even on a loaded machine.
+const HOLD_MS: u64 = 3_000;
+
+/// Batches the platform stored (changes and warnings).
+fn stored(platform: &PlatformSimulator) -> u64 {
+    let s = platform.stats();
+    s.accepted_batches + s.accepted_warning_batches
+}
+
+/// Batches whose receipt an outbox recorded (the changes' and the
+/// warnings' own).
+fn acknowledged(warehouse: &Path) -> u64 {
+    let area = qinglian::layout::outbox_area("acknowledged");
+    [area.clone(), format!("warnings/{area}")]
+        .iter()
+        .map(|dir| {
+            std::fs::read_dir(warehouse.join(dir)).map_or(0, |d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count() as u64
+            })
+        })
+        .sum()
+}
+
+/// Where a kill is aimed.
+#[derive(Debug, Clone)]
+enum Aim {
+    /// A stage boundary seen from the warehouse ([`reached`]).
+    Stage(String),
+    /// While the platform holds batch `k`: stored, not yet answered.
+    InsideSend(u64),
+    /// After the receipt of batch `k` was recorded, before batch `k + 1`
+    /// was stored (the platform holds it unstored).
+    BetweenSends(u64),
+    /// At an instant.
+    After(Duration),
+}
+
+impl Aim {
+    /// Faults that hold the platform where the kill is aimed, so that the
+    /// poller sees the moment however loaded the machine is; `done` batches
+    /// were acknowledged before this attempt (an earlier kill), which sends
+    /// the rest from the first unacknowledged one, in order.
+    fn faults(&self, done: u64) -> Vec<PlatformFault> {
+        let pass = PlatformFault::TimeoutAfterStore { millis: 0 };
+        match self {
+            // Delivery held at its first request: the process lives on
+            // after every earlier boundary.
+            Aim::Stage(_) => vec![PlatformFault::Timeout { millis: HOLD_MS }],
+            Aim::InsideSend(k) => {
+                let mut f = vec![pass; (*k - done - 1) as usize];
+                f.push(PlatformFault::TimeoutAfterStore { millis: HOLD_MS });
+                f
+            }
+            Aim::BetweenSends(k) => {
+                let mut f = vec![pass; (*k - done) as usize];
+                f.push(PlatformFault::Timeout { millis: HOLD_MS });
+                f
+            }
+            Aim::After(_) => Vec::new(),
+        }
+    }
+
+    fn due(
+        &self,
+        warehouse: &Path,
+        platform: &PlatformSimulator,
+        since: Instant,
+        fault_count: u64,
+    ) -> bool {
+        match self {
+            Aim::Stage(p) => reached(warehouse, p),
+            Aim::InsideSend(k) => stored(platform) >= *k && acknowledged(warehouse) < *k,
+            // The next batch already held unstored: no fault is left over
+            // for the re-run.
+            Aim::BetweenSends(k) => {
+                acknowledged(warehouse) >= *k
+                    && stored(platform) == *k
+                    && platform.stats().faults_served == fault_count
+            }
+            Aim::After(d) => since.elapsed() >= *d,
+        }
+    }
+}
+
+/// How a kill went.
+#[derive(Debug, PartialEq, Eq)]
+enum Kill {
+    /// Killed while the run was where the kill was aimed.
+    Hit,
+    /// The run finished first.
+    Finished,
+    /// Never reached in two minutes (killed then).
+    Missed,
+}
+
+/// Kills `child` with SIGKILL when `aim` is due, polling every 10 ms.
+async fn kill_at(
+    mut child: Child,
+    warehouse: &Path,
+    platform: &PlatformSimulator,
+    aim: &Aim,
+    fault_count: u64,
+) -> Kill {
     let start = Instant::now();
     loop {
         if let Ok(Some(_)) = child.try_wait() {
-            return false;
+            return Kill::Finished;
         }
-        let due = match point {
-            Some(p) => reached(warehouse, p),
-            None => start.elapsed() >= delay,
-        };
+        let due = aim.due(warehouse, platform, start, fault_count);
         if due || start.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
-            let _ = child.wait();
-            return true;
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+            return if due { Kill::Hit } else { Kill::Missed };
         }
-        std::thread::sleep(Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_every_boundary_and_at_random_the_rerun_publishes_and_delivers_exactly_once() {
     let world = World::new(60).await;
+    let nightly = world.project.path().join("pipelines/nightly.toml");
+    let text = std::fs::read_to_string(&nightly).expect("nightly");
+    assert!(text.contains("batch_size = 500"), "the shipped batch size");
+    std::fs::write(
+        &nightly,
+        text.replace("batch_size = 500", &format!("batch_size = {BATCH_SIZE}")),
+    )
+    .expect("write");
     // The uninterrupted run.
     let reference = tempfile::tempdir().expect("tmp");
     let platform = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
@@ -163,43 +278,97 @@ async fn killed_at_every_boundary_and_at_random_the_rerun_publishes_and_delivers
     );
     let expected = checksums(reference.path()).await;
     let delivered = platform.stats();
+    let bodies = bodies(&platform);
+    let states = feed_states(reference.path()).await;
     assert!(delivered.accepted_rows > 40);
+    let batches = stored(&platform);
+    assert_eq!(acknowledged(reference.path()), batches);
+    assert!(
+        delivered.accepted_batches >= 10,
+        "{} batches of at most {BATCH_SIZE} changes",
+        delivered.accepted_batches
+    );
+    println!(
+        "uninterrupted: {took:?}, {batches} batches ({} of changes, {} rows)",
+        delivered.accepted_batches, delivered.accepted_rows
+    );
 
-    let mut points: Vec<(String, Option<String>, Duration)> = ["started"]
+    let mut aims: Vec<(String, Vec<Aim>)> = ["started"]
         .into_iter()
         .map(str::to_string)
         .chain((1..=10).map(|n| format!("feeds {n}")))
-        .chain(["scored", "published", "queued", "delivering"].map(str::to_string))
-        .map(|p| (p.clone(), Some(p), Duration::ZERO))
+        .chain(["scored", "published", "queued"].map(str::to_string))
+        .map(|p| (p.clone(), vec![Aim::Stage(p)]))
         .collect();
+    // Inside the first, a middle and the last send; between the first two,
+    // two in the middle and the last two.
+    let mid = batches / 2;
+    for k in [1, mid, batches] {
+        aims.push((
+            format!("inside send {k} of {batches}"),
+            vec![Aim::InsideSend(k)],
+        ));
+    }
+    for k in [1, mid, batches - 1] {
+        aims.push((
+            format!("between sends {k} and {} of {batches}", k + 1),
+            vec![Aim::BetweenSends(k)],
+        ));
+    }
+    // Two crashes in a row: the re-run killed too, further on.
+    aims.push((
+        format!(
+            "inside send {mid}, then between sends {} and {}",
+            mid + 2,
+            mid + 3
+        ),
+        vec![Aim::InsideSend(mid), Aim::BetweenSends(mid + 2)],
+    ));
+    aims.push((
+        format!("between sends 1 and 2, then inside send {batches}"),
+        vec![Aim::BetweenSends(1), Aim::InsideSend(batches)],
+    ));
+    aims.push((
+        "inside send 1, then inside send 2".to_string(),
+        vec![Aim::InsideSend(1), Aim::InsideSend(2)],
+    ));
+    let required = aims.len();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_261_129);
     for i in 0..20 {
         let ms = rng.random_range(0..took.as_millis().max(1) as u64);
-        points.push((
+        aims.push((
             format!("random {i} at {ms} ms"),
-            None,
-            Duration::from_millis(ms),
+            vec![Aim::After(Duration::from_millis(ms))],
         ));
     }
-    let mut killed = 0;
-    for (name, point, delay) in &points {
+    let mut outcomes = Vec::new();
+    for (i, (name, sequence)) in aims.iter().enumerate() {
         let warehouse = tempfile::tempdir().expect("tmp");
         let platform = PlatformSimulator::start(0, SECRET.as_bytes(), 300)
             .await
             .expect("platform");
-        let child = world
-            .command(warehouse.path(), &platform)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let wh = warehouse.path().to_path_buf();
-        let (point, delay) = (point.clone(), *delay);
-        let was_killed =
-            tokio::task::spawn_blocking(move || kill_at(child, &wh, point.as_deref(), delay))
-                .await
-                .expect("join");
-        killed += usize::from(was_killed);
+        let mut kills = 0;
+        for aim in sequence {
+            let faults = aim.faults(acknowledged(warehouse.path()));
+            let fault_count = platform.stats().faults_served + faults.len() as u64;
+            platform.inject(faults);
+            let child = world
+                .command(warehouse.path(), &platform)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn");
+            let kill = kill_at(child, warehouse.path(), &platform, aim, fault_count).await;
+            if i < required {
+                assert_eq!(
+                    kill,
+                    Kill::Hit,
+                    "{name}: the kill at {aim:?} did not fall where aimed"
+                );
+            }
+            kills += usize::from(kill != Kill::Finished);
+            outcomes.push((name.clone(), kill));
+        }
         // Run the same date again, to the end.
         let out = world.run(warehouse.path(), &platform).await;
         assert!(
@@ -222,19 +391,73 @@ async fn killed_at_every_boundary_and_at_random_the_rerun_publishes_and_delivers
             ),
             "{name}: every warning accepted exactly once"
         );
-        check_ledger_and_watermarks(warehouse.path(), was_killed, name).await;
+        assert_eq!(
+            self::bodies(&platform),
+            bodies,
+            "{name}: the batches stored, key by key, are the uninterrupted run's"
+        );
+        check_ledger_and_watermarks(warehouse.path(), kills, name, &states).await;
     }
-    assert!(
-        killed >= 25,
-        "only {killed} of {} runs were killed",
-        points.len()
+    let aimed = aims[..required].iter().map(|(_, s)| s.len()).sum::<usize>();
+    let random_hits = outcomes[aimed..]
+        .iter()
+        .filter(|(_, k)| *k == Kill::Hit)
+        .count();
+    println!(
+        "{aimed} aimed kills all hit; {random_hits} of {} random instants fell before the end",
+        outcomes.len() - aimed
     );
 }
 
-async fn check_ledger_and_watermarks(warehouse: &Path, was_killed: bool, name: &str) {
+/// The batches the platform stored, by idempotency key.
+fn bodies(platform: &PlatformSimulator) -> BTreeMap<String, serde_json::Value> {
+    platform
+        .batches()
+        .into_iter()
+        .chain(platform.warning_batches())
+        .map(|b| (b.key, b.body))
+        .collect()
+}
+
+/// Every feed's state after a run, by feed.
+async fn feed_states(warehouse: &Path) -> BTreeMap<String, qinglian::ledger::FeedState> {
     let (store, prefix) =
         qinglian::store::open(warehouse.to_str().expect("utf-8")).expect("warehouse");
     let ledger = Ledger::new(store, prefix);
+    let mut out = BTreeMap::new();
+    for feed in FEEDS {
+        let state = ledger
+            .feed_state(feed)
+            .await
+            .expect("state")
+            .expect("every feed has a snapshot");
+        out.insert(feed.to_string(), state);
+    }
+    out
+}
+
+const FEEDS: [&str; 10] = [
+    "registry",
+    "persons",
+    "annual_reports",
+    "ratings",
+    "projects",
+    "drc",
+    "police",
+    "court",
+    "credit",
+    "inspection",
+];
+
+async fn check_ledger_and_watermarks(
+    warehouse: &Path,
+    kills: usize,
+    name: &str,
+    reference: &BTreeMap<String, qinglian::ledger::FeedState>,
+) {
+    let (store, prefix) =
+        qinglian::store::open(warehouse.to_str().expect("utf-8")).expect("warehouse");
+    let ledger = Ledger::new(store.clone(), prefix.clone());
     let runs = ledger.runs_of(date()).await.expect("ledger");
     let last = runs.last().expect("a run");
     assert!(
@@ -250,33 +473,50 @@ async fn check_ledger_and_watermarks(warehouse: &Path, was_killed: bool, name: &
             r.status
         );
     }
-    if was_killed {
-        assert!(
-            runs.len() <= 2,
-            "{name}: one killed attempt (unless it died before its first record) and one re-run"
+    assert!(
+        runs.len() <= kills + 1,
+        "{name}: {} attempts on record for {kills} killed and one re-run",
+        runs.len()
+    );
+    // Each watermark against the snapshot it names: the landed data of its
+    // run and date, holding the rows it counts, the one the published
+    // version scored, and the source position of the uninterrupted run.
+    let published = Published::latest(&store, &prefix, date())
+        .await
+        .expect("readable manifest")
+        .expect("published");
+    let states = feed_states(warehouse).await;
+    for (feed, state) in &states {
+        let want = &reference[feed];
+        assert_eq!(
+            state.snapshot,
+            qinglian::layout::landed_data(feed, state.business_date, &state.run_id),
+            "{name}: {feed}'s watermark names a snapshot of another run or date"
         );
-    }
-    for feed in [
-        "registry",
-        "persons",
-        "annual_reports",
-        "ratings",
-        "projects",
-        "drc",
-        "police",
-        "court",
-        "credit",
-        "inspection",
-    ] {
-        let state = ledger
-            .feed_state(feed)
-            .await
-            .expect("state")
-            .expect("every feed has a snapshot");
+        assert_eq!(state.business_date, date(), "{name}: {feed}");
         let snapshot: PathBuf = warehouse.join(&state.snapshot);
         assert!(
             snapshot.is_file(),
             "{name}: {feed}'s watermark points at {snapshot:?}, which did not land"
+        );
+        let rows: usize = crate::support::read_parquet(&snapshot)
+            .await
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(
+            (rows as u64, state.rows),
+            (want.rows, want.rows),
+            "{name}: {feed}'s snapshot rows and the rows its watermark counts"
+        );
+        assert_eq!(
+            state.watermark, want.watermark,
+            "{name}: {feed}'s source watermark"
+        );
+        assert_eq!(
+            published.manifest.inputs[feed].path.as_deref(),
+            Some(state.snapshot.as_str()),
+            "{name}: the published version scored {feed}'s snapshot the watermark names"
         );
     }
 }
