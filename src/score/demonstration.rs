@@ -142,7 +142,11 @@ fn quoted(values: &[String]) -> String {
         .join(", ")
 }
 
-async fn uscc_set(ctx: &SessionContext, sql: &str) -> Result<HashSet<String>, ScoreError> {
+/// The distinct non-null codes in the first column of a query.
+pub(super) async fn uscc_set(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<HashSet<String>, ScoreError> {
     let batches = ctx
         .sql(sql)
         .await

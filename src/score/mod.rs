@@ -358,25 +358,7 @@ async fn registry_codes(
     ctx: &SessionContext,
     condition: &str,
 ) -> Result<HashSet<String>, ScoreError> {
-    let batches = ctx
-        .sql(&format!("SELECT uscc FROM registry WHERE {condition}"))
-        .await
-        .map_err(engine)?
-        .collect()
-        .await
-        .map_err(engine)?;
-    let mut out = HashSet::new();
-    for b in &batches {
-        let codes = cast(b.column(0), &DataType::Utf8).map_err(engine)?;
-        out.extend(
-            codes
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(str::to_string),
-        );
-    }
-    Ok(out)
+    demonstration::uscc_set(ctx, &format!("SELECT uscc FROM registry WHERE {condition}")).await
 }
 
 /// One rule's hits on registered organizations, not yet marked for

@@ -249,7 +249,14 @@ impl Mapper {
             DFSchema::try_from(raw_schema.as_ref().clone()).map_err(|e| err(e.to_string()))?;
         let mut plans = Vec::new();
         for column in &schema.columns {
-            let plan = match source.columns.get(&column.name) {
+            let mapping = source.columns.get(&column.name);
+            if mapping.is_some_and(ColumnMapping::hashes) && hash_key.is_none() {
+                return Err(err(format!(
+                    "column {} is hashed but no person hash key is configured",
+                    column.name
+                )));
+            }
+            let plan = match mapping {
                 None => Plan::Null,
                 Some(ColumnMapping::Constant(v)) => Plan::Constant(v.clone()),
                 Some(ColumnMapping::Field {
@@ -257,33 +264,19 @@ impl Mapper {
                     scale,
                     labels,
                     hash,
-                }) => {
-                    if *hash && hash_key.is_none() {
-                        return Err(err(format!(
-                            "column {} hashes field {field:?} but no person hash key is configured",
-                            column.name
-                        )));
-                    }
-                    Plan::Field {
-                        index: position(field)
-                            .ok_or_else(|| err(format!("field {field:?} is not fetched")))?,
-                        scale: *scale,
-                        labels: labels.clone(),
-                        hash: *hash,
-                    }
-                }
+                }) => Plan::Field {
+                    index: position(field)
+                        .ok_or_else(|| err(format!("field {field:?} is not fetched")))?,
+                    scale: *scale,
+                    labels: labels.clone(),
+                    hash: *hash,
+                },
                 Some(ColumnMapping::Sql {
                     sql,
                     scale,
                     labels,
                     hash,
                 }) => {
-                    if *hash && hash_key.is_none() {
-                        return Err(err(format!(
-                            "column {} hashes sql {sql:?} but no person hash key is configured",
-                            column.name
-                        )));
-                    }
                     let expr = ctx
                         .parse_sql_expr(sql, &df_schema)
                         .map_err(|e| err(format!("column {}: sql {sql:?}: {e}", column.name)))?;
