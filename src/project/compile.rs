@@ -414,6 +414,128 @@ fn check_pointer(file: &str, path: &str, pointer: &str, d: &mut Diagnostics) {
     }
 }
 
+/// The format fields of a source (an object-store file or a file served
+/// over HTTP), as written.
+struct RawFileFormat {
+    format: String,
+    encoding: Option<String>,
+    compression: Option<String>,
+    records: Option<String>,
+    delimiter: Option<String>,
+    sheet: Option<String>,
+    header_row: Option<u32>,
+}
+
+/// A file's format and whether it is gzip, from the source's format fields.
+fn compile_file_format(
+    file: &str,
+    raw: RawFileFormat,
+    d: &mut Diagnostics,
+) -> Option<(FileFormat, bool)> {
+    let RawFileFormat {
+        format,
+        encoding,
+        compression,
+        records,
+        delimiter,
+        sheet,
+        header_row,
+    } = raw;
+    let encoding = match encoding.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("utf-8") | Some("utf8") => TextEncoding::Utf8,
+        Some("gb18030") | Some("gbk") | Some("gb2312") => TextEncoding::Gb18030,
+        Some(other) => {
+            d.push(
+                file,
+                "source.encoding",
+                format!("found {other:?}, expected one of utf-8, gb18030, gbk"),
+            );
+            TextEncoding::Utf8
+        }
+    };
+    let delimiter = match delimiter.as_deref() {
+        None => b',',
+        Some(s) if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
+        Some("\\t") => b'\t',
+        Some(other) => {
+            d.push(
+                file,
+                "source.delimiter",
+                format!("found {other:?}, expected one ASCII character"),
+            );
+            b','
+        }
+    };
+    let format = match format.as_str() {
+        "csv" => FileFormat::Csv {
+            delimiter,
+            encoding,
+        },
+        "ndjson" => FileFormat::Ndjson,
+        "json" => {
+            let pointer = records.clone().unwrap_or_default();
+            check_pointer(file, "source.records", &pointer, d);
+            FileFormat::Json { pointer }
+        }
+        "parquet" => FileFormat::Parquet,
+        "excel" | "xlsx" | "xls" => {
+            let header_row = header_row.unwrap_or(1);
+            if header_row == 0 {
+                d.push(
+                    file,
+                    "source.header_row",
+                    "found 0, expected the 1-based row of the header (1 is the first row)",
+                );
+            }
+            FileFormat::Excel {
+                sheet: sheet.clone(),
+                header_row: header_row.max(1),
+            }
+        }
+        other => {
+            d.push(
+                file,
+                "source.format",
+                format!(
+                    "found {other:?}, expected one of csv, ndjson, json, parquet, excel (xlsx, xls)"
+                ),
+            );
+            return None;
+        }
+    };
+    if (sheet.is_some() || header_row.is_some()) && !matches!(format, FileFormat::Excel { .. }) {
+        d.push(
+            file,
+            if sheet.is_some() {
+                "source.sheet"
+            } else {
+                "source.header_row"
+            },
+            "only an excel source has a sheet and a header row",
+        );
+    }
+    if records.is_some() && !matches!(format, FileFormat::Json { .. }) {
+        d.push(
+            file,
+            "source.records",
+            "only a json source has a records pointer",
+        );
+    }
+    let gzip = match compression.as_deref() {
+        None | Some("none") => false,
+        Some("gzip") => true,
+        Some(other) => {
+            d.push(
+                file,
+                "source.compression",
+                format!("found {other:?}, expected none or gzip"),
+            );
+            false
+        }
+    };
+    Some((format, gzip))
+}
+
 fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Option<SourceKind> {
     match raw {
         RawSource::ObjectStore {
@@ -427,106 +549,31 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
             header_row,
         } => {
             check_env_syntax(file, "source.url", &url, d);
-            let encoding = match encoding.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("utf-8") | Some("utf8") => TextEncoding::Utf8,
-                Some("gb18030") | Some("gbk") | Some("gb2312") => TextEncoding::Gb18030,
-                Some(other) => {
-                    d.push(
-                        file,
-                        "source.encoding",
-                        format!("found {other:?}, expected one of utf-8, gb18030, gbk"),
-                    );
-                    TextEncoding::Utf8
-                }
-            };
-            let delimiter = match delimiter.as_deref() {
-                None => b',',
-                Some(s) if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
-                Some("\\t") => b'\t',
-                Some(other) => {
-                    d.push(
-                        file,
-                        "source.delimiter",
-                        format!("found {other:?}, expected one ASCII character"),
-                    );
-                    b','
-                }
-            };
-            let format = match format.as_str() {
-                "csv" => FileFormat::Csv {
-                    delimiter,
+            let (format, gzip) = compile_file_format(
+                file,
+                RawFileFormat {
+                    format,
                     encoding,
+                    compression,
+                    records,
+                    delimiter,
+                    sheet,
+                    header_row,
                 },
-                "ndjson" => FileFormat::Ndjson,
-                "json" => {
-                    let pointer = records.clone().unwrap_or_default();
-                    check_pointer(file, "source.records", &pointer, d);
-                    FileFormat::Json { pointer }
-                }
-                "parquet" => FileFormat::Parquet,
-                "excel" | "xlsx" | "xls" => {
-                    let header_row = header_row.unwrap_or(1);
-                    if header_row == 0 {
-                        d.push(
-                            file,
-                            "source.header_row",
-                            "found 0, expected the 1-based row of the header (1 is the first row)",
-                        );
-                    }
-                    FileFormat::Excel {
-                        sheet: sheet.clone(),
-                        header_row: header_row.max(1),
-                    }
-                }
-                other => {
-                    d.push(
-                        file,
-                        "source.format",
-                        format!(
-                            "found {other:?}, expected one of csv, ndjson, json, parquet, excel (xlsx, xls)"
-                        ),
-                    );
-                    return None;
-                }
-            };
-            if (sheet.is_some() || header_row.is_some())
-                && !matches!(format, FileFormat::Excel { .. })
-            {
-                d.push(
-                    file,
-                    if sheet.is_some() {
-                        "source.sheet"
-                    } else {
-                        "source.header_row"
-                    },
-                    "only an excel source has a sheet and a header row",
-                );
-            }
-            if records.is_some() && !matches!(format, FileFormat::Json { .. }) {
-                d.push(
-                    file,
-                    "source.records",
-                    "only a json source has a records pointer",
-                );
-            }
-            let gzip = match compression.as_deref() {
-                None | Some("none") => false,
-                Some("gzip") => true,
-                Some(other) => {
-                    d.push(
-                        file,
-                        "source.compression",
-                        format!("found {other:?}, expected none or gzip"),
-                    );
-                    false
-                }
-            };
+                d,
+            )?;
             Some(SourceKind::ObjectStore { url, format, gzip })
         }
         RawSource::Http {
             url,
             records,
             pagination,
+            format,
+            encoding,
+            compression,
+            delimiter,
+            sheet,
+            header_row,
             auth,
             total,
             since_param,
@@ -615,52 +662,128 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
                     Some(SuccessCode { pointer, values })
                 }
             };
-            check_pointer(file, "source.records", &records, d);
             if let Some(t) = &total {
                 check_pointer(file, "source.total", t, d);
             }
-            let pagination = match pagination {
-                RawPagination::PageNumber {
-                    page_param,
-                    size_param,
-                    page_size,
-                    first_page,
-                } => Pagination::PageNumber {
-                    page_param,
-                    size_param,
-                    page_size,
-                    first_page: first_page.unwrap_or(1),
-                },
-                RawPagination::OffsetLimit {
-                    offset_param,
-                    limit_param,
-                    page_size,
-                } => Pagination::OffsetLimit {
-                    offset_param,
-                    limit_param,
-                    page_size,
-                },
-                RawPagination::Cursor {
-                    cursor_param,
-                    next_cursor,
-                } => {
-                    check_pointer(file, "source.pagination.next_cursor", &next_cursor, d);
-                    Pagination::Cursor {
-                        cursor_param,
-                        next_cursor,
+            let body = match (format, pagination) {
+                (Some(format), None) => {
+                    for (path, given) in [
+                        ("source.total", total.is_some()),
+                        ("source.total_may_fall_short", total_may_fall_short),
+                        ("source.success_pointer", success.is_some()),
+                    ] {
+                        if given {
+                            d.push(
+                                file,
+                                path,
+                                "only a paged JSON API (source.pagination) has this; a downloaded file (source.format) has no pages",
+                            );
+                        }
+                    }
+                    let (format, gzip) = compile_file_format(
+                        file,
+                        RawFileFormat {
+                            format,
+                            encoding,
+                            compression,
+                            records,
+                            delimiter,
+                            sheet,
+                            header_row,
+                        },
+                        d,
+                    )?;
+                    HttpBody::File { format, gzip }
+                }
+                (Some(_), Some(_)) => {
+                    d.push(
+                        file,
+                        "source.format",
+                        "found both source.format and source.pagination: a URL serves either one file (format) or a paged JSON API (pagination)",
+                    );
+                    return None;
+                }
+                (None, None) => {
+                    d.push(
+                        file,
+                        "source.pagination",
+                        "missing: a paged JSON API needs source.pagination (or set source.format to download one file)",
+                    );
+                    return None;
+                }
+                (None, Some(pagination)) => {
+                    for (path, given) in [
+                        ("source.encoding", encoding.is_some()),
+                        ("source.compression", compression.is_some()),
+                        ("source.delimiter", delimiter.is_some()),
+                        ("source.sheet", sheet.is_some()),
+                        ("source.header_row", header_row.is_some()),
+                    ] {
+                        if given {
+                            d.push(
+                                file,
+                                path,
+                                "only a downloaded file (source.format) has this; a paged JSON API's pages are JSON",
+                            );
+                        }
+                    }
+                    let Some(records) = records else {
+                        d.push(
+                            file,
+                            "source.records",
+                            "missing: the JSON pointer to each page's record array",
+                        );
+                        return None;
+                    };
+                    check_pointer(file, "source.records", &records, d);
+                    let pagination = match pagination {
+                        RawPagination::PageNumber {
+                            page_param,
+                            size_param,
+                            page_size,
+                            first_page,
+                        } => Pagination::PageNumber {
+                            page_param,
+                            size_param,
+                            page_size,
+                            first_page: first_page.unwrap_or(1),
+                        },
+                        RawPagination::OffsetLimit {
+                            offset_param,
+                            limit_param,
+                            page_size,
+                        } => Pagination::OffsetLimit {
+                            offset_param,
+                            limit_param,
+                            page_size,
+                        },
+                        RawPagination::Cursor {
+                            cursor_param,
+                            next_cursor,
+                        } => {
+                            check_pointer(file, "source.pagination.next_cursor", &next_cursor, d);
+                            Pagination::Cursor {
+                                cursor_param,
+                                next_cursor,
+                            }
+                        }
+                        RawPagination::LinkHeader {} => Pagination::LinkHeader,
+                    };
+                    if let Pagination::PageNumber { page_size: 0, .. }
+                    | Pagination::OffsetLimit { page_size: 0, .. } = pagination
+                    {
+                        d.push(
+                            file,
+                            "source.pagination.page_size",
+                            "found 0, expected at least 1",
+                        );
+                    }
+                    HttpBody::Pages {
+                        records,
+                        pagination,
                     }
                 }
-                RawPagination::LinkHeader {} => Pagination::LinkHeader,
             };
-            if let Pagination::PageNumber { page_size: 0, .. }
-            | Pagination::OffsetLimit { page_size: 0, .. } = pagination
-            {
-                d.push(
-                    file,
-                    "source.pagination.page_size",
-                    "found 0, expected at least 1",
-                );
-            }
             let requests_per_second = requests_per_second.unwrap_or(10.0);
             if !(requests_per_second > 0.0 && requests_per_second.is_finite()) {
                 d.push(
@@ -679,8 +802,7 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
             });
             Some(SourceKind::Http(Box::new(HttpSource {
                 url,
-                records,
-                pagination,
+                body,
                 auth,
                 total,
                 since_param,

@@ -260,7 +260,7 @@ pub enum TextEncoding {
     Gb18030,
 }
 
-/// File formats an object-store source reads.
+/// File formats a source reads, from an object store or over HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileFormat {
     /// Delimited text with a header row.
@@ -344,12 +344,11 @@ pub enum Auth {
 /// HTTP fetch settings, with defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpSource {
-    /// First page URL (environment references expanded at fetch time).
+    /// First page URL, or the file's URL (environment references expanded
+    /// at fetch time).
     pub url: String,
-    /// JSON pointer to the records of a page.
-    pub records: String,
-    /// Paging style.
-    pub pagination: Pagination,
+    /// What the URL serves: pages of a JSON API, or one file.
+    pub body: HttpBody,
     /// Authentication.
     pub auth: Option<Auth>,
     /// JSON pointer to the declared total record count.
@@ -380,6 +379,26 @@ pub struct HttpSource {
     pub success: Option<SuccessCode>,
     /// Falling short of the declared total is not a failure of the feed.
     pub total_may_fall_short: bool,
+}
+
+/// What an HTTP source's URL serves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpBody {
+    /// A paged JSON API.
+    Pages {
+        /// JSON pointer to the records of a page.
+        records: String,
+        /// Paging style.
+        pagination: Pagination,
+    },
+    /// One file in any format an object-store source reads (a CSV, a
+    /// workbook, an NDJSON or Parquet export), downloaded whole.
+    File {
+        /// How to read the file.
+        format: FileFormat,
+        /// Whether the file is gzip (also inferred from a `.gz` name).
+        gzip: bool,
+    },
 }
 
 /// Where an API puts its own success code, and the values meaning success.

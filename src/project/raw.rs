@@ -115,12 +115,29 @@ pub(crate) enum RawSource {
         #[serde(default)]
         header_row: Option<u32>,
     },
-    /// A paged JSON API.
+    /// A paged JSON API, or one file downloaded over HTTP.
     Http {
         url: String,
-        /// JSON pointer to the record array in each page.
-        records: String,
-        pagination: RawPagination,
+        /// JSON pointer to the record array in each page (or in a
+        /// downloaded JSON document).
+        #[serde(default)]
+        records: Option<String>,
+        /// How the API pages; absent when the URL serves one file.
+        #[serde(default)]
+        pagination: Option<RawPagination>,
+        /// The format of a downloaded file; absent for a paged JSON API.
+        #[serde(default)]
+        format: Option<String>,
+        #[serde(default)]
+        encoding: Option<String>,
+        #[serde(default)]
+        compression: Option<String>,
+        #[serde(default)]
+        delimiter: Option<String>,
+        #[serde(default)]
+        sheet: Option<String>,
+        #[serde(default)]
+        header_row: Option<u32>,
         #[serde(default)]
         auth: Option<RawAuth>,
         /// JSON pointer to the total record count the API declares.

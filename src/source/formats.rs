@@ -21,11 +21,66 @@ use super::records::{Presence, malformed_row, row_from_json_line, row_from_objec
 use super::{BATCH_ROWS, Drift, FetchError, PayloadWriter, RawBatch, RawRow};
 use crate::project::{FileFormat, TextEncoding};
 
+/// A file's bytes as they arrive from a transport (an object store's
+/// stream, an HTTP response body).
+pub(super) type ByteStream = futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
+
+/// Reads one file arriving as a byte stream, in its format, on a blocking
+/// thread. Text formats are parsed as the bytes arrive; Parquet needs
+/// random access, so it is first spooled to a local temporary file (within
+/// the size limit), copied to the payload and read from there.
+pub(super) async fn read_file(
+    ctx: FileContext,
+    mut bytes: ByteStream,
+    writer: Box<dyn PayloadWriter>,
+    tx: mpsc::Sender<RawBatch>,
+) -> Result<Drift, FetchError> {
+    use futures::StreamExt;
+    let (feed, name) = (ctx.feed.clone(), ctx.name.clone());
+    let err = |message: String| payload_err(&feed, &name, message);
+    if !matches!(ctx.format, FileFormat::Parquet) {
+        let handle = tokio::runtime::Handle::current();
+        return tokio::task::spawn_blocking(move || {
+            let bridge = tokio_util::io::SyncIoBridge::new_with_handle(
+                tokio_util::io::StreamReader::new(bytes),
+                handle,
+            );
+            read_stream(&ctx, bridge, writer, tx)
+        })
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    }
+    let mut local = tempfile::tempfile().map_err(|e| err(e.to_string()))?;
+    let mut spooled = 0u64;
+    while let Some(chunk) = bytes.next().await {
+        let chunk = chunk.map_err(|e| err(e.to_string()))?;
+        spooled += chunk.len() as u64;
+        if spooled > ctx.limit {
+            return Err(err(format!(
+                "payload exceeds the limit of {} bytes",
+                ctx.limit
+            )));
+        }
+        std::io::Write::write_all(&mut local, &chunk).map_err(|e| err(e.to_string()))?;
+    }
+    tokio::task::spawn_blocking(move || {
+        use std::io::Seek;
+        let fail = |message: String| payload_err(&ctx.feed, &ctx.name, message);
+        let mut writer = writer;
+        local.rewind().map_err(|e| fail(e.to_string()))?;
+        std::io::copy(&mut local, &mut writer).map_err(|e| fail(e.to_string()))?;
+        writer.finish().map_err(fail)?;
+        parse_parquet(&ctx.feed, &ctx.name, &ctx.fields, local, &tx)
+    })
+    .await
+    .map_err(|e| err(e.to_string()))?
+}
+
 /// Reads one file's bytes in its format: every byte copied to the payload
 /// writer as it is read (and counted against the size limit), decompressed
 /// when the file is gzip, parsed, and sent on in batches. Any transport
 /// that has a file's bytes as a stream reads it through here.
-pub(super) fn read_stream(
+fn read_stream(
     ctx: &FileContext,
     input: impl Read,
     writer: Box<dyn PayloadWriter>,
@@ -700,7 +755,7 @@ fn original_of_row(keys: &[(usize, String)], texts: &[Result<&str, ()>]) -> Stri
     String::from_utf8(out).unwrap_or_default()
 }
 
-pub(super) fn parse_parquet(
+fn parse_parquet(
     feed: &str,
     name: &str,
     fields: &[String],

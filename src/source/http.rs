@@ -1,4 +1,6 @@
-//! The `http` source kind: paged JSON APIs.
+//! The `http` source kind: paged JSON APIs, and files downloaded whole (a
+//! CSV or workbook export served over HTTP, read by the same format
+//! readers as a file in an object store).
 //!
 //! One page at a time (cursor and link paging are sequential by nature):
 //! page-number, offset/limit, cursor-in-body and `Link: rel="next"` paging;
@@ -24,9 +26,14 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use futures::{StreamExt, TryStreamExt};
+
+use super::formats::{FileContext, read_file};
 use super::records::{Presence, malformed_row, row_from_object};
 use super::{BATCH_ROWS, Drift, FetchError, FetchOptions, FetchReport, PayloadSink, RawBatch};
-use crate::project::{Auth, HttpSource, Pagination, Source, SuccessCode, expand_env};
+use crate::project::{
+    Auth, FileFormat, HttpBody, HttpSource, Pagination, Source, SuccessCode, expand_env,
+};
 
 /// What went wrong with one request; `retryable` decides whether to retry.
 #[derive(Debug)]
@@ -48,6 +55,8 @@ enum PageError {
     Limit(String),
     /// 200 with the API's own error code (`success_pointer`).
     Envelope(String),
+    /// 200 with something that is not the file asked for (an HTML page).
+    NotTheFile(String),
 }
 
 impl PageError {
@@ -59,6 +68,7 @@ impl PageError {
                 | PageError::NotJson(_)
                 | PageError::BadJson(_)
                 | PageError::Envelope(_)
+                | PageError::NotTheFile(_)
         )
     }
 
@@ -78,6 +88,7 @@ impl std::fmt::Display for PageError {
             PageError::NotJson(m) => write!(f, "not JSON: {m}"),
             PageError::BadJson(m) => write!(f, "malformed JSON: {m}"),
             PageError::Envelope(m) => write!(f, "API error envelope: {m}"),
+            PageError::NotTheFile(m) => write!(f, "not the file: {m}"),
             PageError::Permanent(m) | PageError::Limit(m) => f.write_str(m),
         }
     }
@@ -228,6 +239,15 @@ impl Shown {
 /// A reqwest error as an operator can act on it: a timeout says so, with
 /// its limit (reqwest calls a slow body "error decoding response body").
 fn describe(e: &reqwest::Error, url: &str, r: &Requester<'_>) -> String {
+    describe_with(e, url, r.timeout_seconds, r.connect_seconds)
+}
+
+fn describe_with(
+    e: &reqwest::Error,
+    url: &str,
+    timeout_seconds: u64,
+    connect_seconds: u64,
+) -> String {
     let mut root: &dyn std::error::Error = e;
     while let Some(next) = root.source() {
         root = next;
@@ -235,19 +255,14 @@ fn describe(e: &reqwest::Error, url: &str, r: &Requester<'_>) -> String {
     let cause = root.to_string();
     if e.is_timeout() {
         if e.is_connect() {
-            format!(
-                "timed out after {} s connecting to {url}",
-                r.connect_seconds
-            )
+            format!("timed out after {connect_seconds} s connecting to {url}")
         } else if e.is_body() || e.is_decode() {
             format!(
-                "timed out after {} s (source.timeout_seconds) reading the response body of {url}",
-                r.timeout_seconds
+                "timed out after {timeout_seconds} s (source.timeout_seconds) reading the response body of {url}"
             )
         } else {
             format!(
-                "timed out after {} s (source.timeout_seconds) waiting for {url}",
-                r.timeout_seconds
+                "timed out after {timeout_seconds} s (source.timeout_seconds) waiting for {url}"
             )
         }
     } else if e.is_connect() {
@@ -259,15 +274,78 @@ fn describe(e: &reqwest::Error, url: &str, r: &Requester<'_>) -> String {
     }
 }
 
+/// Requests one JSON page and reads it whole.
 async fn send_once(
     r: &Requester<'_>,
     url: &reqwest::Url,
     headers: &HeaderMap,
     max_bytes: u64,
 ) -> Result<PageResponse, PageError> {
+    let mut response = open_response(r, url, headers, max_bytes).await?;
+    let status = response.status().as_u16();
+    if status == 304 {
+        return Ok(PageResponse {
+            status,
+            headers: response.headers().clone(),
+            body: Bytes::new(),
+            json: None,
+        });
+    }
+    let current = response.url().clone();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let headers_out = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| PageError::Transport(describe(&e, &r.shown.url(current.as_str()), r)))?
+    {
+        if body.len() as u64 + chunk.len() as u64 > max_bytes {
+            return Err(PageError::Limit(format!(
+                "response exceeds the limit of {max_bytes} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !content_type.contains("json") {
+        let start: String = String::from_utf8_lossy(&body[..body.len().min(80)])
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        return Err(PageError::NotJson(format!(
+            "content type {content_type:?} with status {status}, body starts {start:?}"
+        )));
+    }
+    let json =
+        serde_json::from_slice::<Value>(&body).map_err(|e| PageError::BadJson(e.to_string()))?;
+    if let Some(code) = r.success {
+        check_success(&json, code)?;
+    }
+    Ok(PageResponse {
+        status,
+        headers: headers_out,
+        body: Bytes::from(body),
+        json: Some(json),
+    })
+}
+
+/// Sends one GET, following redirects by hand (credentials only to the
+/// home origin), and returns the response once its status says the body
+/// is worth reading: 2xx within the size limit it declares, or 304.
+async fn open_response(
+    r: &Requester<'_>,
+    url: &reqwest::Url,
+    headers: &HeaderMap,
+    max_bytes: u64,
+) -> Result<reqwest::Response, PageError> {
     let mut current = url.clone();
     let mut visited = vec![current.clone()];
-    let mut response = loop {
+    let response = loop {
         let mut request_headers = headers.clone();
         if origin(&current) == r.home {
             request_headers.extend(r.credentials.clone());
@@ -312,12 +390,7 @@ async fn send_once(
     };
     let status = response.status().as_u16();
     if status == 304 {
-        return Ok(PageResponse {
-            status,
-            headers: response.headers().clone(),
-            body: Bytes::new(),
-            json: None,
-        });
+        return Ok(response);
     }
     if status == 429 || status == 408 || (500..600).contains(&status) {
         return Err(PageError::Status {
@@ -340,46 +413,7 @@ async fn send_once(
             "response declares {len} bytes, above the limit of {max_bytes}"
         )));
     }
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let headers_out = response.headers().clone();
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| PageError::Transport(describe(&e, &r.shown.url(current.as_str()), r)))?
-    {
-        if body.len() as u64 + chunk.len() as u64 > max_bytes {
-            return Err(PageError::Limit(format!(
-                "response exceeds the limit of {max_bytes} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    if !content_type.contains("json") {
-        let start: String = String::from_utf8_lossy(&body[..body.len().min(80)])
-            .chars()
-            .filter(|c| !c.is_control())
-            .collect();
-        return Err(PageError::NotJson(format!(
-            "content type {content_type:?} with status {status}, body starts {start:?}"
-        )));
-    }
-    let json =
-        serde_json::from_slice::<Value>(&body).map_err(|e| PageError::BadJson(e.to_string()))?;
-    if let Some(code) = r.success {
-        check_success(&json, code)?;
-    }
-    Ok(PageResponse {
-        status,
-        headers: headers_out,
-        body: Bytes::from(body),
-        json: Some(json),
-    })
+    Ok(response)
 }
 
 /// A page whose own success code is not one of the declared values is a
@@ -434,7 +468,7 @@ fn next_link(headers: &HeaderMap, current: &str) -> Option<String> {
     None
 }
 
-/// Fetches every page of an HTTP source.
+/// Fetches an HTTP source: every page of a JSON API, or one file.
 pub(super) async fn fetch(
     source: &Source,
     http: &HttpSource,
@@ -443,118 +477,384 @@ pub(super) async fn fetch(
     tx: mpsc::Sender<RawBatch>,
     sink: Box<dyn PayloadSink>,
 ) -> Result<FetchReport, FetchError> {
-    let feed = source.feed.clone();
-    let expanded = std::cell::RefCell::new(Vec::new());
-    let base = expand_env(&http.url, |n| {
-        let v = options.var(n);
-        if let Some(v) = &v {
-            expanded.borrow_mut().push(v.clone());
+    let session = Session::open(source, http, options)?;
+    match &http.body {
+        HttpBody::Pages {
+            records,
+            pagination,
+        } => fetch_pages(&session, records, pagination, fields, options, tx, sink).await,
+        HttpBody::File { format, gzip } => {
+            fetch_file(&session, format, *gzip, fields, options, tx, sink).await
         }
-        v
-    })
-    .map_err(|message| FetchError::Open {
-        feed: feed.clone(),
-        url: http.url.clone(),
-        message,
-    })?;
-    let mut shown = Shown {
-        secrets: expanded.into_inner(),
-    };
-    let base_url = reqwest::Url::parse(&base)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| FetchError::Open {
+    }
+}
+
+/// What every request of one fetch shares: the requester (client,
+/// credentials, origins), the rate limiter, the retry policy and the
+/// headers each request carries.
+struct Session<'a> {
+    feed: String,
+    http: &'a HttpSource,
+    base_url: reqwest::Url,
+    requester: Requester<'a>,
+    limiter: governor::DefaultDirectRateLimiter,
+    backoff: ExponentialBuilder,
+    headers: HeaderMap,
+    started: chrono::DateTime<chrono::Utc>,
+}
+
+impl<'a> Session<'a> {
+    /// Expands the URL, reads the credential the source names, and builds
+    /// the client; nothing is requested yet.
+    fn open(
+        source: &Source,
+        http: &'a HttpSource,
+        options: &FetchOptions,
+    ) -> Result<Self, FetchError> {
+        let feed = source.feed.clone();
+        let open_err = |message: String| FetchError::Open {
             feed: feed.clone(),
             url: http.url.clone(),
-            message: "not an http or https URL".into(),
-        })?;
-    let fail = |position: String, message: String| FetchError::Payload {
-        feed: feed.clone(),
-        position,
-        message,
-    };
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        reqwest::header::ACCEPT,
-        HeaderValue::from_static("application/json"),
-    );
-    let mut credentials = HeaderMap::new();
-    match &http.auth {
-        Some(Auth::Bearer { token_env }) => {
-            let token = options
-                .var(token_env)
+            message,
+        };
+        let fail = |message: String| FetchError::Payload {
+            feed: feed.clone(),
+            position: http.url.clone(),
+            message,
+        };
+        let expanded = std::cell::RefCell::new(Vec::new());
+        let base = expand_env(&http.url, |n| {
+            let v = options.var(n);
+            if let Some(v) = &v {
+                expanded.borrow_mut().push(v.clone());
+            }
+            v
+        })
+        .map_err(open_err)?;
+        let mut shown = Shown {
+            secrets: expanded.into_inner(),
+        };
+        let base_url = reqwest::Url::parse(&base)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| open_err("not an http or https URL".into()))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static(match http.body {
+                HttpBody::Pages { .. } => "application/json",
+                HttpBody::File { .. } => "*/*",
+            }),
+        );
+        let mut credentials = HeaderMap::new();
+        let secret = |variable: &str, what: &str| {
+            options
+                .var(variable)
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    fail(
-                        http.url.clone(),
-                        format!("bearer token variable {token_env} is not set"),
-                    )
-                })?;
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                fail(
-                    http.url.clone(),
-                    format!("{token_env} is not a valid header value"),
-                )
-            })?;
+                .ok_or_else(|| fail(format!("{what} variable {variable} is not set")))
+        };
+        let sensitive = |text: &str, variable: &str| {
+            let mut value = HeaderValue::from_str(text)
+                .map_err(|_| fail(format!("{variable} is not a valid header value")))?;
             value.set_sensitive(true);
-            credentials.insert(reqwest::header::AUTHORIZATION, value);
-            shown.secrets.push(token);
+            Ok::<_, FetchError>(value)
+        };
+        match &http.auth {
+            Some(Auth::Bearer { token_env }) => {
+                let token = secret(token_env, "bearer token")?;
+                credentials.insert(
+                    reqwest::header::AUTHORIZATION,
+                    sensitive(&format!("Bearer {token}"), token_env)?,
+                );
+                shown.secrets.push(token);
+            }
+            Some(Auth::ApiKey { header, key_env }) => {
+                let key = secret(key_env, "API key")?;
+                let name = reqwest::header::HeaderName::from_bytes(header.as_bytes())
+                    .map_err(|_| fail(format!("{header:?} is not a header name")))?;
+                credentials.insert(name, sensitive(&key, key_env)?);
+                shown.secrets.push(key);
+            }
+            None => {}
         }
-        Some(Auth::ApiKey { header, key_env }) => {
-            let key = options
-                .var(key_env)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    fail(
-                        http.url.clone(),
-                        format!("API key variable {key_env} is not set"),
-                    )
-                })?;
-            let name = reqwest::header::HeaderName::from_bytes(header.as_bytes())
-                .map_err(|_| fail(http.url.clone(), format!("{header:?} is not a header name")))?;
-            let mut value = HeaderValue::from_str(&key).map_err(|_| {
-                fail(
-                    http.url.clone(),
-                    format!("{key_env} is not a valid header value"),
-                )
-            })?;
-            value.set_sensitive(true);
-            credentials.insert(name, value);
-            shown.secrets.push(key);
-        }
-        None => {}
+        let connect_seconds = http.timeout_seconds.min(10);
+        // Redirects are followed by hand: credentials only ever go to the
+        // origin of the source's URL.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(http.timeout_seconds))
+            .connect_timeout(Duration::from_secs(connect_seconds))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let requester = Requester {
+            client,
+            home: origin(&base_url),
+            allowed: &http.allow_redirect_origins,
+            credentials,
+            success: http.success.as_ref(),
+            timeout_seconds: http.timeout_seconds,
+            connect_seconds,
+            shown,
+        };
+        let period = Duration::from_secs_f64(1.0 / http.requests_per_second);
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(http.concurrency).unwrap_or(NonZeroU32::MIN));
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(http.retry_base_ms))
+            .with_max_delay(Duration::from_secs(60))
+            .with_max_times(http.max_retries as usize)
+            .with_total_delay(Some(Duration::from_secs(http.retry_budget_seconds)))
+            .with_jitter();
+        Ok(Self {
+            feed,
+            http,
+            base_url,
+            requester,
+            limiter: RateLimiter::direct(quota),
+            backoff,
+            headers,
+            started: chrono::Utc::now(),
+        })
     }
-    let connect_seconds = http.timeout_seconds.min(10);
-    // Redirects are followed by hand: credentials only ever go to the
-    // origin of the source's URL.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(http.timeout_seconds))
-        .connect_timeout(Duration::from_secs(connect_seconds))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| fail(http.url.clone(), e.to_string()))?;
-    let requester = Requester {
-        client,
-        home: origin(&base_url),
-        allowed: &http.allow_redirect_origins,
-        credentials,
-        success: http.success.as_ref(),
-        timeout_seconds: http.timeout_seconds,
-        connect_seconds,
-        shown,
-    };
-    let period = Duration::from_secs_f64(1.0 / http.requests_per_second);
-    let quota = Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(NonZeroU32::new(http.concurrency).unwrap_or(NonZeroU32::MIN));
-    let limiter = RateLimiter::direct(quota);
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(http.retry_base_ms))
-        .with_max_delay(Duration::from_secs(60))
-        .with_max_times(http.max_retries as usize)
-        .with_total_delay(Some(Duration::from_secs(http.retry_budget_seconds)))
-        .with_jitter();
 
+    fn fail(&self, position: String, message: String) -> FetchError {
+        FetchError::Payload {
+            feed: self.feed.clone(),
+            position,
+            message,
+        }
+    }
+
+    /// Sends one request when the rate limiter allows, retrying what is
+    /// worth retrying within the source's bounds; retries are counted in
+    /// the report, and the error says whether retrying gave up.
+    async fn request<T, Fut>(
+        &self,
+        position: &str,
+        page_no: u64,
+        report: &mut FetchReport,
+        send: impl Fn() -> Fut,
+    ) -> Result<T, FetchError>
+    where
+        Fut: std::future::Future<Output = Result<T, PageError>>,
+    {
+        let mut retries_here = 0u64;
+        let response = (|| {
+            let sent = send();
+            async move {
+                self.limiter.until_ready().await;
+                sent.await
+            }
+        })
+        .retry(self.backoff)
+        .when(PageError::retryable)
+        .adjust(|e, d| d.map(|d| e.retry_after().unwrap_or(d)))
+        .notify(|e, d| {
+            retries_here += 1;
+            warn!(feed = %self.feed, page = page_no, error = %e, wait_ms = d.as_millis() as u64, "retrying");
+        })
+        .await;
+        report.retries += retries_here;
+        match response {
+            Ok(r) => Ok(r),
+            Err(e @ PageError::Limit(_)) => Err(FetchError::Limit {
+                feed: self.feed.clone(),
+                position: position.to_string(),
+                message: e.to_string(),
+            }),
+            Err(e) if retries_here > 0 => Err(FetchError::Exhausted {
+                feed: self.feed.clone(),
+                position: position.to_string(),
+                message: e.to_string(),
+                retries: report.retries,
+            }),
+            Err(e) => Err(self.fail(position.to_string(), e.to_string())),
+        }
+    }
+
+    /// The headers of the first request: conditional on the watermark of
+    /// the last good fetch (`If-None-Match`, `If-Modified-Since`).
+    fn first_headers(&self, options: &FetchOptions) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        match options.watermark.as_deref() {
+            Some(w) if w.starts_with("etag:") => {
+                if let Ok(v) = HeaderValue::from_str(&w[5..]) {
+                    headers.insert(reqwest::header::IF_NONE_MATCH, v);
+                }
+            }
+            Some(w) if w.starts_with("lm:") => {
+                if let Ok(v) = HeaderValue::from_str(&w[3..]) {
+                    headers.insert(reqwest::header::IF_MODIFIED_SINCE, v);
+                }
+            }
+            _ => {}
+        }
+        headers
+    }
+
+    /// The since-watermark query parameter and its value, for an
+    /// incremental source with a watermark.
+    fn since<'o>(&self, options: &'o FetchOptions) -> Option<(&'a String, &'o str)> {
+        let param = self.http.since_param.as_ref()?;
+        let since = options.watermark.as_deref()?.strip_prefix("since:")?;
+        Some((param, since))
+    }
+
+    /// The watermark a good first response sets: the time the fetch
+    /// started for an incremental source, else the response's `ETag` or
+    /// `Last-Modified`.
+    fn watermark(&self, headers: &HeaderMap) -> Option<String> {
+        if self.http.since_param.is_some() {
+            return Some(format!("since:{}", self.started.to_rfc3339()));
+        }
+        let header = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        header(reqwest::header::ETAG)
+            .map(|etag| format!("etag:{etag}"))
+            .or_else(|| header(reqwest::header::LAST_MODIFIED).map(|lm| format!("lm:{lm}")))
+    }
+}
+
+/// Downloads one file and reads it in its format as it arrives. The
+/// request is conditional and retried like a page; once the body flows, a
+/// cut body fails the fetch (the rows already sent cannot be unsent), and
+/// the run holds the feed at its last good snapshot.
+async fn fetch_file(
+    session: &Session<'_>,
+    format: &FileFormat,
+    gzip: bool,
+    fields: Vec<String>,
+    options: &FetchOptions,
+    tx: mpsc::Sender<RawBatch>,
+    mut sink: Box<dyn PayloadSink>,
+) -> Result<FetchReport, FetchError> {
+    let http = session.http;
+    let mut report = FetchReport::default();
+    let name = file_name(&session.base_url);
+    let mut url = session.base_url.clone();
+    if let Some((param, since)) = session.since(options) {
+        url.query_pairs_mut().append_pair(param, since);
+    }
+    let headers = session.first_headers(options);
+    let limit = http
+        .max_response_bytes
+        .min(http.max_run_bytes)
+        .min(options.max_payload_bytes);
+    let response = session
+        .request(&name, 1, &mut report, || async {
+            let response = open_response(&session.requester, &url, &headers, limit).await?;
+            refuse_html(&response, format)?;
+            Ok(response)
+        })
+        .await?;
+    if response.status().as_u16() == 304 {
+        report.unchanged = true;
+        report.watermark = options.watermark.clone();
+        return Ok(report);
+    }
+    report.units = 1;
+    report.watermark = session.watermark(response.headers());
+    let parquet = matches!(format, FileFormat::Parquet);
+    let compressed = !parquet && (gzip || name.ends_with(".gz"));
+    let writer = sink
+        .open(&name, compressed || parquet)
+        .map_err(|message| session.fail(name.clone(), message))?;
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = std::sync::Arc::clone(&received);
+    let shown = session.requester.shown.url(response.url().as_str());
+    let (timeout_seconds, connect_seconds) = (
+        session.requester.timeout_seconds,
+        session.requester.connect_seconds,
+    );
+    let bytes = futures::stream::try_unfold(response, move |mut response| {
+        let shown = shown.clone();
+        async move {
+            match response.chunk().await {
+                Ok(Some(chunk)) => Ok(Some((chunk, response))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(std::io::Error::other(describe_with(
+                    &e,
+                    &shown,
+                    timeout_seconds,
+                    connect_seconds,
+                ))),
+            }
+        }
+    })
+    .inspect_ok(move |chunk| {
+        counted.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    })
+    .boxed();
+    let ctx = FileContext {
+        feed: session.feed.clone(),
+        name,
+        fields,
+        format: format.clone(),
+        compressed,
+        limit,
+    };
+    let drift = read_file(ctx, bytes, writer, tx).await?;
+    report.bytes = received.load(std::sync::atomic::Ordering::Relaxed);
+    report.drift = drift;
+    Ok(report)
+}
+
+/// The name a downloaded file is kept under in the raw landing area: the
+/// URL's last path segment when it is a plain file name, else `download`.
+fn file_name(url: &reqwest::Url) -> String {
+    let last = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or("");
+    let plain = !last.is_empty()
+        && last.len() <= 120
+        && !last.starts_with('.')
+        && last
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if plain {
+        last.to_string()
+    } else {
+        "download".to_string()
+    }
+}
+
+/// An HTML page where a file was expected is a portal's error page served
+/// with 200 (worth retrying), unless the file itself is a JSON document
+/// some portals label `text/html`.
+fn refuse_html(response: &reqwest::Response, format: &FileFormat) -> Result<(), PageError> {
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.contains("text/html") && !matches!(format, FileFormat::Json { .. }) {
+        return Err(PageError::NotTheFile(format!(
+            "content type {content_type:?}: an HTML page where the file was expected"
+        )));
+    }
+    Ok(())
+}
+
+/// Fetches every page of a paged JSON API.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_pages(
+    session: &Session<'_>,
+    records: &str,
+    pagination: &Pagination,
+    fields: Vec<String>,
+    options: &FetchOptions,
+    tx: mpsc::Sender<RawBatch>,
+    sink: Box<dyn PayloadSink>,
+) -> Result<FetchReport, FetchError> {
+    let http = session.http;
+    let feed = &session.feed;
+    let fail = |position: String, message: String| session.fail(position, message);
     let mut report = FetchReport::default();
     let mut sink = Some(sink);
     let mut presence = Presence::new(&fields);
@@ -563,19 +863,18 @@ pub(super) async fn fetch(
     let mut seen_cursors: HashSet<String> = HashSet::new();
     let mut previous_page: Option<u64> = None;
     let mut page_no = 0u64;
-    let mut url = base_url.clone();
+    let mut url = session.base_url.clone();
     let mut cursor: Option<String> = None;
     let mut offset = 0u64;
-    let mut page_index = match &http.pagination {
+    let mut page_index = match pagination {
         Pagination::PageNumber { first_page, .. } => u64::from(*first_page),
         _ => 0,
     };
-    let started = chrono::Utc::now();
     loop {
         page_no += 1;
         let position = format!("page {page_no}");
         let mut query: Vec<(String, String)> = Vec::new();
-        match &http.pagination {
+        match pagination {
             Pagination::PageNumber {
                 page_param,
                 size_param,
@@ -600,75 +899,28 @@ pub(super) async fn fetch(
             }
             Pagination::LinkHeader => {}
         }
-        let mut request_headers = headers.clone();
         // The since-watermark goes on every page, except where the API's
         // own next links carry the query already.
-        let follows_links = matches!(http.pagination, Pagination::LinkHeader) && page_no > 1;
-        if !follows_links
-            && let (Some(param), Some(since)) = (
-                &http.since_param,
-                options
-                    .watermark
-                    .as_deref()
-                    .and_then(|w| w.strip_prefix("since:")),
-            )
-        {
+        let follows_links = matches!(pagination, Pagination::LinkHeader) && page_no > 1;
+        if !follows_links && let Some((param, since)) = session.since(options) {
             query.push((param.clone(), since.to_string()));
         }
-        if page_no == 1 {
-            match options.watermark.as_deref() {
-                Some(w) if w.starts_with("etag:") => {
-                    if let Ok(v) = HeaderValue::from_str(&w[5..]) {
-                        request_headers.insert(reqwest::header::IF_NONE_MATCH, v);
-                    }
-                }
-                Some(w) if w.starts_with("lm:") => {
-                    if let Ok(v) = HeaderValue::from_str(&w[3..]) {
-                        request_headers.insert(reqwest::header::IF_MODIFIED_SINCE, v);
-                    }
-                }
-                _ => {}
-            }
-        }
+        let request_headers = if page_no == 1 {
+            session.first_headers(options)
+        } else {
+            session.headers.clone()
+        };
         let remaining = http.max_run_bytes.saturating_sub(report.bytes);
         let cap = http.max_response_bytes.min(remaining.max(1));
-        let mut retries_here = 0u64;
         let mut page_url = url.clone();
         if !query.is_empty() {
             page_url.query_pairs_mut().extend_pairs(&query);
         }
-        let response = (|| async {
-            limiter.until_ready().await;
-            send_once(&requester, &page_url, &request_headers, cap).await
-        })
-        .retry(backoff)
-        .when(PageError::retryable)
-        .adjust(|e, d| d.map(|d| e.retry_after().unwrap_or(d)))
-        .notify(|e, d| {
-            retries_here += 1;
-            warn!(feed = %feed, page = page_no, error = %e, wait_ms = d.as_millis() as u64, "retrying");
-        })
-        .await;
-        report.retries += retries_here;
-        let page = match response {
-            Ok(p) => p,
-            Err(e @ PageError::Limit(_)) => {
-                return Err(FetchError::Limit {
-                    feed: feed.clone(),
-                    position,
-                    message: e.to_string(),
-                });
-            }
-            Err(e) if retries_here > 0 => {
-                return Err(FetchError::Exhausted {
-                    feed: feed.clone(),
-                    position,
-                    message: e.to_string(),
-                    retries: report.retries,
-                });
-            }
-            Err(e) => return Err(fail(position, e.to_string())),
-        };
+        let page = session
+            .request(&position, page_no, &mut report, || {
+                send_once(&session.requester, &page_url, &request_headers, cap)
+            })
+            .await?;
         if page.status == 304 && page_no == 1 {
             report.unchanged = true;
             report.watermark = options.watermark.clone();
@@ -684,20 +936,7 @@ pub(super) async fn fetch(
             });
         }
         if page_no == 1 {
-            report.watermark = if http.since_param.is_some() {
-                Some(format!("since:{}", started.to_rfc3339()))
-            } else if let Some(etag) = page
-                .headers
-                .get(reqwest::header::ETAG)
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(format!("etag:{etag}"))
-            } else {
-                page.headers
-                    .get(reqwest::header::LAST_MODIFIED)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|lm| format!("lm:{lm}"))
-            };
+            report.watermark = session.watermark(&page.headers);
         }
         // Keep the payload (on a blocking thread: the sink writes synchronously).
         let name = format!("page-{page_no:06}.json");
@@ -743,10 +982,10 @@ pub(super) async fn fetch(
             }
             report.declared_count = total;
         }
-        let Some(Value::Array(records)) = pointer(&json, &http.records) else {
+        let Some(Value::Array(records)) = pointer(&json, records) else {
             return Err(fail(
                 position,
-                format!("no record array at JSON pointer {:?}", http.records),
+                format!("no record array at JSON pointer {records:?}"),
             ));
         };
         let fingerprint = {
@@ -785,12 +1024,12 @@ pub(super) async fn fetch(
             };
             rows.push(row);
             if rows.len() >= BATCH_ROWS {
-                send(&tx, &fields, &mut rows, &feed).await?;
+                send(&tx, &fields, &mut rows, feed).await?;
             }
         }
         debug!(feed = %feed, page = page_no, records = count, "page");
         // Where next?
-        let done = match &http.pagination {
+        let done = match pagination {
             // A page shorter than asked is not the end: servers cap the
             // page size. Only an empty page or the declared total ends.
             Pagination::PageNumber { .. } => {
@@ -827,7 +1066,8 @@ pub(super) async fn fetch(
                     let Ok(next_url) = reqwest::Url::parse(&next) else {
                         return Err(fail(position, "next link is not a URL".into()));
                     };
-                    requester
+                    session
+                        .requester
                         .check_target(&page_url, &next_url, "next link")
                         .map_err(|e| fail(position.clone(), e.to_string()))?;
                     if !seen_cursors.insert(next.clone()) {
@@ -835,7 +1075,7 @@ pub(super) async fn fetch(
                             position,
                             format!(
                                 "next link {:?} repeats: the API would loop forever",
-                                requester.shown.url(&next)
+                                session.requester.shown.url(&next)
                             ),
                         ));
                     }
@@ -860,7 +1100,7 @@ pub(super) async fn fetch(
             break;
         }
     }
-    send(&tx, &fields, &mut rows, &feed).await?;
+    send(&tx, &fields, &mut rows, feed).await?;
     let mut drift = Drift::default();
     presence.report(&fields, records_seen, &mut drift);
     report.drift.missing_fields.extend(drift.missing_fields);

@@ -5,7 +5,8 @@
 //! to its records, or Parquet.
 //!
 //! This transport lists and opens the files; their formats are read by
-//! [`super::formats`], on a blocking thread, as streams from the store.
+//! [`super::formats`], on a blocking thread, as streams from the store
+//! (the same readers read a file downloaded over HTTP).
 
 use std::sync::Arc;
 
@@ -14,10 +15,9 @@ use globset::{Glob, GlobMatcher};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::formats::{FileContext, parse_parquet, payload_err, read_stream};
-use super::{Drift, FetchError, FetchOptions, FetchReport, PayloadSink, PayloadWriter, RawBatch};
+use super::formats::{FileContext, payload_err, read_file};
+use super::{FetchError, FetchOptions, FetchReport, PayloadSink, RawBatch};
 use crate::project::{FileFormat, Source, expand_env};
 use crate::store;
 
@@ -142,42 +142,27 @@ pub(super) async fn fetch(
         let compressed = gzip || name.ends_with(".gz");
         report.units += 1;
         report.bytes += meta.size;
-        if matches!(format, FileFormat::Parquet) {
-            let writer = sink
-                .open(&name, true)
-                .map_err(|message| payload_err(&feed, &name, message))?;
-            read_parquet(
-                &feed,
-                &store,
-                &meta,
-                &name,
-                &fields,
-                &tx,
-                writer,
-                &mut report.drift,
-            )
-            .await?;
-            continue;
-        }
+        // Parquet is compressed inside: its payload is kept as it is.
+        let parquet = matches!(format, FileFormat::Parquet);
         let writer = sink
-            .open(&name, compressed)
+            .open(&name, compressed || parquet)
             .map_err(|message| payload_err(&feed, &name, message))?;
         let ctx = FileContext {
             feed: feed.clone(),
             name: name.clone(),
             fields: fields.clone(),
             format: format.clone(),
-            compressed,
+            compressed: compressed && !parquet,
             limit: options.max_payload_bytes,
         };
-        let store = Arc::clone(&store);
-        let handle = tokio::runtime::Handle::current();
-        let tx = tx.clone();
-        let drift = tokio::task::spawn_blocking(move || {
-            read_file(&ctx, &store, &meta.location, handle, writer, tx)
-        })
-        .await
-        .map_err(|e| payload_err(&feed, &name, e.to_string()))??;
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .map_err(|e| payload_err(&feed, &name, e.to_string()))?
+            .into_stream()
+            .map_err(std::io::Error::other)
+            .boxed();
+        let drift = read_file(ctx, bytes, writer, tx.clone()).await?;
         report.drift.missing_fields.extend(drift.missing_fields);
         for f in drift.unmapped_fields {
             report.drift.note_unmapped(&f);
@@ -185,73 +170,6 @@ pub(super) async fn fetch(
     }
     // A field missing from one file but present in another is not missing.
     Ok(report)
-}
-
-fn read_file(
-    ctx: &FileContext,
-    store: &Arc<dyn ObjectStore>,
-    location: &Path,
-    handle: tokio::runtime::Handle,
-    writer: Box<dyn PayloadWriter>,
-    tx: mpsc::Sender<RawBatch>,
-) -> Result<Drift, FetchError> {
-    let err = |message: String| payload_err(&ctx.feed, &ctx.name, message);
-    let stream = handle
-        .block_on(store.get(location))
-        .map_err(|e| err(e.to_string()))?
-        .into_stream()
-        .map(|r| r.map_err(std::io::Error::other));
-    let bridge = SyncIoBridge::new_with_handle(StreamReader::new(stream), handle);
-    read_stream(ctx, bridge, writer, tx)
-}
-
-/// Parquet needs random access: the file is streamed to a local temporary
-/// file, then (on a blocking thread) copied to the payload and read in
-/// batches from there.
-#[allow(clippy::too_many_arguments)]
-async fn read_parquet(
-    feed: &str,
-    store: &Arc<dyn ObjectStore>,
-    meta: &ObjectMeta,
-    name: &str,
-    fields: &[String],
-    tx: &mpsc::Sender<RawBatch>,
-    writer: Box<dyn PayloadWriter>,
-    drift: &mut Drift,
-) -> Result<(), FetchError> {
-    let err = |message: String| payload_err(feed, name, message);
-    let mut local = tempfile::tempfile().map_err(|e| err(e.to_string()))?;
-    let mut stream = store
-        .get(&meta.location)
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .into_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| err(e.to_string()))?;
-        std::io::Write::write_all(&mut local, &chunk).map_err(|e| err(e.to_string()))?;
-    }
-    let (feed, name, fields, tx) = (
-        feed.to_string(),
-        name.to_string(),
-        fields.to_vec(),
-        tx.clone(),
-    );
-    let seen = tokio::task::spawn_blocking(move || {
-        use std::io::Seek;
-        let fail = |message: String| payload_err(&feed, &name, message);
-        let mut writer = writer;
-        local.rewind().map_err(|e| fail(e.to_string()))?;
-        std::io::copy(&mut local, &mut writer).map_err(|e| fail(e.to_string()))?;
-        writer.finish().map_err(fail)?;
-        parse_parquet(&feed, &name, &fields, local, &tx)
-    })
-    .await
-    .map_err(|e| err(e.to_string()))??;
-    drift.missing_fields.extend(seen.missing_fields);
-    for f in seen.unmapped_fields {
-        drift.note_unmapped(&f);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

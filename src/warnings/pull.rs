@@ -17,7 +17,7 @@ use super::config::PullConfig;
 use super::inbox::Inbox;
 use super::intake::{Verdict, judge};
 use super::record::{Disposition, Warning};
-use crate::project::{Auth, HttpSource, Pagination, Source, SourceKind};
+use crate::project::{Auth, HttpBody, HttpSource, Pagination, Source, SourceKind};
 use crate::source::{FetchOptions, PayloadSink, PayloadWriter, RawBatch};
 
 /// The fields a disposition record carries.
@@ -65,12 +65,14 @@ pub fn source(config: &PullConfig) -> Source {
         max_age_days: 1,
         kind: SourceKind::Http(Box::new(HttpSource {
             url: config.url.clone(),
-            records: config.records.clone(),
-            pagination: Pagination::PageNumber {
-                page_param: "page".into(),
-                size_param: "size".into(),
-                page_size: config.page_size.max(1),
-                first_page: 1,
+            body: HttpBody::Pages {
+                records: config.records.clone(),
+                pagination: Pagination::PageNumber {
+                    page_param: "page".into(),
+                    size_param: "size".into(),
+                    page_size: config.page_size.max(1),
+                    first_page: 1,
+                },
             },
             auth: config
                 .token_env

@@ -20,6 +20,7 @@ mod hostile_http;
 mod hostile_run;
 mod hostile_values;
 mod http_feeds;
+mod http_files;
 mod ingest;
 mod ingest_cases;
 mod keys;

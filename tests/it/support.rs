@@ -391,12 +391,19 @@ pub(crate) async fn run_case(
     feeds: &Path,
     warehouse: &Path,
 ) -> qinglian::ledger::RunRecord {
+    run_case_from(project, &feeds.to_string_lossy(), warehouse).await
+}
+
+/// Runs a case's pipeline with `${QINGLIAN_FEEDS}` standing for `feeds`
+/// (a folder, or the base URL of a server holding the same files).
+pub(crate) async fn run_case_from(
+    project: &qinglian::project::Project,
+    feeds: &str,
+    warehouse: &Path,
+) -> qinglian::ledger::RunRecord {
     use chrono::TimeZone;
     let mut vars = std::collections::BTreeMap::new();
-    vars.insert(
-        "QINGLIAN_FEEDS".to_string(),
-        feeds.to_string_lossy().into_owned(),
-    );
+    vars.insert("QINGLIAN_FEEDS".to_string(), feeds.to_string());
     vars.insert(
         "QINGLIAN_PERSON_KEY".to_string(),
         crate::ingest::KEY.to_string(),
