@@ -329,6 +329,8 @@ async fn a_body_that_stalls_is_reported_as_a_timeout_with_its_limit() {
     http_project(dir.path(), &sim.url(), None);
     edit(dir.path(), "ratings", |s, _| {
         s.insert("max_retries".into(), toml::Value::Integer(1));
+        // The limit under test: short, and far below the stall.
+        s.insert("timeout_seconds".into(), toml::Value::Integer(2));
         bearer(s);
     });
     let project = Project::load(dir.path()).expect("project");
