@@ -149,9 +149,7 @@ impl CsvOut {
             }
             _ => std::borrow::Cow::Borrowed(bytes.as_slice()),
         };
-        self.sink
-            .write_all(&encoded)
-            .map_err(|e| io(&self.path, e))
+        self.sink.write_all(&encoded).map_err(|e| io(&self.path, e))
     }
 
     /// Writes one record with a valid key.

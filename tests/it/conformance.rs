@@ -376,12 +376,12 @@ async fn local_filesystem_and_s3_behave_the_same() {
                 Err(e) => panic!("round {round}: {e}"),
             }
         }
-        assert_eq!(winners.len(), 1, "round {round}: {winners:?} hold the lease");
-        let files: Vec<_> = s3_store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .expect("list");
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: {winners:?} hold the lease"
+        );
+        let files: Vec<_> = s3_store.list(Some(&dir)).try_collect().await.expect("list");
         assert_eq!(files.len(), 1, "round {round}: {files:?}");
         let bytes = s3_store
             .get(&files[0].location)

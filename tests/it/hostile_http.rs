@@ -237,6 +237,10 @@ async fn pages_shorter_than_asked_do_not_end_the_feed() {
         }
         assert!(f.units as usize >= sim.records(name) / 50, "{name}: {f:#?}");
     }
+    // Paged short, every feed still holds what the generator wrote.
+    let wrong =
+        crate::reconcile::run_mismatches(&record, &crate::reconcile::written(feeds.path()), &[]);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

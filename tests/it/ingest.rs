@@ -186,12 +186,20 @@ async fn every_feed_lands_and_every_row_is_accounted_for() {
     let wrong = crate::reconcile::run_mismatches(&run, &counts, &[]);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     for f in &run.feeds {
-        let rows = |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        let rows =
+            |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
         let data = landed(warehouse.path(), &run, &f.feed).await;
-        assert_eq!(rows(&data), counts[&f.feed].landing(), "{}: rows in the snapshot", f.feed);
-        let file = warehouse
-            .path()
-            .join(qinglian::layout::quarantine_file(&f.feed, date(), &run.run_id));
+        assert_eq!(
+            rows(&data),
+            counts[&f.feed].landing(),
+            "{}: rows in the snapshot",
+            f.feed
+        );
+        let file = warehouse.path().join(qinglian::layout::quarantine_file(
+            &f.feed,
+            date(),
+            &run.run_id,
+        ));
         let q = if file.exists() {
             quarantine(warehouse.path(), &f.feed, &run.run_id).await
         } else {

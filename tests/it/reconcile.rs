@@ -101,11 +101,17 @@ pub(crate) fn run_mismatches(
     if run.feeds.iter().any(|f| f.status == FeedStatus::Landed) {
         for feed in written.keys() {
             if !seen.contains(feed.as_str()) {
-                out.push(format!("{feed}: written by the generator, not in the ledger"));
+                out.push(format!(
+                    "{feed}: written by the generator, not in the ledger"
+                ));
             }
         }
     }
-    for f in run.feeds.iter().filter(|f| !skip.contains(&f.feed.as_str())) {
+    for f in run
+        .feeds
+        .iter()
+        .filter(|f| !skip.contains(&f.feed.as_str()))
+    {
         let Some(w) = written.get(&f.feed) else {
             out.push(format!("{}: in the ledger, not written", f.feed));
             continue;
@@ -148,7 +154,11 @@ fn the_generators_counts_are_those_of_its_files_and_have_teeth() {
     let json_lines = |text: &str| -> Vec<String> {
         text.lines()
             .map(|l| l.trim_end_matches(',').trim())
-            .filter(|l| l.starts_with("{\"") && !l.starts_with("{\"code\"") && !l.starts_with("{\"success\""))
+            .filter(|l| {
+                l.starts_with("{\"")
+                    && !l.starts_with("{\"code\"")
+                    && !l.starts_with("{\"success\"")
+            })
             .map(str::to_string)
             .collect()
     };
@@ -164,7 +174,10 @@ fn the_generators_counts_are_those_of_its_files_and_have_teeth() {
     let files: BTreeMap<&str, Vec<String>> = [
         ("registry", csv_lines("registry/registry.csv", true)),
         ("persons", csv_lines("persons/persons.csv", false)),
-        ("annual_reports", csv_lines("annual_reports/annual_reports.csv", false)),
+        (
+            "annual_reports",
+            csv_lines("annual_reports/annual_reports.csv", false),
+        ),
         ("credit", csv_lines("credit/credit.csv", false)),
         ("ratings", json_lines(&read("ratings/ratings.json"))),
         ("drc", json_lines(&read("drc/drc.json"))),
