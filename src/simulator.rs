@@ -692,7 +692,9 @@ pub fn http_source_table(feed: &str, base: &str) -> toml::Table {
     t.insert("kind".into(), "http".into());
     t.insert("url".into(), format!("{base}/api/{feed}").into());
     t.insert("retry_base_ms".into(), toml::Value::Integer(50));
-    t.insert("timeout_seconds".into(), toml::Value::Integer(2));
+    // Long enough that a loaded machine never times out a page of the
+    // in-process simulator (a test of timeouts sets its own, shorter).
+    t.insert("timeout_seconds".into(), toml::Value::Integer(30));
     t.insert("requests_per_second".into(), toml::Value::Float(1000.0));
     let mut p = toml::Table::new();
     match style_of(feed) {

@@ -78,12 +78,13 @@ fn corrupt(uscc: &str) -> String {
     format!("{}{}", &uscc[..17], char::from(wrong))
 }
 
-/// Noise records: a clean key, now and then an invalid one.
-fn noise_key(rng: &mut ChaCha8Rng, uscc: &str) -> String {
+/// Noise records: a clean key, now and then an invalid one (`true`: the
+/// key was corrupted, and the record must be quarantined).
+fn noise_key(rng: &mut ChaCha8Rng, uscc: &str) -> (String, bool) {
     if rng.random_bool(0.01) {
-        corrupt(uscc)
+        (corrupt(uscc), true)
     } else {
-        key_form(rng, uscc)
+        (key_form(rng, uscc), false)
     }
 }
 
@@ -150,6 +151,7 @@ fn write_person(
     org: &OrgPlan,
     key: &str,
     p: &Person,
+    copies: usize,
 ) -> Result<(), GenerateError> {
     let (doc, doc_date) = p
         .approval
@@ -157,23 +159,27 @@ fn write_person(
         .map_or((String::new(), String::new()), |(d, on)| {
             (d.clone(), iso(*on))
         });
-    w.persons.write(&[
-        &p.record_id,
-        key,
-        &org.name,
-        &p.name,
-        &p.id_number,
-        p.role,
-        &iso(p.start),
-        &p.end.map(iso).unwrap_or_default(),
-        yes_no(p.public_official),
-        yes_no(p.retired_cadre),
-        &doc,
-        &doc_date,
-        yes_no(p.paid),
-        &p.birth_year.to_string(),
-        &p.terms.to_string(),
-    ])
+    w.persons.write_copies(
+        &[
+            &p.record_id,
+            key,
+            &org.name,
+            &p.name,
+            &p.id_number,
+            p.role,
+            &iso(p.start),
+            &p.end.map(iso).unwrap_or_default(),
+            yes_no(p.public_official),
+            yes_no(p.retired_cadre),
+            &doc,
+            &doc_date,
+            yes_no(p.paid),
+            &p.birth_year.to_string(),
+            &p.terms.to_string(),
+        ],
+        copies,
+        false,
+    )
 }
 
 /// How many times to write a record: twice now and then (exact duplicates
@@ -247,7 +253,7 @@ pub(crate) fn emit(
             ..leader_clone(&leader)
         };
         p.terms = 1;
-        write_person(ctx.w, &pred, &pred.uscc, &p)?;
+        write_person(ctx.w, &pred, &pred.uscc, &p, 1)?;
         ctx.truth("OPS-09", &pred.uscc, "registry", &pred.uscc, "high")?;
         ctx.truth("ORG-02", &org.uscc, "persons", &p.record_id, "high")?;
     }
@@ -408,9 +414,8 @@ fn registry_and_persons(
             }
         }
         let key = key_form(rng, &org.uscc);
-        for _ in 0..copies(rng) {
-            write_person(ctx.w, org, &key, &p)?;
-        }
+        let n = copies(rng);
+        write_person(ctx.w, org, &key, &p, n)?;
         if slot == 0 && org.has("GOV-01") {
             ctx.truth("GOV-01", &org.uscc, "persons", &p.record_id, "high")?;
         }
@@ -444,7 +449,7 @@ fn registry_and_persons(
             terms: 1,
         };
         let key = key_form(rng, &org.uscc);
-        write_person(ctx.w, org, &key, &p)?;
+        write_person(ctx.w, org, &key, &p, 1)?;
     }
     leader.ok_or_else(|| GenerateError::Io {
         path: "persons".into(),
@@ -495,9 +500,8 @@ fn annual_reports(
         }
         fields.push(record_id.clone());
         let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-        for _ in 0..copies(rng) {
-            ctx.w.annual_reports.write(&refs)?;
-        }
+        let n = copies(rng);
+        ctx.w.annual_reports.write_copies(&refs, n, false)?;
         if let Some(rule) = rule {
             ctx.truth(rule, &org.uscc, "annual_reports", &record_id, "high")?;
         }
@@ -586,9 +590,8 @@ fn ratings_and_projects(
             "assessDate": iso(assessed),
             "validUntil": iso(valid_until),
         });
-        for _ in 0..copies(rng) {
-            ctx.w.ratings.write(&record)?;
-        }
+        let n = copies(rng);
+        ctx.w.ratings.write_copies(&record, n, false)?;
     }
     // 371 welfare projects per 10,000 organizations, 31 million yuan in all.
     if rng.random_bool(0.0371) || org.has("OPS-06") {
@@ -633,9 +636,8 @@ fn ratings_and_projects(
             "evaluatedOn": iso(evaluated_on),
             "auditFindings": if overspent { "超支" } else { "" },
         });
-        for _ in 0..copies(rng) {
-            ctx.w.projects.write(&record)?;
-        }
+        let n = copies(rng);
+        ctx.w.projects.write_copies(&record, n, false)?;
         if org.has("OPS-06") {
             ctx.truth("OPS-06", &org.uscc, "projects", &id, "high")?;
         }
@@ -661,8 +663,8 @@ fn drc(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), Gen
         as_of.checked_sub_months(Months::new(11)).unwrap_or(as_of),
         as_of,
     );
-    let key = if org.has("XD-04") {
-        key_form(rng, &org.uscc)
+    let (key, invalid_key) = if org.has("XD-04") {
+        (key_form(rng, &org.uscc), false)
     } else {
         noise_key(rng, &org.uscc)
     };
@@ -679,9 +681,8 @@ fn drc(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), Gen
         "startDate": Value::Null,
         "endDate": Value::Null,
     });
-    for _ in 0..copies(rng) {
-        ctx.w.drc.write(&record)?;
-    }
+    let n = copies(rng);
+    ctx.w.drc.write_copies(&record, n, invalid_key)?;
     if org.has("XD-04") {
         ctx.truth("XD-04", &org.uscc, "drc", &id, "high")?;
     }
@@ -885,9 +886,8 @@ fn court(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), G
             "unperformedMoney": Value::Null,
             "caseState": Value::Null,
         });
-        for _ in 0..copies(rng) {
-            ctx.w.court.write(&record)?;
-        }
+        let n = copies(rng);
+        ctx.w.court.write_copies(&record, n, false)?;
         if dishonest {
             ctx.truth("XD-01", &org.uscc, "court", &id, "high")?;
         }
@@ -905,9 +905,9 @@ fn court(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), G
             reg.year(),
             org.index * 32 + u64::from(n)
         );
-        let key = noise_key(rng, &org.uscc);
+        let (key, invalid_key) = noise_key(rng, &org.uscc);
         let record = enforcement(org, &case, Some(key), court_name, reg, amount, 0);
-        ctx.w.court.write(&record)?;
+        ctx.w.court.write_copies(&record, 1, invalid_key)?;
     }
     let enforced = org.has("XD-02");
     if enforced || rng.random_bool(0.005) {
@@ -965,6 +965,8 @@ struct CreditRow<'a> {
     id: String,
     list: &'a str,
     key: String,
+    /// The key was corrupted on purpose.
+    invalid_key: bool,
     reason: &'a str,
     decision: String,
     listed: Option<NaiveDate>,
@@ -995,10 +997,8 @@ fn write_credit(
         org.registrar,
         "信用浙江",
     ];
-    for _ in 0..copies(rng) {
-        ctx.w.credit.write(&fields)?;
-    }
-    Ok(())
+    let n = copies(rng);
+    ctx.w.credit.write_copies(&fields, n, r.invalid_key)
 }
 
 fn credit(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), GenerateError> {
@@ -1014,14 +1014,16 @@ fn credit(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), 
         );
         let removed = (!abnormal).then(|| date_between(rng, listed, as_of));
         let id = format!("YC{:09}", org.index);
+        let (key, invalid_key) = if abnormal {
+            (key_form(rng, &org.uscc), false)
+        } else {
+            noise_key(rng, &org.uscc)
+        };
         let row = CreditRow {
             id: id.clone(),
             list: "活动异常名录",
-            key: if abnormal {
-                key_form(rng, &org.uscc)
-            } else {
-                noise_key(rng, &org.uscc)
-            },
+            key,
+            invalid_key,
             reason: "未按照规定时限报送年度工作报告",
             decision: format!("杭民异〔{}〕{}号", listed.year(), org.index % 1000),
             listed: Some(listed),
@@ -1046,6 +1048,7 @@ fn credit(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), 
             id: id.clone(),
             list: "严重违法失信名单",
             key: key_form(rng, &org.uscc),
+            invalid_key: false,
             reason: "被列入活动异常名录满2年",
             decision: format!("杭民失〔{}〕{}号", listed.year(), org.index % 1000),
             listed: Some(listed),
@@ -1087,6 +1090,7 @@ fn credit(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<(), 
             id: id.clone(),
             list: "行政处罚",
             key: key_form(rng, &org.uscc),
+            invalid_key: false,
             reason: "违反《社会团体登记管理条例》",
             decision: format!("杭民罚决字〔{}〕{}号", decided.year(), org.index % 1000),
             listed: None,
@@ -1124,14 +1128,14 @@ fn inspection(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<
         seq += 1;
         let key = key_form(rng, &org.uscc);
         let checked = ctx.this_year(rng);
-        let id = write_inspection(ctx, rng, org, seq, code, checked, &key)?;
+        let id = write_inspection(ctx, rng, org, seq, code, checked, (&key, false))?;
         ctx.truth(rule, &org.uscc, "inspection", &id, "high")?;
     }
     if rng.random_bool(0.10) {
         seq += 1;
-        let key = noise_key(rng, &org.uscc);
+        let (key, invalid_key) = noise_key(rng, &org.uscc);
         let checked = ctx.this_year(rng);
-        write_inspection(ctx, rng, org, seq, "01", checked, &key)?;
+        write_inspection(ctx, rng, org, seq, "01", checked, (&key, invalid_key))?;
     }
     // Four years of history: problems found before this year are outside
     // every window.
@@ -1145,8 +1149,8 @@ fn inspection(ctx: &mut Ctx<'_>, rng: &mut ChaCha8Rng, org: &OrgPlan) -> Result<
         let checked = date_between(rng, from, to);
         let code = ["01", "01", "01", "01", "01", "02", "09", "13"][rng.random_range(0..8)];
         seq += 1;
-        let key = noise_key(rng, &org.uscc);
-        write_inspection(ctx, rng, org, seq, code, checked, &key)?;
+        let (key, invalid_key) = noise_key(rng, &org.uscc);
+        write_inspection(ctx, rng, org, seq, code, checked, (&key, invalid_key))?;
     }
     Ok(())
 }
@@ -1171,7 +1175,7 @@ fn write_inspection(
     seq: u32,
     code: &str,
     checked: NaiveDate,
-    key: &str,
+    (key, invalid_key): (&str, bool),
 ) -> Result<String, GenerateError> {
     let id = format!("SSJ{:09}{seq:02}", org.index);
     let needs_fix = matches!(code, "02" | "09");
@@ -1186,8 +1190,7 @@ fn write_inspection(
         "rectifyBy": needs_fix.then(|| iso(checked.checked_add_days(Days::new(30)).unwrap_or(checked))),
         "rectifiedOn": (code == "02").then(|| iso(checked.checked_add_days(Days::new(20)).unwrap_or(checked))),
     });
-    for _ in 0..copies(rng) {
-        ctx.w.inspection.write(&record)?;
-    }
+    let n = copies(rng);
+    ctx.w.inspection.write_copies(&record, n, invalid_key)?;
     Ok(id)
 }

@@ -24,7 +24,12 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 
-pub use out::GenerateError;
+pub use out::{FeedCounts, GenerateError};
+
+/// The file beside the feeds where the generator says what it wrote: per
+/// feed, the records, the exact duplicates and the invalid keys it wrote on
+/// purpose. Tests compare a run's ledger with it.
+pub const COUNTS_FILE: &str = "generated.json";
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -47,6 +52,8 @@ pub struct GenerateSummary {
     pub out: String,
     /// Records written per feed file (duplicates included).
     pub records: BTreeMap<String, u64>,
+    /// What was written per feed: records, duplicates, invalid keys.
+    pub counts: BTreeMap<String, FeedCounts>,
     /// Ground-truth rows.
     pub ground_truth: u64,
     /// Rule ids covered by the ground truth.
@@ -86,10 +93,12 @@ pub fn generate(options: &GenerateOptions, dir: &Path) -> Result<GenerateSummary
         }
         feeds::emit(&plan, options, &mut writers, &mut truth)?;
     }
-    let records = writers.finish()?;
+    let counts = writers.finish()?;
+    write_counts(dir, options, &counts)?;
     Ok(GenerateSummary {
         out: dir.display().to_string(),
-        records,
+        records: counts.iter().map(|(f, c)| (f.clone(), c.records)).collect(),
+        counts,
         ground_truth: truth.rows,
         rules_covered: truth.rules.len(),
         seconds: started.elapsed().as_secs_f64(),
@@ -127,6 +136,28 @@ pub async fn generate_to_url(
     out::upload_dir(temp.path(), url).await?;
     summary.out = url.to_string();
     Ok(summary)
+}
+
+/// Writes [`COUNTS_FILE`]: the options and each feed's counts, in a stable
+/// order (the same seed gives the same bytes).
+fn write_counts(
+    dir: &Path,
+    options: &GenerateOptions,
+    counts: &BTreeMap<String, FeedCounts>,
+) -> Result<(), GenerateError> {
+    let path = dir.join(COUNTS_FILE);
+    let doc = serde_json::json!({
+        "orgs": options.orgs,
+        "seed": options.seed,
+        "as_of": options.as_of.to_string(),
+        "day": options.day,
+        "feeds": counts,
+    });
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| GenerateError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&path, format!("{text}\n")).map_err(|source| GenerateError::Io { path, source })
 }
 
 fn local_dir(url: &str) -> Option<PathBuf> {

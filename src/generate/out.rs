@@ -40,6 +40,39 @@ pub(crate) enum CsvEncoding {
 
 type Sink = Box<dyn Write + Send>;
 
+/// What the generator wrote into one feed, counted as it wrote it: the
+/// oracle a run's ledger is compared with (`generated.json`). Every record
+/// lands, is quarantined or is an exact duplicate, by construction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FeedCounts {
+    /// Records written, copies included.
+    pub records: u64,
+    /// Second copies of records with a valid key: exact duplicates that
+    /// ingest must drop and count.
+    pub duplicates: u64,
+    /// Records written with a code whose check character was made wrong on
+    /// purpose (every copy of one): ingest must quarantine each
+    /// (`invalid_key`).
+    pub invalid_keys: u64,
+}
+
+impl FeedCounts {
+    /// Records that must land: neither a duplicate nor quarantined.
+    pub fn landing(&self) -> u64 {
+        self.records - self.duplicates - self.invalid_keys
+    }
+
+    fn wrote(&mut self, copies: usize, invalid_key: bool) {
+        let copies = copies as u64;
+        self.records += copies;
+        if invalid_key {
+            self.invalid_keys += copies;
+        } else {
+            self.duplicates += copies.saturating_sub(1);
+        }
+    }
+}
+
 fn open(dir: &Path, rel: &str, gzip: bool) -> Result<(Sink, PathBuf), GenerateError> {
     let path = dir.join(rel);
     let io = |source| GenerateError::Io {
@@ -65,7 +98,7 @@ pub(crate) struct CsvOut {
     encoding: CsvEncoding,
     /// One encoded row, reused.
     row: Vec<u8>,
-    pub(crate) count: u64,
+    counts: FeedCounts,
 }
 
 impl CsvOut {
@@ -88,10 +121,9 @@ impl CsvOut {
             path,
             encoding,
             row: Vec::with_capacity(512),
-            count: 0,
+            counts: FeedCounts::default(),
         };
         out.write_row(headers)?;
-        out.count = 0;
         Ok(out)
     }
 
@@ -117,24 +149,35 @@ impl CsvOut {
             }
             _ => std::borrow::Cow::Borrowed(bytes.as_slice()),
         };
-        self.sink
-            .write_all(&encoded)
-            .map_err(|e| io(&self.path, e))?;
-        self.count += 1;
+        self.sink.write_all(&encoded).map_err(|e| io(&self.path, e))
+    }
+
+    /// Writes one record with a valid key.
+    pub(crate) fn write(&mut self, fields: &[&str]) -> Result<(), GenerateError> {
+        self.write_copies(fields, 1, false)
+    }
+
+    /// Writes one record `copies` times; `invalid_key` when its code was
+    /// corrupted on purpose.
+    pub(crate) fn write_copies(
+        &mut self,
+        fields: &[&str],
+        copies: usize,
+        invalid_key: bool,
+    ) -> Result<(), GenerateError> {
+        for _ in 0..copies {
+            self.write_row(fields)?;
+        }
+        self.counts.wrote(copies, invalid_key);
         Ok(())
     }
 
-    /// Writes one record.
-    pub(crate) fn write(&mut self, fields: &[&str]) -> Result<(), GenerateError> {
-        self.write_row(fields)
-    }
-
-    fn finish(mut self) -> Result<u64, GenerateError> {
+    fn finish(mut self) -> Result<FeedCounts, GenerateError> {
         self.sink.flush().map_err(|source| GenerateError::Io {
             path: self.path.clone(),
             source,
         })?;
-        Ok(self.count)
+        Ok(self.counts)
     }
 }
 
@@ -144,7 +187,7 @@ pub(crate) struct JsonOut {
     path: PathBuf,
     /// `Some((separator state, closing text))` for a JSON document.
     array: Option<(bool, &'static str)>,
-    pub(crate) count: u64,
+    counts: FeedCounts,
 }
 
 impl JsonOut {
@@ -154,7 +197,7 @@ impl JsonOut {
             sink,
             path,
             array: None,
-            count: 0,
+            counts: FeedCounts::default(),
         })
     }
 
@@ -174,12 +217,31 @@ impl JsonOut {
             sink,
             path,
             array: Some((false, closing)),
-            count: 0,
+            counts: FeedCounts::default(),
         })
     }
 
-    /// Writes one record.
+    /// Writes one record with a valid key.
     pub(crate) fn write(&mut self, record: &serde_json::Value) -> Result<(), GenerateError> {
+        self.write_copies(record, 1, false)
+    }
+
+    /// Writes one record `copies` times; `invalid_key` when its code was
+    /// corrupted on purpose.
+    pub(crate) fn write_copies(
+        &mut self,
+        record: &serde_json::Value,
+        copies: usize,
+        invalid_key: bool,
+    ) -> Result<(), GenerateError> {
+        for _ in 0..copies {
+            self.write_one(record)?;
+        }
+        self.counts.wrote(copies, invalid_key);
+        Ok(())
+    }
+
+    fn write_one(&mut self, record: &serde_json::Value) -> Result<(), GenerateError> {
         let io = |path: &PathBuf, source| GenerateError::Io {
             path: path.clone(),
             source,
@@ -202,11 +264,10 @@ impl JsonOut {
                 self.sink.write_all(b"\n").map_err(|e| io(&self.path, e))?;
             }
         }
-        self.count += 1;
         Ok(())
     }
 
-    fn finish(mut self) -> Result<u64, GenerateError> {
+    fn finish(mut self) -> Result<FeedCounts, GenerateError> {
         let io = |path: &PathBuf, source| GenerateError::Io {
             path: path.clone(),
             source,
@@ -217,7 +278,7 @@ impl JsonOut {
                 .map_err(|e| io(&self.path, e))?;
         }
         self.sink.flush().map_err(|e| io(&self.path, e))?;
-        Ok(self.count)
+        Ok(self.counts)
     }
 }
 
@@ -358,8 +419,8 @@ impl Writers {
         })
     }
 
-    /// Closes every file; returns records written per feed.
-    pub(crate) fn finish(self) -> Result<BTreeMap<String, u64>, GenerateError> {
+    /// Closes every file; returns what was written per feed.
+    pub(crate) fn finish(self) -> Result<BTreeMap<String, FeedCounts>, GenerateError> {
         let mut counts = BTreeMap::new();
         counts.insert("registry".to_string(), self.registry.finish()?);
         counts.insert("persons".to_string(), self.persons.finish()?);

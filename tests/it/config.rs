@@ -110,7 +110,8 @@ fn every_broken_fixture_yields_its_exact_messages() {
         "expected the broken fixtures, found {}",
         cases.len()
     );
-    let bless = std::env::var_os("QINGLIAN_BLESS").is_some();
+    let bless = crate::support::blessing();
+    let mut blessed = Vec::new();
     let mut failures = Vec::new();
     for case in &cases {
         let temp = tempfile::tempdir().expect("tempdir");
@@ -131,7 +132,10 @@ fn every_broken_fixture_yields_its_exact_messages() {
             .collect();
         let expected_path = case.join("expected.txt");
         if bless {
-            std::fs::write(&expected_path, got.join("\n") + "\n").expect("bless");
+            blessed.extend(crate::support::bless(
+                &expected_path,
+                &(got.join("\n") + "\n"),
+            ));
             continue;
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
@@ -152,6 +156,9 @@ fn every_broken_fixture_yields_its_exact_messages() {
                 got.join("\n    ")
             ));
         }
+    }
+    if bless {
+        crate::support::blessed("config (broken fixtures)", &blessed);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

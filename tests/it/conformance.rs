@@ -4,7 +4,6 @@
 //! 127.0.0.1; `./scripts/test` installs it).
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -12,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use qinglian::catalog::Published;
 use qinglian::clock::FixedClock;
+use qinglian::lease::{Lease, LeaseError};
 use qinglian::ledger::{FeedStatus, Ledger, RunRecord, RunStatus};
 use qinglian::project::Project;
 use qinglian::run::{RunOptions, run_pipeline};
@@ -34,20 +36,42 @@ impl Drop for Moto {
 }
 
 impl Moto {
+    /// Starts moto on a port the OS chooses (`-p 0`; the server prints the
+    /// one it bound), so no other process can take the port between its
+    /// choice and the bind.
     pub(crate) async fn start(bucket: &str) -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("moto_server must be installed (pip install 'moto[server]'); ./scripts/test does it");
+        let stderr = child.stderr.take().expect("moto's stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads moto's log to its end (an unread pipe would stall the
+        // server once full), sending the port it announces.
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = line
+                    .split("Running on http://127.0.0.1:")
+                    .nth(1)
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        // Under a loaded machine moto's start can take seconds: wait long.
+        let port = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("moto_server announces the port it listens on");
         let moto = Moto { child, port };
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             // Buckets are created with a plain PUT: object_store cannot.
             match client
@@ -202,7 +226,7 @@ async fn local_filesystem_and_s3_behave_the_same() {
     let s3 = conformance(
         "s3://qinglian/feeds",
         "s3://qinglian/warehouse",
-        vars,
+        vars.clone(),
         &written,
     )
     .await;
@@ -261,4 +285,165 @@ async fn local_filesystem_and_s3_behave_the_same() {
             .collect()
     };
     assert_eq!(figures(&local), figures(&s3));
+    // Both backends hold what the generator wrote.
+    let counts = crate::reconcile::written(feeds.path());
+    for run in [&local, &s3] {
+        let wrong = crate::reconcile::run_mismatches(run, &counts, &[]);
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    // The same inputs publish the same bytes on S3 as on the local disk:
+    // every reproducible dataset's checksums, file by file.
+    let (local_store, local_prefix) = qinglian::store::open_with(
+        &format!("file://{}", warehouse.path().display()),
+        false,
+        &BTreeMap::new(),
+    )
+    .expect("local store");
+    let (s3_store, s3_prefix) =
+        qinglian::store::open_with("s3://qinglian/warehouse", false, &vars).expect("s3 store");
+    let local_version = Published::latest(&local_store, &local_prefix, date())
+        .await
+        .expect("local manifest")
+        .expect("published locally");
+    let s3_version = Published::latest(&s3_store, &s3_prefix, date())
+        .await
+        .expect("s3 manifest")
+        .expect("published on s3");
+    assert_eq!(
+        crate::support::reproducible_sums(&local_version),
+        crate::support::reproducible_sums(&s3_version),
+        "the S3 run published other bytes than the local run"
+    );
+    s3_version
+        .verify(&["profiles", "hits", "codes", "changes", "quarantine"])
+        .await
+        .expect("the S3 version verifies");
+
+    // A manifest is created once: a second writer of the same manifest on S3
+    // is refused, and the first one's bytes stay.
+    let manifest_path = qinglian::store::join(&s3_prefix, &s3_version.path);
+    let before = s3_store
+        .get(&manifest_path)
+        .await
+        .expect("manifest")
+        .bytes()
+        .await
+        .expect("bytes");
+    let mut other = s3_version.manifest.clone();
+    other.rules_version = "a second writer".into();
+    match qinglian::publish::commit(&s3_store, &s3_prefix, &s3_version.path, &other).await {
+        Err(qinglian::publish::PublishError::AlreadyCommitted(_)) => {}
+        other => panic!("a second commit of {manifest_path} on S3: {other:?}"),
+    }
+    let after = s3_store
+        .get(&manifest_path)
+        .await
+        .expect("manifest")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(before, after, "the committed manifest was overwritten");
+
+    // Leases on S3 are exclusive: contenders racing for one lease (each
+    // reads "nobody holds it", then writes create-only), exactly one wins,
+    // round after round, and the lease file names the winner.
+    for round in 0..6 {
+        let dir = Lease::dir(&s3_prefix, "race", date() + chrono::Days::new(round));
+        let now = Utc::now();
+        let contenders: Vec<_> = (0..6)
+            .map(|i| {
+                let (store, dir) = (Arc::clone(&s3_store), dir.clone());
+                tokio::spawn(async move {
+                    Lease::acquire(
+                        store,
+                        dir,
+                        "race",
+                        &format!("runner-{i}"),
+                        Duration::from_secs(600),
+                        now,
+                    )
+                    .await
+                    .map(|l| l.info().holder.clone())
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for c in contenders {
+            match c.await.expect("task") {
+                Ok(holder) => winners.push(holder),
+                Err(LeaseError::Held(_)) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: {winners:?} hold the lease"
+        );
+        let files: Vec<_> = s3_store.list(Some(&dir)).try_collect().await.expect("list");
+        assert_eq!(files.len(), 1, "round {round}: {files:?}");
+        let bytes = s3_store
+            .get(&files[0].location)
+            .await
+            .expect("lease")
+            .bytes()
+            .await
+            .expect("bytes");
+        let info: serde_json::Value = serde_json::from_slice(&bytes).expect("lease json");
+        assert_eq!(info["holder"], winners[0], "round {round}");
+    }
+
+    // A runner finding the lease of its pipeline and date held on S3 by
+    // another runner does not start: nothing lands, the ledger keeps one
+    // record of the date, the holder's.
+    let busy_date = date() + chrono::Days::new(1);
+    let _held = Lease::acquire(
+        Arc::clone(&s3_store),
+        Lease::dir(&s3_prefix, "nightly", busy_date),
+        "nightly (another runner)",
+        "another-runner",
+        Duration::from_secs(6 * 3600),
+        Utc.with_ymd_and_hms(2026, 11, 29, 18, 0, 0)
+            .single()
+            .expect("t"),
+    )
+    .await
+    .expect("the other runner's lease");
+    let project = Project::load(&root()).expect("project");
+    let mut busy_vars = vars.clone();
+    busy_vars.insert("QINGLIAN_FEEDS".into(), "s3://qinglian/feeds".into());
+    busy_vars.insert("QINGLIAN_PERSON_KEY".into(), KEY.into());
+    let refused = run_pipeline(
+        &project,
+        "nightly",
+        RunOptions {
+            business_date: busy_date,
+            clock: Arc::new(FixedClock(
+                Utc.with_ymd_and_hms(2026, 11, 29, 18, 30, 0)
+                    .single()
+                    .expect("t"),
+            )),
+            warehouse: Some("s3://qinglian/warehouse".into()),
+            vars: busy_vars,
+            ..RunOptions::new(busy_date)
+        },
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(qinglian::run::RunError::Busy(_))),
+        "a second runner while the lease is held: {refused:?}"
+    );
+    let ledger = Ledger::new(Arc::clone(&s3_store), s3_prefix.clone());
+    assert!(
+        ledger.runs_of(busy_date).await.expect("ledger").is_empty(),
+        "the refused runner recorded a run"
+    );
+    assert!(
+        Published::latest(&s3_store, &s3_prefix, busy_date)
+            .await
+            .expect("manifests")
+            .is_none(),
+        "the refused runner published"
+    );
 }

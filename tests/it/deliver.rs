@@ -23,17 +23,36 @@ fn project(dir: &Path) -> Project {
     Project::load(dir).expect("project")
 }
 
-/// Small batches, a one-second timeout and fast retries for the push of
-/// the project in `dir`.
+/// Small batches and fast retries for the push of the project in `dir`.
+/// The push timeout stays the shipped 30 s, which a busy machine never
+/// reaches, so that how many requests a run makes is decided by the
+/// platform's faults, not by the load; a test of timeouts shortens it
+/// ([`push_timeout`]).
 pub(crate) fn tune_push(dir: &Path) {
     let path = dir.join("pipelines/nightly.toml");
     let text = std::fs::read_to_string(&path).expect("pipeline");
     let text = text
         .replace("batch_size = 500", "batch_size = 25")
-        .replace("timeout_seconds = 30", "timeout_seconds = 1")
         .replace("max_retries = 6", "max_retries = 8")
         .replace("retry_base_ms = 500", "retry_base_ms = 20")
         .replace("retry_budget_seconds = 300", "retry_budget_seconds = 20");
+    std::fs::write(&path, text).expect("write");
+}
+
+/// Sets the push timeout of a project (shipped: 30 s): short only in a
+/// test whose platform stalls an answer past it.
+pub(crate) fn push_timeout(dir: &Path, seconds: u64) {
+    let path = dir.join("pipelines/nightly.toml");
+    let text = std::fs::read_to_string(&path).expect("pipeline");
+    assert_eq!(
+        text.matches("timeout_seconds = 30\n").count(),
+        1,
+        "one push timeout"
+    );
+    let text = text.replace(
+        "timeout_seconds = 30\n",
+        &format!("timeout_seconds = {seconds}\n"),
+    );
     std::fs::write(&path, text).expect("write");
 }
 
@@ -158,7 +177,10 @@ fn assert_each_record_once(sim: &PlatformSimulator) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_after_the_platform_stored_a_batch_still_leave_one_copy() {
-    let t = Setup::new(90).await;
+    let mut t = Setup::new(90).await;
+    // The stalls below (2.5 s) must outlast the push timeout.
+    push_timeout(t.dir.path(), 1);
+    t.project = Project::load(t.dir.path()).expect("project");
     let sim = &t.sim;
     sim.inject([
         PlatformFault::ServerErrorAfterStore,
@@ -179,13 +201,20 @@ async fn faults_after_the_platform_stored_a_batch_still_leave_one_copy() {
     assert_eq!(d.rows, changes);
     assert_eq!(d.batches as u64, changes.div_ceil(25));
     assert_eq!((d.acknowledged, d.pending, d.parked), (d.batches, 0, 0));
-    assert_eq!(d.requests, d.batches + 6, "one retry per fault");
+    // Each fault costs a retry; on a loaded machine a push may also take
+    // longer than the one-second timeout and be sent again: a bound.
+    assert!(
+        d.requests >= d.batches + 6,
+        "at least one retry per fault: {} requests for {} batches",
+        d.requests,
+        d.batches
+    );
     let stats = sim.stats();
     assert_eq!(stats.accepted_batches, d.batches as u64);
     assert_eq!(stats.accepted_rows, changes);
     // The first batch was stored by the first fault; three later answers to it
     // (two faults that replay the stored receipt, then success) were repeats.
-    assert_eq!(stats.repeats, 3);
+    assert!(stats.repeats >= 3, "{stats:?}");
     assert_each_record_once(sim);
     crate::oracles::assert_nothing_sent_after_its_acknowledgement(&sim.requests());
     t.assert_reconciles();

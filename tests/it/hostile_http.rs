@@ -237,6 +237,10 @@ async fn pages_shorter_than_asked_do_not_end_the_feed() {
         }
         assert!(f.units as usize >= sim.records(name) / 50, "{name}: {f:#?}");
     }
+    // Paged short, every feed still holds what the generator wrote.
+    let wrong =
+        crate::reconcile::run_mismatches(&record, &crate::reconcile::written(feeds.path()), &[]);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,6 +284,14 @@ async fn a_declared_total_not_reached_fails_the_feed_unless_the_source_says_it_m
     assert_eq!(drc.status, FeedStatus::Landed, "{drc:#?}");
     assert_eq!(drc.read as usize, sim.records("drc") - 3);
     assert_eq!(drc.declared, Some(drc.read + 3));
+    // Every other feed holds what the generator wrote (drc, short of its
+    // last three records by design, aside).
+    let wrong = crate::reconcile::run_mismatches(
+        &record,
+        &crate::reconcile::written(feeds.path()),
+        &["drc"],
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,6 +321,10 @@ async fn an_api_error_envelope_served_with_200_is_a_failed_response() {
             && error.contains("after 3 retries"),
         "{error}"
     );
+    // An envelope retried lands the whole delivery: what the generator wrote.
+    let wrong =
+        crate::reconcile::run_mismatches(&record, &crate::reconcile::written(feeds.path()), &[]);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,6 +345,8 @@ async fn a_body_that_stalls_is_reported_as_a_timeout_with_its_limit() {
     http_project(dir.path(), &sim.url(), None);
     edit(dir.path(), "ratings", |s, _| {
         s.insert("max_retries".into(), toml::Value::Integer(1));
+        // The limit under test: short, and far below the stall.
+        s.insert("timeout_seconds".into(), toml::Value::Integer(2));
         bearer(s);
     });
     let project = Project::load(dir.path()).expect("project");

@@ -179,6 +179,39 @@ async fn every_feed_lands_and_every_row_is_accounted_for() {
             f.missing_fields
         );
     }
+    // Against the generator's own count of what it wrote: every row it
+    // duplicated is a duplicate, every key it corrupted is quarantined, the
+    // rest landed, and the files hold exactly those rows.
+    let counts = crate::reconcile::written(feeds.path());
+    let wrong = crate::reconcile::run_mismatches(&run, &counts, &[]);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    for f in &run.feeds {
+        let rows =
+            |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        let data = landed(warehouse.path(), &run, &f.feed).await;
+        assert_eq!(
+            rows(&data),
+            counts[&f.feed].landing(),
+            "{}: rows in the snapshot",
+            f.feed
+        );
+        let file = warehouse.path().join(qinglian::layout::quarantine_file(
+            &f.feed,
+            date(),
+            &run.run_id,
+        ));
+        let q = if file.exists() {
+            quarantine(warehouse.path(), &f.feed, &run.run_id).await
+        } else {
+            Vec::new()
+        };
+        assert_eq!(
+            rows(&q),
+            counts[&f.feed].invalid_keys,
+            "{}: rows in the quarantine file",
+            f.feed
+        );
+    }
     let total =
         |pick: fn(&qinglian::ledger::FeedRecord) -> u64| run.feeds.iter().map(pick).sum::<u64>();
     assert!(total(|f| f.duplicates) > 0, "the generator duplicates rows");

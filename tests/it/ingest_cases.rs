@@ -73,7 +73,8 @@ async fn every_ingest_case_yields_its_expected_output() {
         .collect();
     cases.sort();
     assert!(cases.len() >= 4);
-    let bless = std::env::var_os("QINGLIAN_BLESS").is_some();
+    let bless = crate::support::blessing();
+    let mut blessed = Vec::new();
     let mut failures = Vec::new();
     for case in &cases {
         let name = case
@@ -115,13 +116,16 @@ async fn every_ingest_case_yields_its_expected_output() {
         let got = out.join("\n") + "\n";
         let expected_path = case.join("expected.txt");
         if bless {
-            std::fs::write(&expected_path, &got).expect("bless");
+            blessed.extend(crate::support::bless(&expected_path, &got));
             continue;
         }
         let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if got != want {
             failures.push(format!("{name}:\n--- expected\n{want}--- got\n{got}"));
         }
+    }
+    if bless {
+        crate::support::blessed("ingest_cases", &blessed);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -31,6 +31,7 @@ mod operate;
 mod oracles;
 mod preview;
 mod publish;
+mod reconcile;
 mod report;
 mod robustness;
 mod rules;

@@ -428,3 +428,32 @@ pub(crate) async fn run_case_from(
     .await
     .expect("run")
 }
+
+/// Whether this run blesses golden files (`QINGLIAN_BLESS` set).
+pub(crate) fn blessing() -> bool {
+    std::env::var_os("QINGLIAN_BLESS").is_some()
+}
+
+/// Writes a golden file under `QINGLIAN_BLESS`, returning its name when its
+/// content changed.
+pub(crate) fn bless(path: &Path, content: &str) -> Option<String> {
+    let before = std::fs::read_to_string(path).ok();
+    std::fs::write(path, content).expect("bless");
+    (before.as_deref() != Some(content)).then(|| path.display().to_string())
+}
+
+/// Ends a blessing test: it always fails, so that a suite run with
+/// `QINGLIAN_BLESS` set never passes (the rewritten files are to be reviewed,
+/// then the suite run again without it).
+pub(crate) fn blessed(test: &str, changed: &[String]) -> ! {
+    panic!(
+        "{test}: QINGLIAN_BLESS is set, so the golden files were rewritten and nothing was checked \
+         ({} changed{}); review the diff, then run again without QINGLIAN_BLESS",
+        changed.len(),
+        if changed.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", changed.join(", "))
+        }
+    )
+}
