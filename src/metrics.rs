@@ -240,11 +240,10 @@ mod tests {
 
     fn part(name: &str, read: u64, landed: u64) -> PartRecord {
         PartRecord {
-            name: name.into(),
             read,
             landed,
             quarantined: read - landed,
-            duplicates: 0,
+            ..PartRecord::starting(name, "snapshot")
         }
     }
 
