@@ -717,7 +717,12 @@ async fn land_feed(
         declared = declared.zip(report.declared_count).map(|(a, b)| a + b);
         rec.notes.extend(report.notes);
         for f in report.drift.missing_fields {
-            if !rec.missing_fields.contains(&f) {
+            // A delta without deletions carries no tombstone field.
+            let tombstone_field = matches!(
+                &part.merge,
+                Merge::Upsert { tombstone: Some(t) } if t.field == f
+            );
+            if !tombstone_field && !rec.missing_fields.contains(&f) {
                 rec.missing_fields.push(f);
             }
         }
