@@ -711,6 +711,19 @@ async fn land_feed(
             rec.retries += e.retries();
             named(e.to_string())
         })?;
+        // An incremental API that sent nothing since the watermark said
+        // nothing changed, as a 304 does: the part is carried forward and
+        // its watermark stays (the next delta covers the same span).
+        let empty_delta = incremental && watermark.is_some() && rec.parts[i].read == 0;
+        let report = if empty_delta {
+            crate::source::FetchReport {
+                unchanged: true,
+                watermark: watermark.clone(),
+                ..report
+            }
+        } else {
+            report
+        };
         rec.units += report.units;
         rec.bytes += report.bytes;
         rec.retries += report.retries;

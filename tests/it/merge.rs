@@ -70,6 +70,10 @@ async fn a_month_of_deltas_publishes_what_the_full_dumps_publish() {
     const NIGHTS: u32 = 30;
     let root_dir = tempfile::tempdir().expect("tmp");
     let first = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+    // The generator's days evolve one base population (registrations,
+    // deregistrations, new and cleared situations); its dates are kept
+    // where day 0 put them, as a department's records keep theirs (with
+    // `as_of` moving, every record would be re-dated every night).
     let days: Vec<PathBuf> = (0..NIGHTS)
         .map(|k| {
             let dir = root_dir.path().join(format!("feeds/day-{k:02}"));
@@ -77,7 +81,7 @@ async fn a_month_of_deltas_publishes_what_the_full_dumps_publish() {
                 &GenerateOptions {
                     orgs: 120,
                     seed: 42,
-                    as_of: first + chrono::TimeDelta::days(i64::from(k)),
+                    as_of: first,
                     day: k,
                 },
                 &dir,
@@ -194,4 +198,185 @@ fn without_quarantine(p: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec
     let mut p = p.clone();
     p.remove("quarantine");
     p
+}
+
+/// The nightly run of `project` for `date` as a child process.
+fn nightly(project: &Path, warehouse: &Path, date: NaiveDate) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_qinglian"));
+    c.args(["run", "nightly", "--date", &date.to_string()])
+        .arg("--project")
+        .arg(project)
+        .arg("--warehouse")
+        .arg(warehouse)
+        .env("QINGLIAN_PERSON_KEY", crate::ingest::KEY)
+        .env_remove("QINGLIAN_PLATFORM_URL")
+        .env_remove("QINGLIAN_PLATFORM_BUCKET")
+        .env_remove("QINGLIAN_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+fn run_to_end(project: &Path, warehouse: &Path, date: NaiveDate) {
+    let out = nightly(project, warehouse, date).output().expect("qinglian");
+    assert!(
+        out.status.success(),
+        "{date}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A feed whose delivery of `date` is landed and whose state still names
+/// an earlier snapshot: the run is between landing a delta and committing
+/// the snapshot merged from it.
+fn between_landing_and_commit(warehouse: &Path, date: NaiveDate) -> Option<String> {
+    let landing = std::fs::read_dir(warehouse.join("landing")).ok()?;
+    for feed in landing.filter_map(Result::ok) {
+        let feed = feed.file_name().to_string_lossy().into_owned();
+        let day = warehouse.join(format!("landing/{feed}/dt={date}"));
+        let Ok(runs) = std::fs::read_dir(&day) else {
+            continue;
+        };
+        let delivered = runs.filter_map(Result::ok).any(|r| {
+            r.path().join(qinglian::layout::DELIVERED_DATA).exists()
+                && !r.path().join(qinglian::layout::LANDED_DATA).exists()
+        });
+        if !delivered {
+            continue;
+        }
+        let state = std::fs::read(warehouse.join(qinglian::layout::feed_state(&feed))).ok()?;
+        let state: qinglian::ledger::FeedState = serde_json::from_slice(&state).ok()?;
+        if !state.snapshot.contains(&format!("dt={date}")) {
+            return Some(feed);
+        }
+    }
+    None
+}
+
+async fn feed_rows(warehouse: &Path) -> BTreeMap<String, (u64, Option<String>)> {
+    let (store, prefix) =
+        qinglian::store::open(warehouse.to_str().expect("utf-8")).expect("warehouse");
+    let ledger = qinglian::ledger::Ledger::new(store, prefix);
+    let mut out = BTreeMap::new();
+    for feed in Project::load(&root()).expect("project").sources.keys() {
+        let s = ledger.feed_state(feed).await.expect("state").expect("landed");
+        let watermarks = s.parts.iter().map(|p| p.watermark.is_some()).all(|w| w);
+        assert!(watermarks, "{feed}: every part has its watermark");
+        out.insert(feed.clone(), (s.rows, Some(s.business_date.to_string())));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_landing_a_delta_and_committing_its_merge_the_rerun_applies_it_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+    let second = first.succ_opt().expect("date");
+    let days: Vec<PathBuf> = (0..2u32)
+        .map(|k| {
+            let out = dir.path().join(format!("feeds/day-{k}"));
+            generate(
+                &GenerateOptions {
+                    orgs: 60,
+                    seed: 7,
+                    as_of: first,
+                    day: k * 3,
+                },
+                &out,
+            )
+            .expect("generate");
+            out
+        })
+        .collect();
+    let record_ids = Project::load(&root())
+        .expect("project")
+        .sources
+        .iter()
+        .map(|(feed, s)| (feed.clone(), s.record_id.clone()))
+        .collect();
+    let sim = qinglian::simulator::FeedSimulator::start_days(&days, record_ids, 0)
+        .await
+        .expect("simulator");
+    let project = dir.path().join("project");
+    delta_project(&project, &sim.url());
+    // The court's records as events that never change: appended.
+    let court = project.join("pipelines/sources/court.toml");
+    let text = std::fs::read_to_string(&court).expect("court");
+    let mut table: toml::Table = text.parse().expect("toml");
+    if let Some(s) = table.get_mut("source").and_then(toml::Value::as_table_mut) {
+        s.insert("merge".into(), "append".into());
+        s.remove("tombstone");
+    }
+    std::fs::write(&court, toml::to_string(&table).expect("toml")).expect("write");
+
+    let (reference, crashed) = (dir.path().join("reference"), dir.path().join("crashed"));
+    sim.set_day(0);
+    let (p, r, c) = (project.clone(), reference.clone(), crashed.clone());
+    tokio::task::spawn_blocking(move || {
+        run_to_end(&p, &r, first);
+        run_to_end(&p, &c, first);
+    })
+    .await
+    .expect("night 0");
+    sim.set_day(1);
+    let (p, r) = (project.clone(), reference.clone());
+    tokio::task::spawn_blocking(move || run_to_end(&p, &r, second))
+        .await
+        .expect("night 1");
+    let expected = reproducible_sums(&current(&reference, second).await);
+    let expected_rows = feed_rows(&reference).await;
+
+    // Night 1 killed where a delta is landed and its merge not committed
+    // (each attempt on a copy of night 0's warehouse, until one lands there).
+    let night0 = dir.path().join("night0");
+    std::fs::rename(&crashed, &night0).expect("keep night 0");
+    let mut hit = None;
+    for attempt in 1..=12 {
+        let _ = std::fs::remove_dir_all(&crashed);
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&night0)
+            .arg(&crashed)
+            .status()
+            .expect("cp");
+        assert!(copied.success());
+        let (p, c) = (project.clone(), crashed.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            let mut child = nightly(&p, &c, second).spawn().expect("spawn");
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return None;
+                }
+                if let Some(feed) = between_landing_and_commit(&c, second) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    // Still there after the kill: the kill fell in the window.
+                    return between_landing_and_commit(&c, second).filter(|f| *f == feed);
+                }
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+        })
+        .await
+        .expect("kill");
+        if let Some(feed) = found {
+            println!("attempt {attempt}: killed with {feed}'s delta landed, its merge uncommitted");
+            hit = Some(feed);
+            break;
+        }
+    }
+    let feed = hit.expect("a kill between landing a delta and committing its merge");
+    let (p, c) = (project.clone(), crashed.clone());
+    tokio::task::spawn_blocking(move || run_to_end(&p, &c, second))
+        .await
+        .expect("re-run");
+    assert_eq!(
+        reproducible_sums(&current(&crashed, second).await),
+        expected,
+        "the re-run after a kill with {feed}'s delta landed publishes the uninterrupted night"
+    );
+    assert_eq!(
+        feed_rows(&crashed).await,
+        expected_rows,
+        "every snapshot holds the uninterrupted night's rows: nothing lost, nothing applied twice"
+    );
 }
