@@ -226,9 +226,9 @@ fn run_to_end(project: &Path, warehouse: &Path, date: NaiveDate) {
     );
 }
 
-/// A feed whose delivery of `date` is landed and whose state still names
-/// an earlier snapshot: the run is between landing a delta and committing
-/// the snapshot merged from it.
+/// A feed whose delivery of `date` (with rows) is landed and whose state
+/// still names an earlier snapshot: the run is between landing a delta and
+/// committing the snapshot merged from it.
 fn between_landing_and_commit(warehouse: &Path, date: NaiveDate) -> Option<String> {
     let landing = std::fs::read_dir(warehouse.join("landing")).ok()?;
     for feed in landing.filter_map(Result::ok) {
@@ -237,9 +237,18 @@ fn between_landing_and_commit(warehouse: &Path, date: NaiveDate) -> Option<Strin
         let Ok(runs) = std::fs::read_dir(&day) else {
             continue;
         };
+        // A delivery with rows (an empty delta would change nothing).
         let delivered = runs.filter_map(Result::ok).any(|r| {
-            r.path().join(qinglian::layout::DELIVERED_DATA).exists()
-                && !r.path().join(qinglian::layout::LANDED_DATA).exists()
+            !r.path().join(qinglian::layout::LANDED_DATA).exists()
+                && std::fs::File::open(r.path().join(qinglian::layout::DELIVERED_DATA))
+                    .ok()
+                    .and_then(|f| {
+                        parquet::file::reader::SerializedFileReader::new(f).ok()
+                    })
+                    .is_some_and(|f| {
+                        use parquet::file::reader::FileReader;
+                        f.metadata().file_metadata().num_rows() > 0
+                    })
         });
         if !delivered {
             continue;
@@ -253,16 +262,44 @@ fn between_landing_and_commit(warehouse: &Path, date: NaiveDate) -> Option<Strin
     None
 }
 
-async fn feed_rows(warehouse: &Path) -> BTreeMap<String, (u64, Option<String>)> {
+/// Each feed's snapshot as its state names it: its date, its rows as
+/// counted, and its rows as read back (sorted, `fetched_at` aside: the
+/// instant each was fetched).
+async fn snapshots(warehouse: &Path) -> BTreeMap<String, (String, u64, Vec<String>)> {
     let (store, prefix) =
         qinglian::store::open(warehouse.to_str().expect("utf-8")).expect("warehouse");
     let ledger = qinglian::ledger::Ledger::new(store, prefix);
     let mut out = BTreeMap::new();
     for feed in Project::load(&root()).expect("project").sources.keys() {
         let s = ledger.feed_state(feed).await.expect("state").expect("landed");
-        let watermarks = s.parts.iter().map(|p| p.watermark.is_some()).all(|w| w);
-        assert!(watermarks, "{feed}: every part has its watermark");
-        out.insert(feed.clone(), (s.rows, Some(s.business_date.to_string())));
+        assert!(
+            s.parts.iter().all(|p| p.watermark.is_some()),
+            "{feed}: every part has its watermark"
+        );
+        let file = std::fs::File::open(warehouse.join(&s.snapshot)).expect("snapshot");
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("parquet")
+                .build()
+                .expect("reader");
+        let mut rows = Vec::new();
+        for batch in reader {
+            let mut batch = batch.expect("batch");
+            let at = batch.schema().index_of("fetched_at").expect("fetched_at");
+            batch.remove_column(at);
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(&[batch])
+                .expect("format")
+                .to_string();
+            rows.extend(
+                text.lines()
+                    .skip(3)
+                    .filter(|l| l.starts_with('|'))
+                    .map(str::to_string),
+            );
+        }
+        rows.sort();
+        assert_eq!(rows.len() as u64, s.rows, "{feed}: rows as counted");
+        out.insert(feed.clone(), (s.business_date.to_string(), s.rows, rows));
     }
     out
 }
@@ -277,10 +314,10 @@ async fn killed_between_landing_a_delta_and_committing_its_merge_the_rerun_appli
             let out = dir.path().join(format!("feeds/day-{k}"));
             generate(
                 &GenerateOptions {
-                    orgs: 60,
+                    orgs: 100,
                     seed: 7,
                     as_of: first,
-                    day: k * 3,
+                    day: k * 6,
                 },
                 &out,
             )
@@ -324,59 +361,66 @@ async fn killed_between_landing_a_delta_and_committing_its_merge_the_rerun_appli
         .await
         .expect("night 1");
     let expected = reproducible_sums(&current(&reference, second).await);
-    let expected_rows = feed_rows(&reference).await;
+    let expected_rows = snapshots(&reference).await;
 
-    // Night 1 killed where a delta is landed and its merge not committed
-    // (each attempt on a copy of night 0's warehouse, until one lands there).
+    // Night 1 killed where a feed's delta is landed and its merge not
+    // committed (each attempt on a copy of night 0's warehouse, until one
+    // lands there): the court, appended, and the annual reports, upserted.
     let night0 = dir.path().join("night0");
     std::fs::rename(&crashed, &night0).expect("keep night 0");
-    let mut hit = None;
-    for attempt in 1..=12 {
-        let _ = std::fs::remove_dir_all(&crashed);
-        let copied = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&night0)
-            .arg(&crashed)
-            .status()
-            .expect("cp");
-        assert!(copied.success());
-        let (p, c) = (project.clone(), crashed.clone());
-        let found = tokio::task::spawn_blocking(move || {
-            let mut child = nightly(&p, &c, second).spawn().expect("spawn");
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return None;
+    for target in ["court", "annual_reports"] {
+        let mut hit = None;
+        for attempt in 1..=12 {
+            let _ = std::fs::remove_dir_all(&crashed);
+            let copied = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&night0)
+                .arg(&crashed)
+                .status()
+                .expect("cp");
+            assert!(copied.success());
+            let (p, c) = (project.clone(), crashed.clone());
+            let found = tokio::task::spawn_blocking(move || {
+                let mut child = nightly(&p, &c, second).spawn().expect("spawn");
+                loop {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return false;
+                    }
+                    if between_landing_and_commit(&c, second).as_deref() == Some(target) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        // Still so after the kill: the kill fell in the window.
+                        return between_landing_and_commit(&c, second).as_deref()
+                            == Some(target);
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(300));
                 }
-                if let Some(feed) = between_landing_and_commit(&c, second) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    // Still there after the kill: the kill fell in the window.
-                    return between_landing_and_commit(&c, second).filter(|f| *f == feed);
-                }
-                std::thread::sleep(std::time::Duration::from_micros(300));
+            })
+            .await
+            .expect("kill");
+            if found {
+                println!("{target}: attempt {attempt} killed with its delta landed, its merge uncommitted");
+                hit = Some(attempt);
+                break;
             }
-        })
-        .await
-        .expect("kill");
-        if let Some(feed) = found {
-            println!("attempt {attempt}: killed with {feed}'s delta landed, its merge uncommitted");
-            hit = Some(feed);
-            break;
         }
+        assert!(
+            hit.is_some(),
+            "a kill between landing {target}'s delta and committing its merge"
+        );
+        let (p, c) = (project.clone(), crashed.clone());
+        tokio::task::spawn_blocking(move || run_to_end(&p, &c, second))
+            .await
+            .expect("re-run");
+        assert_eq!(
+            reproducible_sums(&current(&crashed, second).await),
+            expected,
+            "the re-run after a kill with {target}'s delta landed publishes the uninterrupted night"
+        );
+        assert_eq!(
+            snapshots(&crashed).await,
+            expected_rows,
+            "{target}: every snapshot holds the uninterrupted night's rows: nothing lost, nothing applied twice"
+        );
     }
-    let feed = hit.expect("a kill between landing a delta and committing its merge");
-    let (p, c) = (project.clone(), crashed.clone());
-    tokio::task::spawn_blocking(move || run_to_end(&p, &c, second))
-        .await
-        .expect("re-run");
-    assert_eq!(
-        reproducible_sums(&current(&crashed, second).await),
-        expected,
-        "the re-run after a kill with {feed}'s delta landed publishes the uninterrupted night"
-    );
-    assert_eq!(
-        feed_rows(&crashed).await,
-        expected_rows,
-        "every snapshot holds the uninterrupted night's rows: nothing lost, nothing applied twice"
-    );
 }
