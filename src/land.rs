@@ -3,7 +3,8 @@
 //! Layout in the warehouse (relative to its URL):
 //!
 //! ```text
-//! landing/<feed>/dt=<business_date>/run=<run_id>/data.parquet     canonical rows
+//! landing/<feed>/dt=<business_date>/run=<run_id>/data.parquet     canonical rows (the snapshot)
+//! landing/<feed>/dt=<business_date>/run=<run_id>/delivery.parquet what a merging feed's delivery landed
 //! landing/<feed>/dt=<business_date>/run=<run_id>/raw/<payload>.gz  raw payloads, compressed
 //! quarantine/<feed>/dt=<business_date>/run=<run_id>/quarantine.parquet
 //! ```
@@ -56,6 +57,11 @@ impl LandingPaths {
     /// The canonical data file.
     pub fn data(&self) -> Path {
         self.dir.clone().join(crate::layout::LANDED_DATA)
+    }
+
+    /// A merging feed's delivery, merged into [`LandingPaths::data`].
+    pub fn delivery(&self) -> Path {
+        self.dir.clone().join(crate::layout::DELIVERED_DATA)
     }
 
     /// The quarantine file.

@@ -4,7 +4,7 @@
 //! and nowhere else.
 //!
 //! ```text
-//! landing/<feed>/dt=<date>/run=<run>/              raw payloads + data.parquet
+//! landing/<feed>/dt=<date>/run=<run>/              raw payloads + data.parquet (+ delivery.parquet when merged)
 //! quarantine/<feed>/dt=<date>/run=<run>/           quarantine.parquet
 //! published/<dataset>/dt=<date>/run=<run>/         the datasets of a version
 //! published/manifests/dt=<date>/<run>.json         the commit point of a version
@@ -20,6 +20,10 @@ use chrono::NaiveDate;
 
 /// The canonical data file of a landed feed.
 pub const LANDED_DATA: &str = "data.parquet";
+
+/// What a merging feed's delivery landed, beside the snapshot merged from
+/// it and the previous one (`data.parquet`).
+pub const DELIVERED_DATA: &str = "delivery.parquet";
 
 /// The quarantined rows of a landed feed.
 pub const QUARANTINE_FILE: &str = "quarantine.parquet";

@@ -7,7 +7,10 @@
 //! ```
 //!
 //! Every feed of every run satisfies `read = landed + quarantined +
-//! duplicates`; [`FeedRecord::reconciles`] is the check.
+//! duplicates + tombstones`; [`FeedRecord::reconciles`] is the check. A
+//! feed that merges (`append`, `upsert`) also satisfies `rows =
+//! carried_over + landed`: its snapshot is the previous one's rows kept
+//! plus what the delivery landed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +27,9 @@ use serde::{Deserialize, Serialize};
 pub enum FeedStatus {
     /// Landed and passed its guards: the feed's new snapshot.
     Landed,
-    /// The source said nothing changed (HTTP 304): the last snapshot stands.
+    /// The source said nothing changed (HTTP 304, or every object listed
+    /// as the last good snapshot recorded it): the last snapshot is carried
+    /// forward without being read.
     Unchanged,
     /// An optional feed that failed or tripped a guard: held at its last
     /// good snapshot, the run degraded.
@@ -103,6 +108,21 @@ pub struct FeedRecord {
     /// (one entry for a feed of one part).
     #[serde(default)]
     pub parts: Vec<PartRecord>,
+    /// Rows of the snapshot the run formed (for a full dump, `landed`).
+    #[serde(default)]
+    pub rows: u64,
+    /// Tombstones read (each deletes its record id, when the snapshot had it).
+    #[serde(default)]
+    pub tombstones: u64,
+    /// Landed rows that replaced a record of the previous snapshot (upsert).
+    #[serde(default)]
+    pub upserted: u64,
+    /// Records of the previous snapshot a tombstone deleted.
+    #[serde(default)]
+    pub deleted: u64,
+    /// Rows of the previous snapshot kept in the new one.
+    #[serde(default)]
+    pub carried_over: u64,
 }
 
 /// Per-part figures of one feed in one run: `read = landed + quarantined +
@@ -117,14 +137,54 @@ pub struct PartRecord {
     pub landed: u64,
     /// Its rows quarantined.
     pub quarantined: u64,
-    /// Its exact duplicates dropped (of its own rows or of another part's).
+    /// Its exact duplicates dropped (of its own rows or of another part's;
+    /// for `append`, events already in the snapshot).
     pub duplicates: u64,
+    /// Its merge strategy (`snapshot`, `append`, `upsert`).
+    #[serde(default = "snapshot_merge")]
+    pub merge: String,
+    /// The part's source said nothing changed: its rows carried forward unread.
+    #[serde(default)]
+    pub unchanged: bool,
+    /// Its tombstones read.
+    #[serde(default)]
+    pub tombstones: u64,
+    /// Its landed rows that replaced a record of the previous snapshot.
+    #[serde(default)]
+    pub upserted: u64,
+    /// Its records of the previous snapshot deleted by a tombstone.
+    #[serde(default)]
+    pub deleted: u64,
+    /// Its rows of the previous snapshot kept.
+    #[serde(default)]
+    pub carried_over: u64,
+}
+
+fn snapshot_merge() -> String {
+    "snapshot".into()
 }
 
 impl PartRecord {
+    /// A part's record before anything was read.
+    pub fn starting(name: &str, merge: &str) -> Self {
+        PartRecord {
+            name: name.to_string(),
+            read: 0,
+            landed: 0,
+            quarantined: 0,
+            duplicates: 0,
+            merge: merge.to_string(),
+            unchanged: false,
+            tombstones: 0,
+            upserted: 0,
+            deleted: 0,
+            carried_over: 0,
+        }
+    }
+
     /// Whether the part's counts add up.
     pub fn reconciles(&self) -> bool {
-        self.read == self.landed + self.quarantined + self.duplicates
+        self.read == self.landed + self.quarantined + self.duplicates + self.tombstones
     }
 }
 
@@ -157,18 +217,23 @@ impl FeedRecord {
             unmapped_fields: Vec::new(),
             parts: Vec::new(),
             error: None,
+            rows: 0,
+            tombstones: 0,
+            upserted: 0,
+            deleted: 0,
+            carried_over: 0,
         }
     }
 
-    /// `read = landed + quarantined + duplicates`.
+    /// `read = landed + quarantined + duplicates + tombstones`, for the
+    /// feed and each part; a merged snapshot's rows are its carried-over
+    /// rows plus the landed ones.
     pub fn reconciles(&self) -> bool {
-        self.read == self.landed + self.quarantined + self.duplicates
+        self.read == self.landed + self.quarantined + self.duplicates + self.tombstones
             && self.parts.iter().all(PartRecord::reconciles)
             && (self.parts.is_empty()
                 || self.parts.iter().map(|p| p.read).sum::<u64>() == self.read)
-            && self.parts.iter().all(PartRecord::reconciles)
-            && (self.parts.is_empty()
-                || self.parts.iter().map(|p| p.read).sum::<u64>() == self.read)
+            && (self.carried_over == 0 || self.rows == self.carried_over + self.landed)
     }
 }
 
@@ -254,6 +319,29 @@ pub struct FeedState {
     pub watermark: Option<String>,
     /// When it landed.
     pub landed_at: DateTime<Utc>,
+    /// What each part's delivery was, for the next run to tell an
+    /// unchanged delivery: its watermark, the objects listed, its config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartState>,
+}
+
+/// One part of a feed's last good snapshot: what its next delivery is
+/// compared with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartState {
+    /// The part's name.
+    pub name: String,
+    /// Its own watermark (an incremental API's `since`, an ETag).
+    #[serde(default)]
+    pub watermark: Option<String>,
+    /// The objects an object-store part listed (location, size, ETag,
+    /// last-modified).
+    #[serde(default)]
+    pub objects: Vec<crate::source::ListedObject>,
+    /// Digest of the part's configuration and schema: a changed mapping
+    /// re-reads even unchanged objects.
+    #[serde(default)]
+    pub config: String,
 }
 
 /// What a run records about its scoring.

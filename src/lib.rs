@@ -25,6 +25,7 @@
 //! | [`source`] | 1 FETCH | records read as raw text in bounded batches, from object stores or paged HTTP APIs, with their positions |
 //! | [`validate`] | 3 VALIDATE | every row canonical or quarantined with feed, position, field and reason |
 //! | [`land`] | 2 LAND | raw payloads and canonical Parquet written once under `landing/<feed>/dt=/run=/`, never rewritten |
+//! | [`merge`] | 2 MERGE | each part's delivery merged by its strategy (`snapshot`, `append`, `upsert`) into one complete snapshot, compacted into a new file |
 //! | [`ledger`] | (state) | every record the warehouse keeps of runs, feeds, deliveries and jobs; `read = landed + quarantined + duplicates` per feed and run; snapshots advance only when guarded |
 //! | [`lease`] | (state) | one run per pipeline and date across machines: create-only generations, renewed, lapsing when the holder dies |
 //! | [`catalog`] | (state) | the published versions: manifests and their verified reader, the only way anything reads a dataset |
@@ -67,6 +68,7 @@ pub mod layout;
 pub mod lease;
 pub mod ledger;
 pub mod listen;
+pub mod merge;
 pub mod metrics;
 pub mod platform;
 pub mod project;

@@ -68,13 +68,13 @@ impl Metrics {
         let rows = Family::<Labels, Counter>::default();
         registry.register(
             "feed_rows",
-            "Rows per feed by kind: read, landed, quarantined, duplicates",
+            "Rows per feed by kind: read, landed, quarantined, duplicates, tombstones, upserted, deleted, carried_over",
             rows.clone(),
         );
         let part_rows = Family::<Labels, Counter>::default();
         registry.register(
             "feed_part_rows",
-            "Rows per part of a feed of several parts, by kind: read, landed, quarantined, duplicates",
+            "Rows per part of a feed of several parts, by kind: read, landed, quarantined, duplicates, tombstones, upserted, deleted, carried_over",
             part_rows.clone(),
         );
         let delivery_failures = Family::<Labels, Counter>::default();
@@ -134,6 +134,10 @@ impl Metrics {
                 ("landed", f.landed),
                 ("quarantined", f.quarantined),
                 ("duplicates", f.duplicates),
+                ("tombstones", f.tombstones),
+                ("upserted", f.upserted),
+                ("deleted", f.deleted),
+                ("carried_over", f.carried_over),
             ] {
                 self.rows
                     .get_or_create(&labels(&[("feed", &f.feed), ("kind", kind)]))
@@ -145,6 +149,10 @@ impl Metrics {
                     ("landed", p.landed),
                     ("quarantined", p.quarantined),
                     ("duplicates", p.duplicates),
+                    ("tombstones", p.tombstones),
+                    ("upserted", p.upserted),
+                    ("deleted", p.deleted),
+                    ("carried_over", p.carried_over),
                 ] {
                     self.part_rows
                         .get_or_create(&labels(&[
@@ -240,11 +248,10 @@ mod tests {
 
     fn part(name: &str, read: u64, landed: u64) -> PartRecord {
         PartRecord {
-            name: name.into(),
             read,
             landed,
             quarantined: read - landed,
-            duplicates: 0,
+            ..PartRecord::starting(name, "snapshot")
         }
     }
 

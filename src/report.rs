@@ -384,7 +384,30 @@ pub fn render_with_rules(
             body.push_str(&chart("changes", "Colour changes", &bars, None));
         }
     }
-    // A feed, then each of its parts when it has several.
+    // A feed, then each of its parts when it has several; a merged
+    // snapshot says what it kept and what the delivery changed.
+    fn merged_note(
+        merge: &str,
+        unchanged: bool,
+        carried: u64,
+        upserted: u64,
+        deleted: u64,
+        tombstones: u64,
+    ) -> String {
+        let mut out = String::new();
+        if !merge.is_empty() && merge != "snapshot" {
+            out.push_str(&format!(" merge {merge}"));
+        }
+        if unchanged {
+            out.push_str(" unchanged");
+        }
+        if carried + upserted + deleted + tombstones > 0 {
+            out.push_str(&format!(
+                "; {carried} carried over, {upserted} upserted, {deleted} deleted, {tombstones} tombstones"
+            ));
+        }
+        out
+    }
     let feeds: Vec<Bar<'_>> = record
         .feeds
         .iter()
@@ -397,8 +420,18 @@ pub fn render_with_rules(
                     (p.duplicates as f64, DUPLICATES, "duplicates"),
                 ],
                 note: format!(
-                    "part: {} read, {} quarantined, {} dup.",
-                    p.read, p.quarantined, p.duplicates
+                    "part: {} read, {} quarantined, {} dup.{}",
+                    p.read,
+                    p.quarantined,
+                    p.duplicates,
+                    merged_note(
+                        &p.merge,
+                        p.unchanged,
+                        p.carried_over,
+                        p.upserted,
+                        p.deleted,
+                        p.tombstones
+                    )
                 ),
             });
             std::iter::once(Bar {
@@ -409,8 +442,19 @@ pub fn render_with_rules(
                     (f.duplicates as f64, DUPLICATES, "duplicates"),
                 ],
                 note: format!(
-                    "{} read, {} quarantined, {} dup. ({:?})",
-                    f.read, f.quarantined, f.duplicates, f.status
+                    "{} read, {} quarantined, {} dup. ({:?}){}",
+                    f.read,
+                    f.quarantined,
+                    f.duplicates,
+                    f.status,
+                    merged_note(
+                        "",
+                        false,
+                        f.carried_over,
+                        f.upserted,
+                        f.deleted,
+                        f.tombstones
+                    )
                 ),
             })
             .chain(parts)

@@ -13,6 +13,13 @@
 //! Every response carries an `ETag` of the feed's content and honours
 //! `If-None-Match` with 304. With a token set, requests need
 //! `Authorization: Bearer <token>`.
+//!
+//! Started over a sequence of generator days ([`FeedSimulator::start_days`]),
+//! it serves the current day ([`FeedSimulator::set_day`]) as full dumps and,
+//! asked `?since=<instant>`, as a delta API: the records whose content
+//! changed since the day that was current at that instant (by record id),
+//! then a tombstone (`"op": "D"` on the record as it was) for every id
+//! gone since.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -173,10 +180,83 @@ pub struct Hit {
     pub headers: Vec<(String, String)>,
 }
 
+/// A sequence of generator days served one at a time.
+#[derive(Default)]
+struct Days {
+    days: Vec<BTreeMap<String, Vec<Value>>>,
+    etags: Vec<BTreeMap<String, String>>,
+    /// The raw fields of each feed's record id.
+    record_ids: BTreeMap<String, Vec<String>>,
+    /// When each day became current, in order: (instant, day).
+    switched: Mutex<Vec<(chrono::DateTime<chrono::Utc>, usize)>>,
+}
+
+impl Days {
+    fn current(&self) -> usize {
+        self.switched
+            .lock()
+            .ok()
+            .and_then(|s| s.last().map(|(_, d)| *d))
+            .unwrap_or(0)
+    }
+
+    /// The day that was current at `at` (the first day before any switch).
+    fn at(&self, at: chrono::DateTime<chrono::Utc>) -> usize {
+        self.switched
+            .lock()
+            .ok()
+            .and_then(|s| s.iter().rev().find(|(t, _)| *t <= at).map(|(_, d)| *d))
+            .unwrap_or(0)
+    }
+
+    /// What changed in `feed` from day `from` to day `to`: the records of
+    /// ids whose records differ, then a tombstone for each id gone.
+    fn delta(&self, feed: &str, from: usize, to: usize) -> Vec<Value> {
+        let (no_fields, empty) = (Vec::new(), Vec::new());
+        let fields = self.record_ids.get(feed).unwrap_or(&no_fields);
+        let id = |r: &Value| -> String {
+            fields
+                .iter()
+                .map(|f| match r.get(f) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                })
+                .collect::<Vec<_>>()
+                .join("\u{1f}")
+        };
+        let group = |day: usize| -> BTreeMap<String, Vec<&Value>> {
+            let mut g: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+            for r in self.days.get(day).and_then(|d| d.get(feed)).unwrap_or(&empty) {
+                g.entry(id(r)).or_default().push(r);
+            }
+            g
+        };
+        let (before, now) = (group(from), group(to));
+        let mut out = Vec::new();
+        for r in self.days.get(to).and_then(|d| d.get(feed)).unwrap_or(&empty) {
+            if before.get(&id(r)) != now.get(&id(r)) {
+                out.push(r.clone());
+            }
+        }
+        for (key, records) in &before {
+            if !now.contains_key(key)
+                && let Some(mut gone) = records.first().map(|r| (*r).clone())
+                && let Some(o) = gone.as_object_mut()
+            {
+                o.insert("op".into(), json!("D"));
+                out.push(gone);
+            }
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     feeds: BTreeMap<String, Vec<Value>>,
     etags: BTreeMap<String, String>,
+    days: Option<Days>,
     faults: Mutex<HashMap<String, Vec<Fault>>>,
     hits: Mutex<Vec<Hit>>,
     token: Option<String>,
@@ -213,6 +293,48 @@ impl FeedSimulator {
             .with_state(Arc::clone(&shared));
         let (addr, task) = crate::listen::serve_at(app, ("127.0.0.1", port)).await?;
         Ok(Self { addr, shared, task })
+    }
+
+    /// Serves a sequence of generator output directories, one day at a
+    /// time from the first: full dumps, and deltas by the record id fields
+    /// of `record_ids` (feed → raw fields) to requests with `?since=`.
+    pub async fn start_days(
+        dirs: &[std::path::PathBuf],
+        record_ids: BTreeMap<String, Vec<String>>,
+        port: u16,
+    ) -> std::io::Result<Self> {
+        let days = dirs
+            .iter()
+            .map(|d| load_feeds(d))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let etags = days
+            .iter()
+            .map(|feeds| feeds.iter().map(|(f, r)| (f.clone(), etag(r))).collect())
+            .collect();
+        let shared = Arc::new(Shared {
+            feeds: days.first().cloned().unwrap_or_default(),
+            days: Some(Days {
+                days,
+                etags,
+                record_ids,
+                switched: Mutex::new(Vec::new()),
+            }),
+            ..Shared::default()
+        });
+        let app = Router::new()
+            .route("/api/{feed}", get(serve))
+            .with_state(Arc::clone(&shared));
+        let (addr, task) = crate::listen::serve_at(app, ("127.0.0.1", port)).await?;
+        Ok(Self { addr, shared, task })
+    }
+
+    /// Makes day `day` (an index into the directories) the one served.
+    pub fn set_day(&self, day: usize) {
+        if let Some(days) = &self.shared.days
+            && let Ok(mut s) = days.switched.lock()
+        {
+            s.push((chrono::Utc::now(), day));
+        }
     }
 
     /// The base URL (`http://127.0.0.1:PORT`).
@@ -422,9 +544,30 @@ async fn answer(
     raw_query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response {
-    let Some(all) = shared.feeds.get(feed) else {
-        return (StatusCode::NOT_FOUND, "no such feed").into_response();
+    let served: std::borrow::Cow<'_, [Value]> = match &shared.days {
+        None => match shared.feeds.get(feed) {
+            Some(all) => std::borrow::Cow::Borrowed(all.as_slice()),
+            None => return (StatusCode::NOT_FOUND, "no such feed").into_response(),
+        },
+        Some(days) => {
+            let today = days.current();
+            let Some(all) = days.days.get(today).and_then(|d| d.get(feed)) else {
+                return (StatusCode::NOT_FOUND, "no such feed").into_response();
+            };
+            match params
+                .get("since")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            {
+                Some(since) => std::borrow::Cow::Owned(days.delta(
+                    feed,
+                    days.at(since.with_timezone(&chrono::Utc)),
+                    today,
+                )),
+                None => std::borrow::Cow::Borrowed(all.as_slice()),
+            }
+        }
     };
+    let all = served.as_ref();
     if let Some(token) = &shared.token {
         let expected = format!("Bearer {token}");
         if headers
@@ -520,7 +663,15 @@ async fn answer(
     }) {
         return endless(declared);
     }
-    let tag = shared.etags.get(feed).cloned().unwrap_or_default();
+    let tag = match &shared.days {
+        Some(days) => days
+            .etags
+            .get(days.current())
+            .and_then(|e| e.get(feed))
+            .cloned()
+            .unwrap_or_default(),
+        None => shared.etags.get(feed).cloned().unwrap_or_default(),
+    };
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -619,8 +770,19 @@ async fn answer(
                 page + 1
             };
             let prefix = foreign.unwrap_or_default();
-            let link =
-                more.then(|| format!("<{prefix}/api/{feed}?page={next_page}>; rel=\"next\""));
+            // A delta's next link carries its `since` on.
+            let since = params
+                .get("since")
+                .map(|t| {
+                    format!(
+                        "&since={}",
+                        url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
+                    )
+                })
+                .unwrap_or_default();
+            let link = more.then(|| {
+                format!("<{prefix}/api/{feed}?page={next_page}{since}>; rel=\"next\"")
+            });
             (Value::Array(slice), link)
         }
     };

@@ -169,10 +169,26 @@ pub(super) fn print_run(r: &crate::ledger::RunRecord) {
             f.quarantined,
             f.duplicates
         );
+        // A merged snapshot: what it kept and what the delivery changed.
+        if f.carried_over + f.upserted + f.deleted + f.tombstones > 0 {
+            outln!(
+                "    snapshot {} rows: {} carried over, {} upserted, {} deleted ({} tombstones)",
+                f.rows,
+                f.carried_over,
+                f.upserted,
+                f.deleted,
+                f.tombstones
+            );
+        }
         // A feed of several parts reconciles part by part too.
         for p in f.parts.iter().filter(|_| f.parts.len() > 1) {
+            let how = match (p.merge.as_str(), p.unchanged) {
+                (m, true) => format!("{m}, unchanged"),
+                ("snapshot", false) => String::new(),
+                (m, false) => m.to_string(),
+            };
             outln!(
-                "    part {:<14} {:>6} {:>10} {:>10} {:>11} {:>10}",
+                "    part {:<14} {:>6} {:>10} {:>10} {:>11} {:>10}  {how}",
                 p.name,
                 "",
                 p.read,

@@ -536,6 +536,76 @@ fn compile_file_format(
     Some((format, gzip))
 }
 
+/// A `[source]` table (of the feed, or of a `[[part]]` at `at`): where it
+/// comes from and how its deliveries merge. `since_param` fetches only what
+/// changed, so it needs a merge that keeps the rest (`upsert` or `append`).
+fn compile_source_merge(
+    file: &str,
+    at: &str,
+    mut raw: RawSource,
+    d: &mut Diagnostics,
+) -> Option<(SourceKind, Merge)> {
+    let (merge, tombstone) = match &mut raw {
+        RawSource::ObjectStore {
+            merge, tombstone, ..
+        }
+        | RawSource::Http {
+            merge, tombstone, ..
+        } => (merge.take(), tombstone.take()),
+    };
+    let merge = match merge.as_deref() {
+        None | Some("snapshot") => Merge::Snapshot,
+        Some("append") => Merge::Append,
+        Some("upsert") => Merge::Upsert {
+            tombstone: tombstone.as_ref().map(|t| Tombstone {
+                field: t.field.clone(),
+                value: t.value.trim().to_string(),
+            }),
+        },
+        Some(other) => {
+            d.push(
+                file,
+                format!("{at}.merge"),
+                format!("found {other:?}, expected snapshot, append or upsert"),
+            );
+            Merge::Snapshot
+        }
+    };
+    if let Some(t) = &tombstone {
+        if !matches!(merge, Merge::Upsert { .. }) {
+            d.push(
+                file,
+                format!("{at}.tombstone"),
+                format!(
+                    "a tombstone deletes by record id: it needs merge = \"upsert\" (found {:?})",
+                    merge.as_str()
+                ),
+            );
+        }
+        if t.field.trim().is_empty() || t.value.trim().is_empty() {
+            d.push(
+                file,
+                format!("{at}.tombstone"),
+                "name the raw field and the value that mark a deleted record",
+            );
+        }
+    }
+    let kind = compile_source_kind(file, raw, d)?;
+    if let SourceKind::Http(h) = &kind
+        && h.since_param.is_some()
+        && merge == Merge::Snapshot
+    {
+        d.push(
+            file,
+            format!("{at}.since_param"),
+            "an API asked for what changed since the watermark delivers a delta, not the full state: \
+             with merge = \"snapshot\" every record it did not mention would vanish from the snapshot; \
+             set merge = \"upsert\" (by record id, with a tombstone if it sends deletions) or \"append\" (events that never change)",
+        );
+    }
+    Some((kind, merge))
+}
+
 fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Option<SourceKind> {
     match raw {
         RawSource::ObjectStore {
@@ -547,6 +617,8 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
             delimiter,
             sheet,
             header_row,
+            merge: _,
+            tombstone: _,
         } => {
             check_env_syntax(file, "source.url", &url, d);
             let (format, gzip) = compile_file_format(
@@ -589,6 +661,8 @@ fn compile_source_kind(file: &str, raw: RawSource, d: &mut Diagnostics) -> Optio
             success_pointer,
             success_values,
             total_may_fall_short,
+            merge: _,
+            tombstone: _,
         } => {
             check_env_syntax(file, "source.url", &url, d);
             let allow_redirect_origins = allow_redirect_origins
@@ -831,7 +905,7 @@ fn compile_source(
     let raw: RawSourceFile = parse(&f.rel, "", toml::Value::Table(f.table.clone()), d)?;
     let before = d.items.len();
     expect_stem(f, "feed", &raw.feed, d);
-    let kind = compile_source_kind(&f.rel, raw.source, d);
+    let kind = compile_source_merge(&f.rel, "source", raw.source, d);
     let schema = schemas.get(&raw.schema);
     if schema_names.contains(&raw.schema) && raw.schema != raw.feed {
         // Rules read each feed's table under its name, with its schema.
@@ -872,30 +946,19 @@ fn compile_source(
                 ),
             );
         }
-        let kind = compile_source_kind(&f.rel, p.source, d);
+        let kind = compile_source_merge(&f.rel, &format!("{at}.source"), p.source, d);
         let mapping = compile_part_mapping(&f.rel, &format!("{at}.mapping"), p.mapping, schema, d);
-        if let Some(kind) = kind {
+        if let Some((kind, merge)) = kind {
             parts.push(Part {
                 name: p.name,
                 kind,
+                merge,
                 key_fields: mapping.key_fields,
                 name_field: mapping.name_field,
                 record_id: mapping.record_id,
                 columns: mapping.columns,
             });
         }
-    }
-    if !parts.is_empty()
-        && std::iter::once(kind.as_ref())
-            .chain(parts.iter().map(|p| Some(&p.kind)))
-            .flatten()
-            .any(|k| matches!(k, SourceKind::Http(h) if h.since_param.is_some()))
-    {
-        d.push(
-            &f.rel,
-            "part",
-            "an incremental http part in a feed of several parts: one watermark per feed cannot follow several APIs; deliver them as feeds of their own",
-        );
     }
     let g = raw.guards;
     for (name, share) in [
@@ -930,7 +993,8 @@ fn compile_source(
         department: raw.department,
         required: raw.required,
         max_age_days: raw.max_age_days,
-        kind: kind?,
+        kind: kind.as_ref()?.0.clone(),
+        merge: kind?.1,
         key_fields: first.key_fields,
         name_field: first.name_field,
         record_id: first.record_id,

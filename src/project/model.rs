@@ -499,6 +499,45 @@ pub struct Guards {
 /// The feed every profile is built on: one row per registered organization.
 pub const SPINE_FEED: &str = "registry";
 
+/// How a part's delivery forms its share of the feed's snapshot
+/// (kamu-cli's names). Whatever the strategy, the snapshot scoring reads is
+/// the complete current state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Merge {
+    /// Each delivery is the full current state: it replaces the part's rows.
+    #[default]
+    Snapshot,
+    /// Events that never change: a delivery adds rows to the previous
+    /// snapshot; a redelivered record id is a duplicate.
+    Append,
+    /// A delta by record id: a delivered record adds or replaces the
+    /// record of its id; a tombstone deletes it.
+    Upsert {
+        /// The records that delete, when the API sends deletions.
+        tombstone: Option<Tombstone>,
+    },
+}
+
+impl Merge {
+    /// `snapshot`, `append` or `upsert`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Merge::Snapshot => "snapshot",
+            Merge::Append => "append",
+            Merge::Upsert { .. } => "upsert",
+        }
+    }
+}
+
+/// A delivered record whose `field` holds `value` deletes its record id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    /// The raw field.
+    pub field: String,
+    /// The value meaning "deleted" (compared as trimmed text).
+    pub value: String,
+}
+
 /// A feed: where it comes from, how it maps, what guards it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
@@ -517,6 +556,9 @@ pub struct Source {
     pub max_age_days: u32,
     /// Where it comes from.
     pub kind: SourceKind,
+    /// How its deliveries form the snapshot (the first part's; each further
+    /// part has its own).
+    pub merge: Merge,
     /// Raw fields with the organization key, in order of preference: the
     /// first a record fills is its key (a penalty export names its subject
     /// by USCC, organization code or certificate number, whichever it has).
@@ -543,6 +585,8 @@ pub struct Part {
     pub name: String,
     /// Where it comes from.
     pub kind: SourceKind,
+    /// How its deliveries form its rows of the snapshot.
+    pub merge: Merge,
     /// Raw fields with the organization key, in order of preference.
     pub key_fields: Vec<String>,
     /// Raw field with the organization name.
@@ -571,6 +615,7 @@ impl Source {
         for p in &self.parts {
             all.push(Source {
                 kind: p.kind.clone(),
+                merge: p.merge.clone(),
                 key_fields: p.key_fields.clone(),
                 name_field: p.name_field.clone(),
                 record_id: p.record_id.clone(),
@@ -587,6 +632,12 @@ impl Source {
         self.each_part()
             .iter()
             .any(|p| p.columns.values().any(ColumnMapping::hashes))
+    }
+
+    /// Whether every part is a full dump (`merge = "snapshot"`): a
+    /// delivery is then landed as the snapshot itself.
+    pub fn all_snapshots(&self) -> bool {
+        self.merge == Merge::Snapshot && self.parts.iter().all(|p| p.merge == Merge::Snapshot)
     }
 
     /// The names of the parts, the first part named after the feed.

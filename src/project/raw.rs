@@ -114,6 +114,12 @@ pub(crate) enum RawSource {
         /// The 1-based row of an Excel sheet's header (default 1).
         #[serde(default)]
         header_row: Option<u32>,
+        /// How a delivery forms the snapshot: `snapshot`, `append`, `upsert`.
+        #[serde(default)]
+        merge: Option<String>,
+        /// Upsert only: the records that delete.
+        #[serde(default)]
+        tombstone: Option<RawTombstone>,
     },
     /// A paged JSON API, or one file downloaded over HTTP.
     Http {
@@ -176,7 +182,22 @@ pub(crate) enum RawSource {
         /// The declared total is an estimate: falling short of it is not a failure.
         #[serde(default)]
         total_may_fall_short: bool,
+        /// How a delivery forms the snapshot: `snapshot`, `append`, `upsert`.
+        #[serde(default)]
+        merge: Option<String>,
+        /// Upsert only: the records that delete.
+        #[serde(default)]
+        tombstone: Option<RawTombstone>,
     },
+}
+
+/// `tombstone = { field = "op", value = "D" }`: a delivered record whose
+/// `field` holds `value` deletes the record of its id.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTombstone {
+    pub(crate) field: String,
+    pub(crate) value: String,
 }
 
 /// How an HTTP source pages.

@@ -3,8 +3,8 @@
 //! its snapshot when they pass.
 
 use crate::land::{self, LandingPaths, RawPayloads};
-use crate::ledger::{FeedRecord, FeedState, FeedStatus};
-use crate::project::Source;
+use crate::ledger::{FeedRecord, FeedState, FeedStatus, PartState};
+use crate::project::{Merge, Source, SourceKind};
 use crate::source::{self, FetchOptions};
 use crate::store::relative;
 use crate::validate::{self, Mapper, Reason};
@@ -91,26 +91,50 @@ async fn snapshot_keys(ctx: &RunContext, snapshot: &str) -> Result<HashSet<Strin
     .map_err(|e| fail(&e))?
 }
 
-#[allow(clippy::too_many_lines)]
-/// Counts landed rows and their keys (collecting the registry's codes).
-fn count_keys(
+/// Counts landed rows per part; a merging feed also notes their record
+/// ids per part (what the merge replaces).
+fn count_landed(
+    batch: &RecordBatch,
+    rec: &mut FeedRecord,
+    ids: Option<&mut crate::merge::Delivered>,
+) {
+    rec.landed += batch.num_rows() as u64;
+    let Some(parts) = batch
+        .column_by_name("source_part")
+        .and_then(|c| c.as_string_opt::<i32>())
+    else {
+        return;
+    };
+    for name in parts.iter().flatten() {
+        if let Some(p) = rec.parts.iter_mut().find(|p| p.name == name) {
+            p.landed += 1;
+        }
+    }
+    if let Some(delivered) = ids
+        && let Some(id) = batch
+            .column_by_name("source_record_id")
+            .and_then(|c| c.as_string_opt::<i32>())
+    {
+        for (part, id) in parts.iter().zip(id.iter()) {
+            if let (Some(part), Some(id)) = (part, id) {
+                delivered
+                    .landed
+                    .entry(part.to_string())
+                    .or_default()
+                    .insert(id.to_string());
+            }
+        }
+    }
+}
+
+/// Counts the keys of a snapshot's rows (collecting the registry's codes).
+fn count_keyed(
     batch: &RecordBatch,
     is_registry: bool,
     new_codes: &mut crate::keys::RegistryCodes,
     registry: &crate::keys::RegistryCodes,
     rec: &mut FeedRecord,
 ) {
-    rec.landed += batch.num_rows() as u64;
-    if let Some(parts) = batch
-        .column_by_name("source_part")
-        .and_then(|c| c.as_string_opt::<i32>())
-    {
-        for name in parts.iter().flatten() {
-            if let Some(p) = rec.parts.iter_mut().find(|p| p.name == name) {
-                p.landed += 1;
-            }
-        }
-    }
     let uscc = batch.column(0).as_string::<i32>();
     for value in uscc.iter().flatten() {
         rec.keyed += 1;
@@ -258,15 +282,48 @@ pub(super) async fn ingest_feed(
         ..FeedRecord::starting(&source.feed, source.required)
     };
     let person_key = hash_key.clone();
-    let outcome = land_feed(ctx, source, schema, hash_key, vars, registry, &mut rec).await;
+    let outcome = land_feed(
+        ctx,
+        source,
+        schema,
+        hash_key,
+        vars,
+        registry,
+        state.as_ref(),
+        &mut rec,
+    )
+    .await;
     rec.duration_ms = started.elapsed().as_millis() as u64;
-    let landed_path = match outcome {
-        Ok(None) => {
+    let (landed_path, part_states) = match outcome {
+        Ok(Landing {
+            snapshot: None,
+            parts,
+        }) => {
             rec.status = FeedStatus::Unchanged;
-            info!("feed unchanged since its last snapshot");
+            // Carried forward unread: the source confirmed it current
+            // tonight, so the snapshot's date follows (it is not stale).
+            if let Some(prev) = &state {
+                rec.rows = prev.rows;
+                rec.carried_over = prev.rows;
+                for p in &mut rec.parts {
+                    p.unchanged = true;
+                }
+                let carried = FeedState {
+                    business_date: ctx.business_date,
+                    parts,
+                    ..prev.clone()
+                };
+                if let Err(e) = ctx.ledger.advance(&carried).await {
+                    return held(rec, format!("cannot record the snapshot carried forward: {e}"));
+                }
+            }
+            info!("feed unchanged since its last snapshot: carried forward");
             return rec;
         }
-        Ok(Some(path)) => path,
+        Ok(Landing {
+            snapshot: Some(path),
+            parts,
+        }) => (path, parts),
         Err(e) => {
             // An error may quote a record (the first bytes of a body, a
             // value a SQL mapping could not cast): no identity number in it
@@ -342,9 +399,10 @@ pub(super) async fn ingest_feed(
         run_id: ctx.run_id.clone(),
         business_date: ctx.business_date,
         snapshot: snapshot.clone(),
-        rows: rec.landed,
+        rows: rec.rows,
         watermark: rec.watermark_after.clone(),
         landed_at: ctx.clock.now(),
+        parts: part_states,
     };
     if let Err(e) = ctx.ledger.advance(&new_state).await {
         rec.error = Some(format!("cannot record the new snapshot: {e}"));
@@ -362,13 +420,85 @@ pub(super) async fn ingest_feed(
         landed = rec.landed,
         quarantined = rec.quarantined,
         duplicates = rec.duplicates,
+        tombstones = rec.tombstones,
+        upserted = rec.upserted,
+        deleted = rec.deleted,
+        carried_over = rec.carried_over,
+        rows = rec.rows,
         "feed landed"
     );
     rec
 }
 
-/// Fetches, validates and lands one feed; returns the data path, or `None`
-/// when the source reports nothing changed.
+/// What landing a feed produced: its new snapshot (`None` when every part
+/// reported nothing changed) and what each part's delivery was.
+struct Landing {
+    snapshot: Option<Path>,
+    parts: Vec<PartState>,
+}
+
+/// A digest of a part's configuration and the feed's schema: unchanged
+/// objects are carried forward only under the mapping that landed them.
+fn config_digest(part: &Source, schema: &crate::project::FeedSchema) -> String {
+    use sha2::Digest;
+    let text = format!("{part:?}\n{schema:?}");
+    crate::digest::hex(&sha2::Sha256::digest(text.as_bytes()))[..16].to_string()
+}
+
+/// The raw rows of `mapped` that are tombstones (their field holds the
+/// tombstone value) are taken out: their record ids are returned.
+fn take_tombstones(
+    feed: &str,
+    tombstone_at: usize,
+    value: &str,
+    raw: &crate::source::RawBatch,
+    mut mapped: validate::Mapped,
+    fps: Vec<(u64, u64)>,
+) -> Result<(validate::Mapped, Vec<(u64, u64)>, Vec<String>), String> {
+    use datafusion::arrow::array::{Array, BooleanArray};
+    let keep: Vec<bool> = mapped
+        .accepted
+        .iter()
+        .map(|&r| {
+            raw.rows[r]
+                .values
+                .get(tombstone_at)
+                .and_then(|v| v.as_deref())
+                .is_none_or(|v| v.trim() != value)
+        })
+        .collect();
+    if keep.iter().all(|k| *k) {
+        return Ok((mapped, fps, Vec::new()));
+    }
+    let ids = mapped
+        .batch
+        .column_by_name("source_record_id")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| format!("feed {feed}: no source_record_id column"))?;
+    let deleted = keep
+        .iter()
+        .enumerate()
+        .filter(|(i, k)| !**k && !ids.is_null(*i))
+        .map(|(i, _)| ids.value(i).to_string())
+        .collect();
+    mapped.batch =
+        datafusion::arrow::compute::filter_record_batch(&mapped.batch, &BooleanArray::from(keep.clone()))
+            .map_err(|e| format!("feed {feed}: {e}"))?;
+    let mut flags = keep.iter();
+    mapped
+        .accepted
+        .retain(|_| flags.next().copied().unwrap_or(true));
+    let fps = fps
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(fp, k)| k.then_some(fp))
+        .collect();
+    Ok((mapped, fps, deleted))
+}
+
+/// Fetches, validates and lands one feed, merging it with its previous
+/// snapshot when a part merges (`append`, `upsert`) or was unchanged.
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
 async fn land_feed(
     ctx: &RunContext,
     source: &Source,
@@ -376,8 +506,9 @@ async fn land_feed(
     hash_key: Option<Vec<u8>>,
     vars: &BTreeMap<String, String>,
     registry: &mut RegistryIndex,
+    state: Option<&FeedState>,
     rec: &mut FeedRecord,
-) -> Result<Option<Path>, String> {
+) -> Result<Landing, String> {
     let fetched_at = ctx.clock.now().timestamp_millis();
     let parts = source.each_part();
     let names = source.part_names();
@@ -386,7 +517,14 @@ async fn land_feed(
         .iter()
         .zip(&names)
         .map(|(part, name)| {
-            let fields = source::wanted_fields(part, &validate::source_sql_fields(part));
+            let mut fields = source::wanted_fields(part, &validate::source_sql_fields(part));
+            if let Merge::Upsert {
+                tombstone: Some(t),
+            } = &part.merge
+                && !fields.contains(&t.field)
+            {
+                fields.push(t.field.clone());
+            }
             Mapper::new(
                 part,
                 schema,
@@ -402,32 +540,39 @@ async fn land_feed(
     let Some((first, _)) = mappers.first() else {
         return Err("the feed has no part to fetch".into());
     };
+    let canonical = first.schema();
+    // A feed of one full-dump part lands its delivery as the snapshot;
+    // any other is merged with the previous snapshot part by part.
+    let merging = several || source.merge != Merge::Snapshot;
     let paths = LandingPaths::new(&ctx.prefix, &source.feed, ctx.business_date, &ctx.run_id);
-    let mut data = land::parquet_writer(&ctx.store, &paths.data(), first.schema())
-        .map_err(|e| format!("cannot open {}: {e}", paths.data()))?;
+    let landed_at = if merging {
+        paths.delivery()
+    } else {
+        paths.data()
+    };
+    let mut data = land::parquet_writer(&ctx.store, &landed_at, Arc::clone(&canonical))
+        .map_err(|e| format!("cannot open {landed_at}: {e}"))?;
     let mut quarantine =
         land::parquet_writer(&ctx.store, &paths.quarantine(), land::quarantine_schema())
             .map_err(|e| format!("cannot open {}: {e}", paths.quarantine()))?;
 
     let is_registry = source.is_spine();
     let fingerprints = validate::dedup::Fingerprints::new();
-    let mut staging = validate::dedup::Staging::new(first.schema()).await?;
+    let mut staging = validate::dedup::Staging::new(Arc::clone(&canonical)).await?;
     let mut new_codes = crate::keys::RegistryCodes::default();
     let mut spine_keys = SpineKeys::default();
+    let mut delivered = crate::merge::Delivered::default();
     let mut unchanged = true;
     let mut declared = Some(0u64);
+    let mut part_states = Vec::with_capacity(parts.len());
+    let mut plans = Vec::with_capacity(parts.len());
     rec.units = 0;
     rec.bytes = 0;
     rec.retries = 0;
-    rec.parts = names
+    rec.parts = parts
         .iter()
-        .map(|name| crate::ledger::PartRecord {
-            name: name.clone(),
-            read: 0,
-            landed: 0,
-            quarantined: 0,
-            duplicates: 0,
-        })
+        .zip(&names)
+        .map(|(part, name)| crate::ledger::PartRecord::starting(name, part.merge.as_str()))
         .collect();
     for (i, ((part, (mapper, fields)), name)) in parts.iter().zip(mappers).zip(&names).enumerate() {
         // A part's errors name the part when the feed has several.
@@ -438,6 +583,23 @@ async fn land_feed(
                 e
             }
         };
+        let previous = state.and_then(|s| s.parts.iter().find(|p| &p.name == name));
+        let config = config_digest(part, schema);
+        // Each part resumes from its own watermark (a state written before
+        // parts had their own holds the first part's as the feed's).
+        let watermark = match previous {
+            Some(p) => p.watermark.clone(),
+            None if i == 0 => rec.watermark_before.clone(),
+            None => None,
+        };
+        let incremental = matches!(&part.kind, SourceKind::Http(h) if h.since_param.is_some());
+        let tombstone_at = match &part.merge {
+            Merge::Upsert { tombstone: Some(t) } => fields
+                .iter()
+                .position(|f| f == &t.field)
+                .map(|at| (at, t.value.clone())),
+            _ => None,
+        };
         let (tx, mut rx) = mpsc::channel(2);
         let sink = Box::new(if several {
             RawPayloads::for_part(Arc::clone(&ctx.store), &paths, name)
@@ -445,13 +607,13 @@ async fn land_feed(
             RawPayloads::new(Arc::clone(&ctx.store), &paths)
         });
         let options = FetchOptions {
-            // One watermark per feed: only a feed of one part fetches incrementally.
-            watermark: if several {
-                None
-            } else {
-                rec.watermark_before.clone()
-            },
+            watermark: watermark.clone(),
             vars: vars.clone(),
+            // Unchanged objects are carried forward only under the
+            // configuration that landed them.
+            previous_objects: previous
+                .filter(|p| p.config == config && !p.objects.is_empty())
+                .map(|p| p.objects.clone()),
             ..FetchOptions::default()
         };
         let fetch_source = part.clone();
@@ -475,6 +637,27 @@ async fn land_feed(
                 .iter()
                 .map(|r| fingerprints.of(&batch.rows[*r].original))
                 .collect();
+            let (mapped, fps) = match &tombstone_at {
+                Some((at, value)) => {
+                    match take_tombstones(&source.feed, *at, value, &batch, mapped, fps) {
+                        Ok((mapped, fps, ids)) => {
+                            rec.tombstones += ids.len() as u64;
+                            rec.parts[i].tombstones += ids.len() as u64;
+                            delivered
+                                .tombstones
+                                .entry(name.clone())
+                                .or_default()
+                                .extend(ids);
+                            (mapped, fps)
+                        }
+                        Err(e) => {
+                            consume_error = Some(e);
+                            break;
+                        }
+                    }
+                }
+                None => (mapped, fps),
+            };
             let (mapped, fps) = if is_registry {
                 match spine_keys.first_copies(&source.feed, &mapper, &batch, mapped, fps) {
                     Ok(kept) => kept,
@@ -495,9 +678,12 @@ async fn land_feed(
             }
             match staging.write(&mapped.batch, &fps).await {
                 Ok(Some(first)) => {
-                    count_keys(&first, is_registry, &mut new_codes, &registry.codes, rec);
+                    count_landed(&first, rec, merging.then_some(&mut delivered));
+                    if !merging {
+                        count_keyed(&first, is_registry, &mut new_codes, &registry.codes, rec);
+                    }
                     if let Err(e) = data.write(&first).await {
-                        consume_error = Some(format!("cannot write {}: {e}", paths.data()));
+                        consume_error = Some(format!("cannot write {landed_at}: {e}"));
                         break;
                     }
                 }
@@ -525,13 +711,31 @@ async fn land_feed(
             rec.retries += e.retries();
             named(e.to_string())
         })?;
+        // An incremental API that sent nothing since the watermark said
+        // nothing changed, as a 304 does: the part is carried forward and
+        // its watermark stays (the next delta covers the same span).
+        let empty_delta = incremental && watermark.is_some() && rec.parts[i].read == 0;
+        let report = if empty_delta {
+            crate::source::FetchReport {
+                unchanged: true,
+                watermark: watermark.clone(),
+                ..report
+            }
+        } else {
+            report
+        };
         rec.units += report.units;
         rec.bytes += report.bytes;
         rec.retries += report.retries;
         declared = declared.zip(report.declared_count).map(|(a, b)| a + b);
         rec.notes.extend(report.notes);
         for f in report.drift.missing_fields {
-            if !rec.missing_fields.contains(&f) {
+            // A delta without deletions carries no tombstone field.
+            let tombstone_field = matches!(
+                &part.merge,
+                Merge::Upsert { tombstone: Some(t) } if t.field == f
+            );
+            if !tombstone_field && !rec.missing_fields.contains(&f) {
                 rec.missing_fields.push(f);
             }
         }
@@ -541,36 +745,112 @@ async fn land_feed(
             }
         }
         if !several && report.watermark.is_some() {
-            rec.watermark_after = report.watermark;
+            rec.watermark_after.clone_from(&report.watermark);
         }
+        rec.parts[i].unchanged = report.unchanged;
         unchanged &= report.unchanged;
+        // An incremental API asked without a watermark sent its full
+        // state: tonight that part is a full dump.
+        let merge = if incremental && watermark.is_none() {
+            Merge::Snapshot
+        } else {
+            part.merge.clone()
+        };
+        plans.push(crate::merge::PartPlan {
+            name: name.clone(),
+            merge,
+            unchanged: report.unchanged,
+        });
+        part_states.push(PartState {
+            name: name.clone(),
+            watermark: report.watermark.or(watermark),
+            objects: report.objects,
+            config,
+        });
     }
     rec.declared = declared;
     // Exact duplicates out: what a long feed staged on disk lands now.
     let mut distinct = staging.distinct().await?;
     while let Some(batch) = distinct.next().await {
         let batch = batch?;
-        count_keys(&batch, is_registry, &mut new_codes, &registry.codes, rec);
+        count_landed(&batch, rec, merging.then_some(&mut delivered));
+        if !merging {
+            count_keyed(&batch, is_registry, &mut new_codes, &registry.codes, rec);
+        }
         data.write(&batch)
             .await
-            .map_err(|e| format!("cannot write {}: {e}", paths.data()))?;
+            .map_err(|e| format!("cannot write {landed_at}: {e}"))?;
     }
     rec.duplicates = distinct.written - rec.landed;
     for p in &mut rec.parts {
-        p.duplicates = p.read.saturating_sub(p.landed + p.quarantined);
+        p.duplicates = p.read.saturating_sub(p.landed + p.quarantined + p.tombstones);
     }
     data.close()
         .await
-        .map_err(|e| format!("cannot finish {}: {e}", paths.data()))?;
+        .map_err(|e| format!("cannot finish {landed_at}: {e}"))?;
     quarantine
         .close()
         .await
         .map_err(|e| format!("cannot finish {}: {e}", paths.quarantine()))?;
     if unchanged {
-        return Ok(None);
+        return Ok(Landing {
+            snapshot: None,
+            parts: part_states,
+        });
+    }
+    if merging {
+        let previous = state.map(|s| crate::store::join(&ctx.prefix, &s.snapshot));
+        let resolve = (!is_registry).then(|| registry.codes.as_ref());
+        let (mut keyed, mut in_registry) = (0u64, 0u64);
+        let figures = crate::merge::merge_snapshot(
+            &ctx.store,
+            previous.as_ref(),
+            &landed_at,
+            &paths.data(),
+            canonical,
+            &plans,
+            &delivered,
+            resolve,
+            |batch| {
+                let mut counted = FeedRecord::starting(&source.feed, source.required);
+                count_keyed(batch, is_registry, &mut new_codes, &registry.codes, &mut counted);
+                keyed += counted.keyed;
+                in_registry += counted.in_registry;
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        rec.keyed = keyed;
+        rec.in_registry = in_registry;
+        for (p, f) in rec.parts.iter_mut().zip(&figures) {
+            // A redelivered event of an `append` part is a duplicate.
+            p.landed -= f.duplicates;
+            p.duplicates += f.duplicates;
+            p.carried_over = f.carried_over;
+            p.upserted = f.upserted;
+            p.deleted = f.deleted;
+        }
+        let sum = |f: &dyn Fn(&crate::merge::PartFigures) -> u64| figures.iter().map(f).sum::<u64>();
+        rec.landed -= sum(&|f| f.duplicates);
+        rec.duplicates += sum(&|f| f.duplicates);
+        rec.carried_over = sum(&|f| f.carried_over);
+        rec.upserted = sum(&|f| f.upserted);
+        rec.deleted = sum(&|f| f.deleted);
+        rec.rows = rec.carried_over + rec.landed;
+        if rec.tombstones > rec.deleted {
+            rec.notes.push(format!(
+                "{} tombstone(s) named a record id the snapshot did not hold (already deleted, or never landed)",
+                rec.tombstones - rec.deleted
+            ));
+        }
+    } else {
+        rec.rows = rec.landed;
     }
     if is_registry {
         registry.codes = Arc::new(new_codes);
     }
-    Ok(Some(paths.data()))
+    Ok(Landing {
+        snapshot: Some(paths.data()),
+        parts: part_states,
+    })
 }

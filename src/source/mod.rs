@@ -86,6 +86,21 @@ pub struct FetchReport {
     pub retries: u64,
     /// Things worth an operator's eye that did not stop the fetch.
     pub notes: Vec<String>,
+    /// The objects an object-store source listed, in order.
+    pub objects: Vec<ListedObject>,
+}
+
+/// One object as a listing described it: what tells an unchanged delivery.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListedObject {
+    /// Its path in the store.
+    pub location: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The store's ETag, when it gives one.
+    pub e_tag: Option<String>,
+    /// When it was last written.
+    pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
 /// Why a fetch failed. Each variant names the feed and where it failed.
@@ -192,6 +207,9 @@ pub struct FetchOptions {
     pub max_payload_bytes: u64,
     /// Variables for `${NAME}` in URLs, consulted before the environment.
     pub vars: BTreeMap<String, String>,
+    /// The objects the last good delivery listed: an object-store source
+    /// listing exactly these reports `unchanged` and reads nothing.
+    pub previous_objects: Option<Vec<ListedObject>>,
 }
 
 impl FetchOptions {
@@ -210,6 +228,7 @@ impl Default for FetchOptions {
             watermark: None,
             max_payload_bytes: 16 << 30,
             vars: BTreeMap::new(),
+            previous_objects: None,
         }
     }
 }

@@ -92,6 +92,8 @@ pub fn source(config: &PullConfig) -> Source {
             success: None,
             total_may_fall_short: true,
         })),
+        // The pull keeps its own record of what it read (not a snapshot).
+        merge: crate::project::Merge::Append,
         key_fields: vec!["uscc".into()],
         name_field: None,
         record_id: vec!["warning_id".into(), "sequence".into()],

@@ -25,6 +25,7 @@ mod ingest;
 mod ingest_cases;
 mod keys;
 mod layers;
+mod merge;
 mod leads;
 mod month;
 mod operate;
