@@ -266,10 +266,7 @@ mod tests {
             Ok(d(2026, 8, 19))
         );
         assert_eq!(parse_date("2025-12-31T20:00:00+0000"), Ok(d(2026, 1, 1)));
-        assert_eq!(
-            parse_date("2025-12-31T23:00:00+08:00"),
-            Ok(d(2025, 12, 31))
-        );
+        assert_eq!(parse_date("2025-12-31T23:00:00+08:00"), Ok(d(2025, 12, 31)));
         assert!(parse_date("2026-02-30T09:00:00").is_err());
         assert!(parse_date("2019-13-01").is_err());
         assert!(parse_date("yesterday").is_err());
