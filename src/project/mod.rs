@@ -23,7 +23,7 @@ pub use compile::parse_cron;
 pub use diag::Diagnostic;
 pub use env::{Redactor, expand_env};
 pub use model::*;
-pub use plan::{rule_context, sql_fields};
+pub use plan::{mapping_expr, rule_context, sql_fields};
 pub use types::arrow_type;
 
 /// A loaded, validated project.

@@ -43,6 +43,27 @@ pub fn sql_fields(sql: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// A SQL mapping as the mapper evaluates it over a batch of raw fields:
+/// parsed, its types coerced, simplified (DataFusion evaluates some
+/// functions only in their simplified form: `COALESCE` becomes a `CASE`,
+/// and unsimplified it fails on the first batch), then planned.
+pub fn mapping_expr(
+    ctx: &SessionContext,
+    sql: &str,
+    df_schema: &datafusion::common::DFSchema,
+) -> datafusion::error::Result<Arc<dyn datafusion::physical_expr::PhysicalExpr>> {
+    use datafusion::logical_expr::simplify::SimplifyContext;
+    use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+    let expr = ctx.parse_sql_expr(sql, df_schema)?;
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(Arc::new(df_schema.clone()))
+            .build(),
+    );
+    let expr = simplifier.simplify(simplifier.coerce(expr, df_schema)?)?;
+    ctx.create_physical_expr(expr, df_schema)
+}
+
 /// Plans every SQL mapping over the raw fields it names, each text as
 /// every raw field is: an unknown function, or arguments of types it does
 /// not take, is reported by `validate` instead of failing the feed at
@@ -74,10 +95,8 @@ pub(super) fn plan_mappings(project: &Project) -> Vec<Diagnostic> {
                     .map(|f| Field::new(f, DataType::Utf8, true))
                     .collect::<Vec<_>>(),
             );
-            let planned = DFSchema::try_from(schema).and_then(|df_schema| {
-                let expr = ctx.parse_sql_expr(sql, &df_schema)?;
-                ctx.create_physical_expr(expr, &df_schema)
-            });
+            let planned = DFSchema::try_from(schema)
+                .and_then(|df_schema| mapping_expr(&ctx, sql, &df_schema));
             if let Err(e) = planned {
                 let message = e.to_string();
                 problems.push(Diagnostic {

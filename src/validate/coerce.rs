@@ -37,17 +37,28 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
             return Ok(d);
         }
     }
+    // Local date-times, as a form or an API writes them (ISO with `T`).
     for format in [
         "%Y-%m-%d %H:%M:%S",
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y/%m/%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
     ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(t, format) {
             return Ok(d.date());
         }
     }
+    // An instant is the date it falls on in Beijing, as epoch milliseconds
+    // are: RFC 3339, or an offset without its colon (`+0800`, as Java
+    // formats instants).
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Ok(d.with_timezone(&Shanghai).date_naive());
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+        if let Ok(d) = DateTime::parse_from_str(t, format) {
+            return Ok(d.with_timezone(&Shanghai).date_naive());
+        }
     }
     Err(expected())
 }
@@ -246,6 +257,17 @@ mod tests {
         // Midnight in Beijing is 16:00 UTC the day before.
         assert_eq!(parse_date("1574006400000"), Ok(d(2019, 11, 18)));
         assert_eq!(parse_date("20191118"), Ok(d(2019, 11, 18)));
+        // ISO date-times from APIs: local, or an instant read in Beijing.
+        assert_eq!(parse_date("2026-02-25T09:00:00"), Ok(d(2026, 2, 25)));
+        assert_eq!(parse_date("2026-02-25T09:00:00.000"), Ok(d(2026, 2, 25)));
+        assert_eq!(parse_date("2025-12-31T17:30:00Z"), Ok(d(2026, 1, 1)));
+        assert_eq!(
+            parse_date("2026-08-19T10:30:00.000+0800"),
+            Ok(d(2026, 8, 19))
+        );
+        assert_eq!(parse_date("2025-12-31T20:00:00+0000"), Ok(d(2026, 1, 1)));
+        assert_eq!(parse_date("2025-12-31T23:00:00+08:00"), Ok(d(2025, 12, 31)));
+        assert!(parse_date("2026-02-30T09:00:00").is_err());
         assert!(parse_date("2019-13-01").is_err());
         assert!(parse_date("yesterday").is_err());
     }

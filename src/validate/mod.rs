@@ -277,11 +277,7 @@ impl Mapper {
                     labels,
                     hash,
                 }) => {
-                    let expr = ctx
-                        .parse_sql_expr(sql, &df_schema)
-                        .map_err(|e| err(format!("column {}: sql {sql:?}: {e}", column.name)))?;
-                    let physical = ctx
-                        .create_physical_expr(expr, &df_schema)
+                    let physical = crate::project::mapping_expr(&ctx, sql, &df_schema)
                         .map_err(|e| err(format!("column {}: sql {sql:?}: {e}", column.name)))?;
                     Plan::Sql {
                         expr: physical,
@@ -496,6 +492,10 @@ impl Mapper {
     }
 
     /// SQL mappings evaluated over the whole raw batch, as text per row.
+    /// The expression reads each raw field as a field mapping reads it:
+    /// without surrounding white space, and an empty field as NULL (so
+    /// `lpad("resultCode", 2, '0')` gives `02` for a padded `2 `, and
+    /// `COALESCE("a", "b")` skips an empty `a`).
     fn evaluate_sql(
         &self,
         batch: &RawBatch,
@@ -513,7 +513,12 @@ impl Mapper {
                     batch
                         .rows
                         .iter()
-                        .map(|r| r.values[i].as_deref())
+                        .map(|r| {
+                            r.values[i]
+                                .as_deref()
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                        })
                         .collect::<Vec<_>>(),
                 )) as ArrayRef
             })
@@ -669,10 +674,12 @@ impl Mapper {
                 Plan::Null => None,
                 Plan::Constant(v) => Some(v.as_str()),
                 Plan::Field { index, .. } => text(*index),
+                // Its result is read as a field's value is: trimmed.
                 Plan::Sql { .. } => sql
                     .as_ref()
                     .and_then(|v| v[r].as_deref())
-                    .filter(|s| !s.trim().is_empty()),
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty()),
             };
             let field_name: &str = match plan {
                 Plan::Field { index, .. } => &self.fields[*index],

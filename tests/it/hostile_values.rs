@@ -449,3 +449,85 @@ fn record_ids_are_built_from_normalized_keys_and_never_carry_an_identity_number(
     assert_eq!(ids[4], format!("{KEY}|RY{}", hash("11010519491231002X")));
     assert_eq!(ids[5], format!("{KEY}|{}", hash("110105194912310021")));
 }
+
+/// A `sql` mapping reads the raw fields as a field mapping does: a padded
+/// `2 ` (a fixed-width export) is `2`, so `lpad` restores the dropped zero,
+/// and an empty field is NULL, so `COALESCE` passes over it. Before, the
+/// expression saw `2 `, gave `2 ` and the row was a `bad_enum`.
+#[test]
+fn sql_mappings_read_fields_without_their_padding() {
+    let mut code = column("result_code", DataType::Utf8, false);
+    code.domain = Some(vec!["01".into(), "02".into(), "09".into()]);
+    let pick = column("pick", DataType::Utf8, true);
+    let mut source: Source = project().sources["inspection"].clone();
+    source.key_fields = vec!["key".into()];
+    source.name_field = None;
+    source.record_id = vec!["id".into()];
+    let sql = |e: &str| ColumnMapping::Sql {
+        sql: e.into(),
+        scale: 1,
+        labels: None,
+        hash: false,
+    };
+    source.columns = BTreeMap::from([
+        ("result_code".to_string(), sql("lpad(\"v\", 2, '0')")),
+        ("pick".to_string(), sql("COALESCE(\"a\", \"b\")")),
+    ]);
+    let schema = FeedSchema {
+        feed: "t".into(),
+        version: 1,
+        description: String::new(),
+        key: "uscc".into(),
+        columns: vec![code, pick],
+    };
+    let fields: Vec<String> = ["key", "id", "v", "a", "b"].map(String::from).into();
+    let mapper = Mapper::new(
+        &source,
+        &schema,
+        fields,
+        None,
+        0,
+        Arc::new(qinglian::keys::RegistryCodes::default()),
+    )
+    .expect("mapper");
+    let rows: Vec<RawRow> = [("2 ", " ", "乙"), (" 9", "甲 ", "乙"), ("1", "", "")]
+        .iter()
+        .enumerate()
+        .map(|(i, (v, a, b))| RawRow {
+            position: format!("x.ndjson:{}", i + 1),
+            values: [KEY, &format!("r{i}"), v, a, b]
+                .iter()
+                .map(|s| Some(s.to_string()))
+                .collect(),
+            original: String::new(),
+            malformed: None,
+        })
+        .collect();
+    let mapped = mapper
+        .map(&RawBatch {
+            fields: Vec::new(),
+            rows,
+        })
+        .expect("mapped");
+    let reasons: Vec<String> = mapped
+        .quarantined
+        .iter()
+        .map(|q| format!("{} {}", q.reason.code(), q.message))
+        .collect();
+    assert!(reasons.is_empty(), "{reasons:?}");
+    let text = |name: &str| -> Vec<Option<String>> {
+        let a = mapped.batch.column_by_name(name).expect(name);
+        let a = a.as_string::<i32>();
+        (0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
+            .collect()
+    };
+    assert_eq!(
+        text("result_code"),
+        [Some("02".into()), Some("09".into()), Some("01".into())]
+    );
+    assert_eq!(
+        text("pick"),
+        [Some("乙".to_string()), Some("甲".into()), None]
+    );
+}
