@@ -115,7 +115,8 @@ async fn a_month_of_deltas_publishes_what_the_full_dumps_publish() {
         sim.set_day(k as usize);
         let dumps = run_project(&full, &days[k as usize], &wh_full, day, Extras::default()).await;
         assert_run(&dumps, &format!("{day} full dumps"));
-        let deltas = run_project(&delta, &days[k as usize], &wh_delta, day, Extras::default()).await;
+        let deltas =
+            run_project(&delta, &days[k as usize], &wh_delta, day, Extras::default()).await;
         assert_run(&deltas, &format!("{day} deltas"));
         if k > 0 {
             read_full += dumps.feeds.iter().map(|f| f.read).sum::<u64>();
@@ -165,7 +166,11 @@ async fn an_unchanged_night_is_carried_forward_unread_with_the_same_checksums() 
         assert!(f.parts.iter().all(|p| p.unchanged), "{}: {f:#?}", f.feed);
         assert_eq!((f.read, f.units, f.bytes), (0, 0, 0), "{}", f.feed);
         let landed = first.feeds.iter().find(|g| g.feed == f.feed).expect("feed");
-        assert_eq!(f.snapshot, landed.snapshot, "{}: the snapshot carried", f.feed);
+        assert_eq!(
+            f.snapshot, landed.snapshot,
+            "{}: the snapshot carried",
+            f.feed
+        );
         assert_eq!(f.carried_over, landed.rows, "{}", f.feed);
     }
     assert_eq!(
@@ -218,7 +223,9 @@ fn nightly(project: &Path, warehouse: &Path, date: NaiveDate) -> std::process::C
 }
 
 fn run_to_end(project: &Path, warehouse: &Path, date: NaiveDate) {
-    let out = nightly(project, warehouse, date).output().expect("qinglian");
+    let out = nightly(project, warehouse, date)
+        .output()
+        .expect("qinglian");
     assert!(
         out.status.success(),
         "{date}: {}",
@@ -242,9 +249,7 @@ fn between_landing_and_commit(warehouse: &Path, date: NaiveDate) -> Option<Strin
             !r.path().join(qinglian::layout::LANDED_DATA).exists()
                 && std::fs::File::open(r.path().join(qinglian::layout::DELIVERED_DATA))
                     .ok()
-                    .and_then(|f| {
-                        parquet::file::reader::SerializedFileReader::new(f).ok()
-                    })
+                    .and_then(|f| parquet::file::reader::SerializedFileReader::new(f).ok())
                     .is_some_and(|f| {
                         use parquet::file::reader::FileReader;
                         f.metadata().file_metadata().num_rows() > 0
@@ -271,17 +276,20 @@ async fn snapshots(warehouse: &Path) -> BTreeMap<String, (String, u64, Vec<Strin
     let ledger = qinglian::ledger::Ledger::new(store, prefix);
     let mut out = BTreeMap::new();
     for feed in Project::load(&root()).expect("project").sources.keys() {
-        let s = ledger.feed_state(feed).await.expect("state").expect("landed");
+        let s = ledger
+            .feed_state(feed)
+            .await
+            .expect("state")
+            .expect("landed");
         assert!(
             s.parts.iter().all(|p| p.watermark.is_some()),
             "{feed}: every part has its watermark"
         );
         let file = std::fs::File::open(warehouse.join(&s.snapshot)).expect("snapshot");
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("parquet")
-                .build()
-                .expect("reader");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader");
         let mut rows = Vec::new();
         for batch in reader {
             let mut batch = batch.expect("batch");
@@ -390,8 +398,7 @@ async fn killed_between_landing_a_delta_and_committing_its_merge_the_rerun_appli
                         let _ = child.kill();
                         let _ = child.wait();
                         // Still so after the kill: the kill fell in the window.
-                        return between_landing_and_commit(&c, second).as_deref()
-                            == Some(target);
+                        return between_landing_and_commit(&c, second).as_deref() == Some(target);
                     }
                     std::thread::sleep(std::time::Duration::from_micros(300));
                 }
@@ -399,7 +406,9 @@ async fn killed_between_landing_a_delta_and_committing_its_merge_the_rerun_appli
             .await
             .expect("kill");
             if found {
-                println!("{target}: attempt {attempt} killed with its delta landed, its merge uncommitted");
+                println!(
+                    "{target}: attempt {attempt} killed with its delta landed, its merge uncommitted"
+                );
                 hit = Some(attempt);
                 break;
             }
