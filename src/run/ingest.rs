@@ -307,6 +307,11 @@ pub(super) async fn ingest_feed(
                 rec.carried_over = prev.rows;
                 for p in &mut rec.parts {
                     p.unchanged = true;
+                    p.carried_over = prev
+                        .parts
+                        .iter()
+                        .find(|s| s.name == p.name)
+                        .map_or(0, |s| s.rows);
                 }
                 let carried = FeedState {
                     business_date: ctx.business_date,
@@ -773,6 +778,8 @@ async fn land_feed(
             watermark: report.watermark.or(watermark),
             objects: report.objects,
             config,
+            // Counted once the snapshot is formed.
+            rows: previous.map_or(0, |p| p.rows),
         });
     }
     rec.declared = declared;
@@ -861,6 +868,9 @@ async fn land_feed(
         }
     } else {
         rec.rows = rec.landed;
+    }
+    for (state, p) in part_states.iter_mut().zip(&rec.parts) {
+        state.rows = p.carried_over + p.landed;
     }
     if is_registry {
         registry.codes = Arc::new(new_codes);
