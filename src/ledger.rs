@@ -342,6 +342,9 @@ pub struct PartState {
     /// re-reads even unchanged objects.
     #[serde(default)]
     pub config: String,
+    /// The part's rows in the snapshot.
+    #[serde(default)]
+    pub rows: u64,
 }
 
 /// What a run records about its scoring.

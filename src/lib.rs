@@ -26,7 +26,7 @@
 //! | [`validate`] | 3 VALIDATE | every row canonical or quarantined with feed, position, field and reason |
 //! | [`land`] | 2 LAND | raw payloads and canonical Parquet written once under `landing/<feed>/dt=/run=/`, never rewritten |
 //! | [`merge`] | 2 MERGE | each part's delivery merged by its strategy (`snapshot`, `append`, `upsert`) into one complete snapshot, compacted into a new file |
-//! | [`ledger`] | (state) | every record the warehouse keeps of runs, feeds, deliveries and jobs; `read = landed + quarantined + duplicates` per feed and run; snapshots advance only when guarded |
+//! | [`ledger`] | (state) | every record the warehouse keeps of runs, feeds, deliveries and jobs; `read = landed + quarantined + duplicates + tombstones` per feed, part and run; each part's watermark and listing; snapshots advance only when guarded |
 //! | [`lease`] | (state) | one run per pipeline and date across machines: create-only generations, renewed, lapsing when the holder dies |
 //! | [`catalog`] | (state) | the published versions: manifests and their verified reader, the only way anything reads a dataset |
 //! | [`score`] | 4 JOIN, 5 SCORE | every feed resolved against the spine; every rule's hits with evidence and confidence; one profile per organization; the leads (unregistered subjects, `score::leads`) |

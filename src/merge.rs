@@ -148,11 +148,9 @@ impl<'a> Carry<'a> {
             }
             keep.push(stays);
         }
-        let kept = datafusion::arrow::compute::filter_record_batch(
-            batch,
-            &BooleanArray::from(keep),
-        )
-        .map_err(|e| e.to_string())?;
+        let kept =
+            datafusion::arrow::compute::filter_record_batch(batch, &BooleanArray::from(keep))
+                .map_err(|e| e.to_string())?;
         match registry {
             Some(codes) => resolve_again(&kept, codes),
             None => Ok(kept),
@@ -219,10 +217,7 @@ fn resolve_again(batch: &RecordBatch, codes: &RegistryCodes) -> Result<RecordBat
             }
         })
         .collect();
-    let at = batch
-        .schema()
-        .index_of("uscc")
-        .map_err(|e| e.to_string())?;
+    let at = batch.schema().index_of("uscc").map_err(|e| e.to_string())?;
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns[at] = Arc::new(resolved);
     RecordBatch::try_new(batch.schema(), columns).map_err(|e| e.to_string())
@@ -250,8 +245,8 @@ pub async fn merge_snapshot(
             message: e.to_string(),
         }
     };
-    let mut writer = crate::land::parquet_writer(store, out, Arc::clone(&schema))
-        .map_err(|e| fail(out)(&e))?;
+    let mut writer =
+        crate::land::parquet_writer(store, out, Arc::clone(&schema)).map_err(|e| fail(out)(&e))?;
     let mut carry = Carry::new(plans, delivered);
     if let Some(previous) = previous {
         for batch in read_parquet(store, previous).await? {
@@ -260,7 +255,9 @@ pub async fn merge_snapshot(
                     &"its columns differ from the feed's schema: a changed schema needs a full delivery",
                 ));
             }
-            let kept = carry.keep(&batch, registry).map_err(|e| fail(previous)(&e))?;
+            let kept = carry
+                .keep(&batch, registry)
+                .map_err(|e| fail(previous)(&e))?;
             if kept.num_rows() > 0 {
                 written(&kept);
                 writer.write(&kept).await.map_err(|e| fail(out)(&e))?;
@@ -316,8 +313,11 @@ mod tests {
     use super::*;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-    /// A snapshot's rows: (part, record id, value, key class, raw key).
-    fn rows(rows: &[(&str, &str, &str)]) -> RecordBatch {
+    /// One row: (part, record id, value).
+    type Row<'a> = (&'a str, &'a str, &'a str);
+
+    /// A snapshot's rows, every one keyed by a valid USCC.
+    fn rows(rows: &[Row<'_>]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("uscc", DataType::Utf8, true),
             Field::new("uscc_raw", DataType::Utf8, true),
@@ -326,7 +326,7 @@ mod tests {
             Field::new("source_part", DataType::Utf8, false),
             Field::new("value", DataType::Utf8, true),
         ]));
-        let col = |f: &dyn Fn(&(&str, &str, &str)) -> Option<String>| -> ArrayRef {
+        let col = |f: &dyn Fn(&Row<'_>) -> Option<String>| -> ArrayRef {
             Arc::new(rows.iter().map(f).collect::<StringArray>())
         };
         RecordBatch::try_new(
@@ -369,7 +369,11 @@ mod tests {
 
     #[test]
     fn upsert_replaces_by_id_and_a_tombstone_deletes() {
-        let previous = rows(&[("court", "a", "1"), ("court", "b", "1"), ("court", "c", "1")]);
+        let previous = rows(&[
+            ("court", "a", "1"),
+            ("court", "b", "1"),
+            ("court", "c", "1"),
+        ]);
         let delta = rows(&[("court", "b", "2"), ("court", "d", "1")]);
         let plans = [plan("court", upsert())];
         let delivered = Delivered {
@@ -397,7 +401,11 @@ mod tests {
     #[test]
     fn append_adds_and_a_redelivered_event_is_a_duplicate() {
         let previous = rows(&[("court", "a", "1"), ("court", "b", "1")]);
-        let delta = rows(&[("court", "b", "1"), ("court", "c", "1"), ("court", "c", "1")]);
+        let delta = rows(&[
+            ("court", "b", "1"),
+            ("court", "c", "1"),
+            ("court", "c", "1"),
+        ]);
         let plans = [plan("court", Merge::Append)];
         let delivered = Delivered::default();
         let mut carry = Carry::new(&plans, &delivered);

@@ -495,11 +495,11 @@ pub fn render_with_rules(
             let in_registry = (f.feed != crate::project::SPINE_FEED).then(|| Bar {
                 label: format!("{} in registry", f.feed),
                 segments: vec![(
-                    share(f.in_registry, f.landed),
+                    share(f.in_registry, f.rows.max(f.landed)),
                     IN_REGISTRY,
                     "rows of a registered organization",
                 )],
-                note: format!("{:.1}%", share(f.in_registry, f.landed)),
+                note: format!("{:.1}%", share(f.in_registry, f.rows.max(f.landed))),
             });
             [
                 Some(Bar {

@@ -227,14 +227,24 @@ impl Days {
         };
         let group = |day: usize| -> BTreeMap<String, Vec<&Value>> {
             let mut g: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-            for r in self.days.get(day).and_then(|d| d.get(feed)).unwrap_or(&empty) {
+            for r in self
+                .days
+                .get(day)
+                .and_then(|d| d.get(feed))
+                .unwrap_or(&empty)
+            {
                 g.entry(id(r)).or_default().push(r);
             }
             g
         };
         let (before, now) = (group(from), group(to));
         let mut out = Vec::new();
-        for r in self.days.get(to).and_then(|d| d.get(feed)).unwrap_or(&empty) {
+        for r in self
+            .days
+            .get(to)
+            .and_then(|d| d.get(feed))
+            .unwrap_or(&empty)
+        {
             if before.get(&id(r)) != now.get(&id(r)) {
                 out.push(r.clone());
             }
@@ -780,9 +790,8 @@ async fn answer(
                     )
                 })
                 .unwrap_or_default();
-            let link = more.then(|| {
-                format!("<{prefix}/api/{feed}?page={next_page}{since}>; rel=\"next\"")
-            });
+            let link = more
+                .then(|| format!("<{prefix}/api/{feed}?page={next_page}{since}>; rel=\"next\""));
             (Value::Array(slice), link)
         }
     };

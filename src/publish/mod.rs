@@ -285,6 +285,11 @@ fn runs_batch(run: &RunRecord) -> Result<RecordBatch, PublishError> {
         Field::new("snapshot", DataType::Utf8, true),
         Field::new("duration_ms", DataType::Int64, false),
         Field::new("error", DataType::Utf8, true),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("tombstones", DataType::Int64, false),
+        Field::new("upserted", DataType::Int64, false),
+        Field::new("deleted", DataType::Int64, false),
+        Field::new("carried_over", DataType::Int64, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![run.run_id.as_str(); n])),
@@ -322,6 +327,11 @@ fn runs_batch(run: &RunRecord) -> Result<RecordBatch, PublishError> {
         Arc::new(StringArray::from(
             feeds.iter().map(|f| f.error.clone()).collect::<Vec<_>>(),
         )),
+        count(&|f| f.rows),
+        count(&|f| f.tombstones),
+        count(&|f| f.upserted),
+        count(&|f| f.deleted),
+        count(&|f| f.carried_over),
     ];
     RecordBatch::try_new(schema, columns)
         .map_err(|e| PublishError::Contract(format!("runs dataset: {e}")))

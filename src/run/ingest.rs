@@ -307,6 +307,11 @@ pub(super) async fn ingest_feed(
                 rec.carried_over = prev.rows;
                 for p in &mut rec.parts {
                     p.unchanged = true;
+                    p.carried_over = prev
+                        .parts
+                        .iter()
+                        .find(|s| s.name == p.name)
+                        .map_or(0, |s| s.rows);
                 }
                 let carried = FeedState {
                     business_date: ctx.business_date,
@@ -314,7 +319,10 @@ pub(super) async fn ingest_feed(
                     ..prev.clone()
                 };
                 if let Err(e) = ctx.ledger.advance(&carried).await {
-                    return held(rec, format!("cannot record the snapshot carried forward: {e}"));
+                    return held(
+                        rec,
+                        format!("cannot record the snapshot carried forward: {e}"),
+                    );
                 }
             }
             info!("feed unchanged since its last snapshot: carried forward");
@@ -445,6 +453,10 @@ fn config_digest(part: &Source, schema: &crate::project::FeedSchema) -> String {
     crate::digest::hex(&sha2::Sha256::digest(text.as_bytes()))[..16].to_string()
 }
 
+/// A mapped batch, its rows' fingerprints, and the record ids its
+/// tombstones deleted.
+type WithoutTombstones = (validate::Mapped, Vec<(u64, u64)>, Vec<String>);
+
 /// The raw rows of `mapped` that are tombstones (their field holds the
 /// tombstone value) are taken out: their record ids are returned.
 fn take_tombstones(
@@ -454,7 +466,7 @@ fn take_tombstones(
     raw: &crate::source::RawBatch,
     mut mapped: validate::Mapped,
     fps: Vec<(u64, u64)>,
-) -> Result<(validate::Mapped, Vec<(u64, u64)>, Vec<String>), String> {
+) -> Result<WithoutTombstones, String> {
     use datafusion::arrow::array::{Array, BooleanArray};
     let keep: Vec<bool> = mapped
         .accepted
@@ -481,9 +493,11 @@ fn take_tombstones(
         .filter(|(i, k)| !**k && !ids.is_null(*i))
         .map(|(i, _)| ids.value(i).to_string())
         .collect();
-    mapped.batch =
-        datafusion::arrow::compute::filter_record_batch(&mapped.batch, &BooleanArray::from(keep.clone()))
-            .map_err(|e| format!("feed {feed}: {e}"))?;
+    mapped.batch = datafusion::arrow::compute::filter_record_batch(
+        &mapped.batch,
+        &BooleanArray::from(keep.clone()),
+    )
+    .map_err(|e| format!("feed {feed}: {e}"))?;
     let mut flags = keep.iter();
     mapped
         .accepted
@@ -518,9 +532,7 @@ async fn land_feed(
         .zip(&names)
         .map(|(part, name)| {
             let mut fields = source::wanted_fields(part, &validate::source_sql_fields(part));
-            if let Merge::Upsert {
-                tombstone: Some(t),
-            } = &part.merge
+            if let Merge::Upsert { tombstone: Some(t) } = &part.merge
                 && !fields.contains(&t.field)
             {
                 fields.push(t.field.clone());
@@ -766,6 +778,8 @@ async fn land_feed(
             watermark: report.watermark.or(watermark),
             objects: report.objects,
             config,
+            // Counted once the snapshot is formed.
+            rows: previous.map_or(0, |p| p.rows),
         });
     }
     rec.declared = declared;
@@ -783,7 +797,9 @@ async fn land_feed(
     }
     rec.duplicates = distinct.written - rec.landed;
     for p in &mut rec.parts {
-        p.duplicates = p.read.saturating_sub(p.landed + p.quarantined + p.tombstones);
+        p.duplicates = p
+            .read
+            .saturating_sub(p.landed + p.quarantined + p.tombstones);
     }
     data.close()
         .await
@@ -813,7 +829,13 @@ async fn land_feed(
             resolve,
             |batch| {
                 let mut counted = FeedRecord::starting(&source.feed, source.required);
-                count_keyed(batch, is_registry, &mut new_codes, &registry.codes, &mut counted);
+                count_keyed(
+                    batch,
+                    is_registry,
+                    &mut new_codes,
+                    &registry.codes,
+                    &mut counted,
+                );
                 keyed += counted.keyed;
                 in_registry += counted.in_registry;
             },
@@ -830,7 +852,8 @@ async fn land_feed(
             p.upserted = f.upserted;
             p.deleted = f.deleted;
         }
-        let sum = |f: &dyn Fn(&crate::merge::PartFigures) -> u64| figures.iter().map(f).sum::<u64>();
+        let sum =
+            |f: &dyn Fn(&crate::merge::PartFigures) -> u64| figures.iter().map(f).sum::<u64>();
         rec.landed -= sum(&|f| f.duplicates);
         rec.duplicates += sum(&|f| f.duplicates);
         rec.carried_over = sum(&|f| f.carried_over);
@@ -845,6 +868,9 @@ async fn land_feed(
         }
     } else {
         rec.rows = rec.landed;
+    }
+    for (state, p) in part_states.iter_mut().zip(&rec.parts) {
+        state.rows = p.carried_over + p.landed;
     }
     if is_registry {
         registry.codes = Arc::new(new_codes);

@@ -326,6 +326,8 @@ async fn rerunning_a_date_lands_beside_the_first_run() {
     let warehouse = tempfile::tempdir().expect("tmp");
     generate(feeds.path(), 60);
     let first = ingest(feeds.path(), warehouse.path()).await;
+    // Delivered again (the same files would be carried forward unread).
+    crate::support::redeliver(feeds.path());
     let second = ingest(feeds.path(), warehouse.path()).await;
     assert_eq!(first.run_id, "nightly-20261128-01");
     assert_eq!(second.run_id, "nightly-20261128-02");

@@ -115,7 +115,8 @@ async fn a_month_of_deltas_publishes_what_the_full_dumps_publish() {
         sim.set_day(k as usize);
         let dumps = run_project(&full, &days[k as usize], &wh_full, day, Extras::default()).await;
         assert_run(&dumps, &format!("{day} full dumps"));
-        let deltas = run_project(&delta, &days[k as usize], &wh_delta, day, Extras::default()).await;
+        let deltas =
+            run_project(&delta, &days[k as usize], &wh_delta, day, Extras::default()).await;
         assert_run(&deltas, &format!("{day} deltas"));
         if k > 0 {
             read_full += dumps.feeds.iter().map(|f| f.read).sum::<u64>();
@@ -165,7 +166,11 @@ async fn an_unchanged_night_is_carried_forward_unread_with_the_same_checksums() 
         assert!(f.parts.iter().all(|p| p.unchanged), "{}: {f:#?}", f.feed);
         assert_eq!((f.read, f.units, f.bytes), (0, 0, 0), "{}", f.feed);
         let landed = first.feeds.iter().find(|g| g.feed == f.feed).expect("feed");
-        assert_eq!(f.snapshot, landed.snapshot, "{}: the snapshot carried", f.feed);
+        assert_eq!(
+            f.snapshot, landed.snapshot,
+            "{}: the snapshot carried",
+            f.feed
+        );
         assert_eq!(f.carried_over, landed.rows, "{}", f.feed);
     }
     assert_eq!(
@@ -218,7 +223,9 @@ fn nightly(project: &Path, warehouse: &Path, date: NaiveDate) -> std::process::C
 }
 
 fn run_to_end(project: &Path, warehouse: &Path, date: NaiveDate) {
-    let out = nightly(project, warehouse, date).output().expect("qinglian");
+    let out = nightly(project, warehouse, date)
+        .output()
+        .expect("qinglian");
     assert!(
         out.status.success(),
         "{date}: {}",
@@ -242,9 +249,7 @@ fn between_landing_and_commit(warehouse: &Path, date: NaiveDate) -> Option<Strin
             !r.path().join(qinglian::layout::LANDED_DATA).exists()
                 && std::fs::File::open(r.path().join(qinglian::layout::DELIVERED_DATA))
                     .ok()
-                    .and_then(|f| {
-                        parquet::file::reader::SerializedFileReader::new(f).ok()
-                    })
+                    .and_then(|f| parquet::file::reader::SerializedFileReader::new(f).ok())
                     .is_some_and(|f| {
                         use parquet::file::reader::FileReader;
                         f.metadata().file_metadata().num_rows() > 0
@@ -271,17 +276,20 @@ async fn snapshots(warehouse: &Path) -> BTreeMap<String, (String, u64, Vec<Strin
     let ledger = qinglian::ledger::Ledger::new(store, prefix);
     let mut out = BTreeMap::new();
     for feed in Project::load(&root()).expect("project").sources.keys() {
-        let s = ledger.feed_state(feed).await.expect("state").expect("landed");
+        let s = ledger
+            .feed_state(feed)
+            .await
+            .expect("state")
+            .expect("landed");
         assert!(
             s.parts.iter().all(|p| p.watermark.is_some()),
             "{feed}: every part has its watermark"
         );
         let file = std::fs::File::open(warehouse.join(&s.snapshot)).expect("snapshot");
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("parquet")
-                .build()
-                .expect("reader");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader");
         let mut rows = Vec::new();
         for batch in reader {
             let mut batch = batch.expect("batch");
@@ -390,8 +398,7 @@ async fn killed_between_landing_a_delta_and_committing_its_merge_the_rerun_appli
                         let _ = child.kill();
                         let _ = child.wait();
                         // Still so after the kill: the kill fell in the window.
-                        return between_landing_and_commit(&c, second).as_deref()
-                            == Some(target);
+                        return between_landing_and_commit(&c, second).as_deref() == Some(target);
                     }
                     std::thread::sleep(std::time::Duration::from_micros(300));
                 }
@@ -399,7 +406,9 @@ async fn killed_between_landing_a_delta_and_committing_its_merge_the_rerun_appli
             .await
             .expect("kill");
             if found {
-                println!("{target}: attempt {attempt} killed with its delta landed, its merge uncommitted");
+                println!(
+                    "{target}: attempt {attempt} killed with its delta landed, its merge uncommitted"
+                );
                 hit = Some(attempt);
                 break;
             }
@@ -423,4 +432,129 @@ async fn killed_between_landing_a_delta_and_committing_its_merge_the_rerun_appli
             "{target}: every snapshot holds the uninterrupted night's rows: nothing lost, nothing applied twice"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_keep_their_own_watermarks_a_delta_api_beside_a_full_dump() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+    let days: Vec<PathBuf> = [0u32, 6]
+        .iter()
+        .map(|k| {
+            let out = dir.path().join(format!("feeds/day-{k}"));
+            generate(
+                &GenerateOptions {
+                    orgs: 80,
+                    seed: 11,
+                    as_of: first,
+                    day: *k,
+                },
+                &out,
+            )
+            .expect("generate");
+            out
+        })
+        .collect();
+    let record_ids = Project::load(&root())
+        .expect("project")
+        .sources
+        .iter()
+        .map(|(feed, s)| (feed.clone(), s.record_id.clone()))
+        .collect();
+    // One assessment revised on the second day: the API's delta.
+    let revised = days[1].join("ratings/ratings.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&revised).expect("ratings")).expect("json");
+    doc["data"][0]["score"] = serde_json::json!(61.5);
+    std::fs::write(&revised, doc.to_string()).expect("revise");
+    let sim = qinglian::simulator::FeedSimulator::start_days(&days, record_ids, 0)
+        .await
+        .expect("simulator");
+    let project = dir.path().join("project");
+    delta_project(&project, &sim.url());
+    // The ratings: the API's deltas, plus a district's own list as a file.
+    let district = dir.path().join("district");
+    std::fs::create_dir_all(&district).expect("dir");
+    std::fs::write(
+        district.join("ratings.ndjson"),
+        "{\"creditCode\":\"52330106MJ00000344\",\"orgName\":\"西湖区北干康乐促进法律公益服务社\",\"recordId\":\"XH-1\",\"level\":\"4A\",\"score\":\"95\",\"assessDate\":\"2026-03-01\",\"validUntil\":\"2031-02-28\"}\n",
+    )
+    .expect("district file");
+    let ratings = project.join("pipelines/sources/ratings.toml");
+    let text = std::fs::read_to_string(&ratings).expect("ratings");
+    std::fs::write(
+        &ratings,
+        format!(
+            "{text}\n[[part]]\nname = \"district\"\n\n[part.source]\nkind = \"object_store\"\nurl = \"{}/*.ndjson\"\nformat = \"ndjson\"\n\n\
+             [part.mapping]\nkey = \"creditCode\"\nname = \"orgName\"\nrecord_id = [\"recordId\"]\n\n[part.mapping.columns]\n\
+             level = \"level\"\nscore = \"score\"\nassessed_on = \"assessDate\"\nvalid_until = \"validUntil\"\n",
+            district.display()
+        ),
+    )
+    .expect("write");
+    let project =
+        Project::load(&project).expect("an incremental part beside a full dump validates");
+    let warehouse = dir.path().join("warehouse");
+    let mut nights = Vec::new();
+    for (k, feeds) in days.iter().enumerate() {
+        sim.set_day(k);
+        let day = first + chrono::TimeDelta::days(k as i64);
+        let run = run_project(&project, feeds, &warehouse, day, Extras::default()).await;
+        assert_run(&run, &day.to_string());
+        nights.push(
+            run.feeds
+                .into_iter()
+                .find(|f| f.feed == "ratings")
+                .expect("ratings"),
+        );
+    }
+    let (night0, night1) = (&nights[0], &nights[1]);
+    let part = |f: &qinglian::ledger::FeedRecord, name: &str| {
+        f.parts
+            .iter()
+            .find(|p| p.name == name)
+            .expect("part")
+            .clone()
+    };
+    assert_eq!(part(night0, "district").landed, 1);
+    // Night 1: the API sent its delta; the district's file, listed as it
+    // was, was carried forward unread.
+    let (api, file) = (part(night1, "ratings"), part(night1, "district"));
+    assert_eq!(api.merge, "upsert");
+    assert!(
+        api.upserted == 1 && api.read < part(night0, "ratings").read,
+        "{api:#?}"
+    );
+    assert_eq!(night1.status, FeedStatus::Landed);
+    assert!(
+        file.unchanged && file.read == 0 && file.carried_over == 1,
+        "{file:#?}"
+    );
+    assert_eq!(night1.rows, night1.carried_over + night1.landed);
+    let (store, prefix) =
+        qinglian::store::open(warehouse.to_str().expect("utf-8")).expect("warehouse");
+    let state = qinglian::ledger::Ledger::new(store, prefix)
+        .feed_state("ratings")
+        .await
+        .expect("state")
+        .expect("landed");
+    let api_state = state
+        .parts
+        .iter()
+        .find(|p| p.name == "ratings")
+        .expect("api");
+    let file_state = state
+        .parts
+        .iter()
+        .find(|p| p.name == "district")
+        .expect("file");
+    assert!(
+        api_state
+            .watermark
+            .as_deref()
+            .is_some_and(|w| w.starts_with("since:")),
+        "{api_state:#?}"
+    );
+    assert_eq!(file_state.objects.len(), 1, "{file_state:#?}");
+    assert_eq!(state.rows, night1.rows);
 }
