@@ -9,9 +9,12 @@
 //!
 //! Risk situations are injected at known rates (the table `SITUATIONS` in `org.rs`), and
 //! `ground_truth.csv` lists each one: the organization and the rule it must
-//! trigger. Organizations are generated one at a time from their own random
-//! stream, so memory does not grow with N and the same seed and date give
-//! byte-identical files.
+//! trigger; `generated.json` ([`COUNTS_FILE`]) says, per feed, how many
+//! records were written, how many of them are exact second copies and how
+//! many carry a code corrupted on purpose, counted as they are written (the
+//! oracle the tests compare a run's ledger with). Organizations are
+//! generated one at a time from their own random stream, so memory does not
+//! grow with N and the same seed and date give byte-identical files.
 
 mod feeds;
 pub(crate) mod org;
