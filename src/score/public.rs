@@ -680,7 +680,9 @@ mod tests {
         let n = 30_000usize;
         let orgs = 3_000usize;
         let code = |i: usize| format!("5133{:014}", (i * 7919) % orgs);
-        let opt = |i: usize, m: usize, s: &str| (i % m != 0).then(|| format!("{s}{}", i % (m + 3)));
+        let opt = |i: usize, m: usize, s: &str| {
+            (!i.is_multiple_of(m)).then(|| format!("{s}{}", i % (m + 3)))
+        };
         let schema = public_events_schema();
         let col = |f: &dyn Fn(usize) -> Option<String>| -> ArrayRef {
             Arc::new((0..n).map(f).collect::<StringArray>())
@@ -693,15 +695,15 @@ mod tests {
             vec![
                 col(&|i| Some(code(i))),
                 col(&|i| Some(EVENT_KINDS[i % EVENT_KINDS.len()].to_string())),
-                date(&|i| (i % 5 != 0).then_some((i % 40) as i32 + 19_000)),
+                date(&|i| (!i.is_multiple_of(5)).then_some((i % 40) as i32 + 19_000)),
                 Arc::new(
                     (0..n)
-                        .map(|i| (i % 3 == 0).then_some(2020 + (i % 4) as i32))
+                        .map(|i| (i.is_multiple_of(3)).then_some(2020 + (i % 4) as i32))
                         .collect::<Int32Array>(),
                 ),
                 col(&|i| opt(i, 4, "c")),
                 col(&|i| opt(i, 6, "l")),
-                date(&|i| (i % 7 == 0).then_some((i % 11) as i32 + 19_500)),
+                date(&|i| (i.is_multiple_of(7)).then_some((i % 11) as i32 + 19_500)),
                 col(&|i| opt(i, 2, "t")),
                 col(&|i| opt(i, 3, "原因")),
                 col(&|i| opt(i, 5, "决定")),
@@ -714,7 +716,7 @@ mod tests {
                         .unwrap_or_else(|_| Decimal128Array::from(vec![0i128; n])),
                 ),
                 col(&|i| opt(i, 8, "a")),
-                date(&|i| (i % 9 == 0).then_some((i % 17) as i32 + 19_600)),
+                date(&|i| (i.is_multiple_of(9)).then_some((i % 17) as i32 + 19_600)),
             ],
         )
         .unwrap_or_else(|e| panic!("{e}"));
