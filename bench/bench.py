@@ -2,18 +2,22 @@
 """The benchmark behind BENCHMARKS.md; run it through `bench/run`.
 
 For each tier (S Hangzhou 10,000 organizations, M Zhejiang 72,000, L national
-900,000) it generates the departments' raw files once, then runs on the same
-files, one after the other:
+900,000) it generates the departments' raw files once, then runs three
+programs on the same files, in rounds (`--rounds`, 3 by default), the order
+rotated from round to round so that none always runs first or last:
 
   baseline  `qinglian bench baseline`: DataFusion reads every raw file and
             writes it as Parquet, nothing else (the floor of ingest);
   ours      `qinglian run nightly` from the raw files to published outputs
             (push and drop off), per-stage figures from the run's ledger;
-  duckdb    bench/duckdb/pipeline.py: the same work in DuckDB SQL.
+  peer      the independent DuckDB peer (`../shared/peers/duckdb/pipeline.py`,
+            or `--peer DIR`), called where it lives, never copied here.
 
 Each is timed from outside with /usr/bin/time (wall seconds, peak resident
-memory of the process tree's largest process). On tier S the colours of
-DuckDB and ours are compared organization by organization. Then the key
+memory of the largest process). Ratios are taken between runs of the same
+invocation: the medians, the minimums, and ours over the peer round by
+round. On tier S (every tier with --compare-all) the peer's `compare.py`
+checks codes, profiles and hits organization by organization. Then the key
 library's classification throughput is measured against a plain checksum
 loop. Results go to bench/results/<tier>.json and into the tables of
 BENCHMARKS.md between its `bench:` markers.
@@ -24,7 +28,9 @@ import datetime
 import glob
 import json
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +40,11 @@ ROOT = os.path.dirname(HERE)
 TIERS = {"S": 10_000, "M": 72_000, "L": 900_000}
 NAMES = {"S": "Hangzhou", "M": "Zhejiang", "L": "national"}
 STAGES = ["ingest", "score", "publish"]
+PROGRAMS = ["baseline", "ours", "peer"]
+# The peer's steps that do what our score stage does: resolution, the
+# rules and the points (its `write published` is our publish).
+PEER_SCORING = ["resolve", "rules", "score"]
+DEFAULT_PEER = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers", "duckdb"))
 
 
 def log(msg):
@@ -128,19 +139,26 @@ def run_ours(binary, feeds, work, date):
             "warehouse": warehouse}
 
 
-def run_duckdb(feeds, work, date, memory_limit, threads):
-    out = os.path.join(work, "duckdb")
+def run_peer(peer, feeds, work, date, memory, threads):
+    out = os.path.join(work, "peer")
     shutil.rmtree(out, ignore_errors=True)
-    wall, rss, stdout = timed(
-        [sys.executable, os.path.join(HERE, "duckdb", "pipeline.py"), "--project", ROOT,
+    wall, rss, _ = timed(
+        [sys.executable, os.path.join(peer, "pipeline.py"), "--project", ROOT,
          "--feeds", feeds, "--out", out, "--date", date, "--threads", str(threads),
-         "--memory-limit", memory_limit],
+         "--memory", memory],
         env={"QINGLIAN_PERSON_KEY": "bench-person-key"},
-        stdout_path=os.path.join(work, "duckdb.log"))
-    lines = [l for l in stdout.splitlines() if l.strip().startswith("{")]
-    detail = json.loads(lines[-1]) if lines else {}
-    return {"wall_s": wall, "peak_kib": rss, "detail": detail, "out": out,
-            "written_bytes": dir_bytes(out)}
+        stdout_path=os.path.join(work, "peer.log"))
+    records = sorted(glob.glob(os.path.join(out, "ledger", "*.json")))
+    record = {}
+    if records:
+        with open(records[-1]) as f:
+            record = json.load(f)
+    steps = record.get("step_ms", {})
+    scoring = sum(steps.get(k, 0) for k in PEER_SCORING) / 1000 if steps else None
+    iconv = sum(v for k, v in steps.items() if k.startswith("iconv")) / 1000
+    return {"wall_s": wall, "peak_kib": rss, "steps_ms": steps, "scoring_s": scoring,
+            "iconv_s": iconv, "profiles": record.get("profiles"), "hits": record.get("hits"),
+            "out": out, "written_bytes": dir_bytes(out)}
 
 
 def run_baseline(binary, feeds, work):
@@ -154,14 +172,38 @@ def run_baseline(binary, feeds, work):
             "written_bytes": dir_bytes(out)}
 
 
-def compare(ours, duck, date, work):
-    out = subprocess.run(
-        [sys.executable, os.path.join(HERE, "duckdb", "compare.py"), "--ours", ours["warehouse"],
-         "--duckdb", duck["out"], "--date", date],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def compare(peer, ours, out, work):
+    """The peer's own comparison: codes, profiles and hits one by one."""
+    res = subprocess.run([sys.executable, os.path.join(peer, "compare.py"), ours["warehouse"], out],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with open(os.path.join(work, "compare.log"), "w") as f:
-        f.write(out.stdout)
-    return {"agree": out.returncode == 0, "output": out.stdout.strip().splitlines()[-12:]}
+        f.write(res.stdout)
+    figures = {}
+    for line in res.stdout.splitlines():
+        found = re.search(r"\[\(([0-9, ]*)\)\]\s*$", line)
+        if found:
+            figures.setdefault(line.split(" ", 1)[0].rstrip(":"),
+                               [int(x) for x in found.group(1).split(",") if x.strip()])
+    codes = figures.get("codes", [0, 0, 1, 1])
+    profiles = figures.get("profiles", [0, -1])
+    hits = figures.get("hits", [0, -1, -2])
+    # Colours and profiles must agree; hits are keyed by the evidence
+    # record, which two implementations may pick differently for one
+    # organization and rule (reported, not failed on).
+    agree = res.returncode == 0 and codes[0] == codes[1] and codes[2] == 0 and codes[3] == 0 \
+        and profiles[0] == profiles[1]
+    by_rule = [l for l in res.stdout.strip().splitlines() if l.startswith("[(")]
+    return {"agree": agree, "hits_agree": hits[0] == hits[1] == hits[2],
+            "codes": codes, "profiles": profiles, "hits": hits,
+            "hits_differing_by_rule": by_rule[-1] if by_rule else "",
+            "output": res.stdout.strip().splitlines()[-8:]}
+
+
+def summary(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"min": None, "median": None, "all": []}
+    return {"min": min(values), "median": statistics.median(values), "all": values}
 
 
 def bench_tier(binary, tier, args):
@@ -169,25 +211,53 @@ def bench_tier(binary, tier, args):
     work = os.path.join(args.data, tier, "work")
     os.makedirs(work, exist_ok=True)
     warm(feeds)
-    log(f"tier {tier}: bare DataFusion baseline")
-    baseline = run_baseline(binary, feeds, work)
-    log(f"tier {tier}: baseline {baseline['wall_s']:.1f} s; our pipeline")
-    ours = run_ours(binary, feeds, work, args.date)
-    log(f"tier {tier}: ours {ours['wall_s']:.1f} s ({ours['status']}); DuckDB")
-    duck = run_duckdb(feeds, work, args.date, args.duckdb_memory, args.threads)
-    log(f"tier {tier}: duckdb {duck['wall_s']:.1f} s")
-    result = {"tier": tier, "orgs": TIERS[tier], "date": args.date,
-              "generated": generated, "baseline": baseline, "ours": ours, "duckdb": duck,
-              "ratios": {"ours_over_duckdb": ours["wall_s"] / duck["wall_s"],
-                         "ours_over_baseline": ours["wall_s"] / baseline["wall_s"],
-                         "duckdb_over_baseline": duck["wall_s"] / baseline["wall_s"]}}
-    if tier == "S" or args.compare_all:
-        result["agreement"] = compare(ours, duck, args.date, work)
-        log(f"tier {tier}: colours agree: {result['agreement']['agree']}")
-    if not args.keep:
-        shutil.rmtree(ours["warehouse"], ignore_errors=True)
-        shutil.rmtree(duck["out"], ignore_errors=True)
-        shutil.rmtree(os.path.join(work, "baseline"), ignore_errors=True)
+    runs = {p: [] for p in PROGRAMS}
+    per_round = []
+    agreement = None
+    for rnd in range(args.rounds):
+        order = PROGRAMS[rnd % 3:] + PROGRAMS[:rnd % 3]
+        this = {}
+        for prog in order:
+            log(f"tier {tier} round {rnd + 1}/{args.rounds}: {prog}")
+            if prog == "baseline":
+                r = run_baseline(binary, feeds, work)
+            elif prog == "ours":
+                r = run_ours(binary, feeds, work, args.date)
+            else:
+                r = run_peer(args.peer, feeds, work, args.date, args.peer_memory, args.threads)
+            log(f"tier {tier} round {rnd + 1}: {prog} {r['wall_s']:.1f} s, "
+                f"peak {r['peak_kib'] / 1024:,.0f} MiB")
+            this[prog] = r
+            runs[prog].append(r)
+        per_round.append({"order": order,
+                          "ours_over_peer": this["ours"]["wall_s"] / this["peer"]["wall_s"],
+                          "ours_over_baseline": this["ours"]["wall_s"] / this["baseline"]["wall_s"],
+                          "peer_over_baseline": this["peer"]["wall_s"] / this["baseline"]["wall_s"]})
+        if rnd == args.rounds - 1 and (tier == "S" or args.compare_all):
+            agreement = compare(args.peer, this["ours"], this["peer"]["out"], work)
+            log(f"tier {tier}: codes, profiles and hits agree: {agreement['agree']}")
+        if not args.keep or rnd < args.rounds - 1:
+            shutil.rmtree(this["ours"]["warehouse"], ignore_errors=True)
+            shutil.rmtree(this["peer"]["out"], ignore_errors=True)
+            shutil.rmtree(os.path.join(work, "baseline"), ignore_errors=True)
+    wall = {p: summary([r["wall_s"] for r in runs[p]]) for p in PROGRAMS}
+    peak = {p: summary([r["peak_kib"] for r in runs[p]]) for p in PROGRAMS}
+    ratio = lambda a, b, k: wall[a][k] / wall[b][k]
+    ours_stages = {st: summary([r["stages"][st]["s"] for r in runs["ours"]]) for st in STAGES}
+    result = {"tier": tier, "orgs": TIERS[tier], "date": args.date, "rounds": args.rounds,
+              "generated": generated, "runs": runs, "wall": wall, "peak_kib": peak,
+              "per_round": per_round, "ours_stages": ours_stages,
+              "peer_scoring": summary([r["scoring_s"] for r in runs["peer"]]),
+              "peer_iconv": summary([r["iconv_s"] for r in runs["peer"]]),
+              "ratios": {
+                  "ours_over_peer": {k: ratio("ours", "peer", k) for k in ("min", "median")},
+                  "ours_over_baseline": {k: ratio("ours", "baseline", k) for k in ("min", "median")},
+                  "peer_over_baseline": {k: ratio("peer", "baseline", k) for k in ("min", "median")},
+                  "ours_over_peer_per_round": summary([r["ours_over_peer"] for r in per_round]),
+                  "ours_over_baseline_per_round": summary([r["ours_over_baseline"] for r in per_round]),
+              }}
+    if agreement is not None:
+        result["agreement"] = agreement
     return result
 
 
@@ -199,60 +269,93 @@ def size(b):
     return f"{b / 1048576:,.0f} MiB" if b is not None else "–"
 
 
+def secs(s):
+    return f"{s:.1f} s" if s is not None else "–"
+
+
 def render(results, keys, machine, command):
     """The markdown between the bench markers of BENCHMARKS.md."""
     lines = [f"Measured {machine['when']} on a machine of {machine['cpus']} cores and "
-             f"{machine['mem_gib']} GiB, release build, with `{command}`; "
-             "one run of each, in the order baseline, ours, DuckDB, on the same files "
-             "read once beforehand into the page cache.", ""]
+             f"{machine['mem_gib']} GiB (load average {machine['load']} before the run), "
+             f"release build, with `{command}`: the three programs on the same files, read once "
+             "beforehand into the page cache, one at a time, in rounds whose order rotates; "
+             "min and median of the rounds, ratios between runs of this one invocation.", ""]
     for r in results:
-        g, o, d, b = r["generated"], r["ours"], r["duckdb"], r["baseline"]
+        g, w, pk = r["generated"], r["wall"], r["peak_kib"]
+        o = r["runs"]["ours"][-1]
+        ratios = r["ratios"]
         lines += [f"### Tier {r['tier']} — {NAMES[r['tier']]}, {r['orgs']:,} organizations",
                   "",
                   f"Raw input: {g['files']} files, {size(g['bytes'])}, {o['rows_read']:,} feed rows "
                   f"(generated in {g['generate_s']:.1f} s). Organizations scored: "
-                  f"{o['organizations']:,}; hits: {o['hits']:,}.", "",
-                  "| | wall | vs DuckDB | vs bare baseline | peak memory | written |",
-                  "|---|---:|---:|---:|---:|---:|",
-                  f"| qinglian `run nightly` | {o['wall_s']:.1f} s | {r['ratios']['ours_over_duckdb']:.2f} | "
-                  f"{r['ratios']['ours_over_baseline']:.2f} | {mib(o['peak_kib'])} | {size(o['warehouse_bytes'])} |",
-                  f"| DuckDB (same work in SQL) | {d['wall_s']:.1f} s | 1.00 | "
-                  f"{r['ratios']['duckdb_over_baseline']:.2f} | {mib(d['peak_kib'])} | {size(d['written_bytes'])} |",
-                  f"| bare DataFusion (raw → Parquet) | {b['wall_s']:.1f} s | "
-                  f"{b['wall_s'] / d['wall_s']:.2f} | 1.00 | {mib(b['peak_kib'])} | {size(b['written_bytes'])} |",
-                  "", "Our stages (from the run's ledger):", "",
-                  "| stage | wall | rows | rows/s | peak memory | read | written |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  f"{o['organizations']:,}; hits: {o['hits']:,}. {r['rounds']} rounds.", "",
+                  "| | wall min | wall median | median vs peer | median vs bare baseline | peak memory (max) | written |",
+                  "|---|---:|---:|---:|---:|---:|---:|",
+                  f"| qinglian `run nightly` | {secs(w['ours']['min'])} | {secs(w['ours']['median'])} | "
+                  f"**{ratios['ours_over_peer']['median']:.2f}** | **{ratios['ours_over_baseline']['median']:.2f}** | "
+                  f"{mib(max(pk['ours']['all']))} | {size(o['warehouse_bytes'])} |",
+                  f"| independent DuckDB peer | {secs(w['peer']['min'])} | {secs(w['peer']['median'])} | 1.00 | "
+                  f"{ratios['peer_over_baseline']['median']:.2f} | {mib(max(pk['peer']['all']))} | "
+                  f"{size(r['runs']['peer'][-1]['written_bytes'])} |",
+                  f"| bare DataFusion (raw → Parquet) | {secs(w['baseline']['min'])} | {secs(w['baseline']['median'])} | "
+                  f"{w['baseline']['median'] / w['peer']['median']:.2f} | 1.00 | {mib(max(pk['baseline']['all']))} | "
+                  f"{size(r['runs']['baseline'][-1]['written_bytes'])} |",
+                  "",
+                  f"Ratios of the minimums: ours / peer {ratios['ours_over_peer']['min']:.2f}, "
+                  f"ours / baseline {ratios['ours_over_baseline']['min']:.2f}. Round by round "
+                  "(ours / peer, in the order run): " + ", ".join(
+                      f"{x['ours_over_peer']:.2f} ({' → '.join(x['order'])})" for x in r["per_round"]) + ".",
+                  "", "Our stages (from the runs' ledgers), against the peer's steps that do the same:", "",
+                  "| stage | ours min | ours median | peer median |", "|---|---:|---:|---:|"]
+        peer_steps = r["runs"]["peer"]
+        med = lambda k: statistics.median([p["steps_ms"].get(k, 0) / 1000 for p in peer_steps])
+        ingest_like = lambda p: sum(v for k, v in p["steps_ms"].items()
+                                    if k not in PEER_SCORING and k != "write published") / 1000
+        peer_of = {"ingest": statistics.median([ingest_like(p) for p in peer_steps]),
+                   "score": r["peer_scoring"]["median"],
+                   "publish": med("write published")}
         for stage in STAGES:
-            s = o["stages"][stage]
-            if s["s"] is None:
+            s = r["ours_stages"][stage]
+            if s["median"] is None:
                 continue
-            lines.append(f"| {stage} | {s['s']:.1f} s | {s['rows']:,} | "
-                         f"{(s['rows_per_s'] or 0):,.0f} | {mib(s['peak_kib'])} | "
-                         f"{size(s['read_bytes'])} | {size(s['written_bytes'])} |")
-        if d["detail"].get("stages"):
-            lines += ["", "DuckDB's stages: " + ", ".join(
-                f"{k} {v:.1f} s" for k, v in d["detail"]["stages"].items()
-                if isinstance(v, (int, float)))]
+            lines.append(f"| {stage} | {secs(s['min'])} | {secs(s['median'])} | "
+                         f"{secs(peer_of.get(stage))} |")
+        groups = {}
+        for p in peer_steps:
+            for k, v in p["steps_ms"].items():
+                g = k.split(" ")[0] if k.split(" ")[0] in ("iconv", "read", "map") else k
+                groups.setdefault(g, []).append((id(p), v))
+        group_med = {g: statistics.median([sum(v for pid, v in vals if pid == id(p)) for p in peer_steps])
+                     for g, vals in groups.items()}
+        lines += ["", "The peer's ingest figure is every step but `resolve`, `rules`, `score` and "
+                  "`write published`; its score figure is `resolve` + `rules` + `score`. Its steps "
+                  "(medians, feeds summed): " + ", ".join(
+                      f"{g} {ms / 1000:.1f} s" for g, ms in group_med.items()) + "."]
         if "agreement" in r:
             a = r["agreement"]
-            lines += ["", f"Colours, DuckDB against ours: {'identical' if a['agree'] else 'DIFFERENT'} "
-                      f"(`bench/duckdb/compare.py`: {a['output'][-1] if a['output'] else ''})."]
+            lines += ["", f"Peer against ours (its `compare.py`): colours and profiles "
+                      f"{'identical' if a['agree'] else 'DIFFERENT'} — codes (total, agree, only peer, "
+                      f"only ours) {a['codes']}, profiles (total, equal) {a['profiles']}; hits (union, "
+                      f"both, equal) {a['hits']}"
+                      + ("." if a.get("hits_agree") else
+                         f", hits on one side only by rule (rule, peer only, ours only): "
+                         f"`{a.get('hits_differing_by_rule', '')}`.")]
         lines.append("")
     by = {r["tier"]: r for r in results}
     if len(by) > 1:
-        lines += ["### Growth from tier to tier", "",
-                  "| tier | organizations | ours wall | ours per organization | DuckDB per organization | baseline per organization |",
+        lines += ["### Growth from tier to tier (medians)", "",
+                  "| tier | organizations | ours wall | ours per organization | peer per organization | baseline per organization |",
                   "|---|---:|---:|---:|---:|---:|"]
         for t in ["S", "M", "L"]:
             if t in by:
                 r = by[t]
                 per = lambda s: f"{s / r['orgs'] * 1e6:,.0f} µs"
-                lines.append(f"| {t} | {r['orgs']:,} | {r['ours']['wall_s']:.1f} s | {per(r['ours']['wall_s'])} | "
-                             f"{per(r['duckdb']['wall_s'])} | {per(r['baseline']['wall_s'])} |")
+                lines.append(f"| {t} | {r['orgs']:,} | {secs(r['wall']['ours']['median'])} | "
+                             f"{per(r['wall']['ours']['median'])} | {per(r['wall']['peer']['median'])} | "
+                             f"{per(r['wall']['baseline']['median'])} |")
         if "M" in by and "L" in by:
             m, l = by["M"], by["L"]
-            growth = (l["ours"]["wall_s"] / l["orgs"]) / (m["ours"]["wall_s"] / m["orgs"]) - 1
+            growth = (l["wall"]["ours"]["median"] / l["orgs"]) / (m["wall"]["ours"]["median"] / m["orgs"]) - 1
             lines += ["", f"Our per-organization cost from M to L: {growth * 100:+.0f}%."]
         lines.append("")
     if keys:
@@ -284,15 +387,40 @@ def main():
     p.add_argument("--data", default=os.path.join(HERE, "data"),
                    help="generated feeds and work folders (large at tier L)")
     p.add_argument("--date", default="2026-11-28")
-    p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--duckdb-memory", default="4GB", help="DuckDB's memory_limit")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="the peer's DuckDB threads")
+    p.add_argument("--peer", default=os.environ.get("QINGLIAN_DUCKDB_PEER", DEFAULT_PEER),
+                   help="the independent DuckDB peer's folder (pipeline.py, compare.py)")
+    p.add_argument("--peer-memory", default="4GB", help="the peer's DuckDB memory_limit")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the three programs per tier")
     p.add_argument("--keep", action="store_true", help="keep warehouses and outputs")
-    p.add_argument("--compare-all", action="store_true", help="compare colours at every tier")
+    p.add_argument("--compare-all", action="store_true",
+                   help="compare codes, profiles and hits with the peer's at every tier")
     p.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    p.add_argument("--render-only", action="store_true",
+                   help="rewrite BENCHMARKS.md from bench/results/ without running anything")
     args = p.parse_args()
+    if not os.path.exists(os.path.join(args.peer, "pipeline.py")):
+        sys.exit(f"no DuckDB peer at {args.peer} (pipeline.py); pass --peer DIR")
+    load = os.getloadavg()[0]
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    tiers = [t.strip().upper() for t in args.tiers.split(",") if t.strip()]
+    if args.render_only:
+        results = []
+        for tier in tiers:
+            with open(os.path.join(HERE, "results", f"{tier}.json")) as f:
+                results.append(json.load(f))
+        with open(os.path.join(HERE, "results", "keys.json")) as f:
+            keys = json.load(f)
+        with open(os.path.join(HERE, "results", "machine.json")) as f:
+            machine = json.load(f)
+        block = render(results, keys, machine,
+                       f"bench/run --tiers {args.tiers} --rounds {results[0]['rounds']}")
+        print(block)
+        if not args.no_markdown:
+            write_markdown(block)
+        return
     results = []
-    for tier in [t.strip().upper() for t in args.tiers.split(",") if t.strip()]:
+    for tier in tiers:
         result = bench_tier(args.bin, tier, args)
         with open(os.path.join(HERE, "results", f"{tier}.json"), "w") as f:
             json.dump(result, f, indent=2)
@@ -304,13 +432,17 @@ def main():
         json.dump(keys, f, indent=2)
     machine = {"when": datetime.date.today().isoformat(),
                "cpus": os.cpu_count(),
-               "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)}
-    block = render(results, keys, machine, "bench/run --tiers " + args.tiers)
+               "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+               "load": f"{load:.1f}"}
+    with open(os.path.join(HERE, "results", "machine.json"), "w") as f:
+        json.dump(machine, f, indent=2)
+    block = render(results, keys, machine,
+                   f"bench/run --tiers {args.tiers} --rounds {args.rounds}")
     print(block)
     if not args.no_markdown:
         write_markdown(block)
     if any(not r.get("agreement", {"agree": True})["agree"] for r in results):
-        sys.exit("colours differ between DuckDB and ours; see bench/data/<tier>/work/compare.log")
+        sys.exit("the peer's colours or profiles differ from ours; see bench/data/<tier>/work/compare.log")
 
 
 if __name__ == "__main__":

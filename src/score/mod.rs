@@ -1004,6 +1004,7 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         &input.pipeline.public,
         input.business_date,
         input.run_id,
+        input.pipeline.scoring.memory_limit_mb,
     )
     .await
     .map_err(ScoreError::Engine)?
