@@ -16,10 +16,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::guards;
 use super::{RunContext, RunOptions};
+use super::{guards, spool};
 
 /// What later feeds need from the registry: its codes.
 #[derive(Default, Clone)]
@@ -438,6 +439,93 @@ pub(super) async fn ingest_feed(
     rec
 }
 
+/// A part fetched ahead of its turn: its records on local disk, and how
+/// its fetch ended.
+struct AheadPart {
+    records: spool::Spooled,
+    fetched: Result<source::FetchReport, source::FetchError>,
+}
+
+/// Fetches stopped when landing stops early (a part failed): nothing is
+/// fetched for a feed that is already held.
+#[derive(Default)]
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for handle in &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+/// Keeps what a part's fetch sends on local disk until the part's turn.
+async fn spool_ahead(
+    fields: Vec<String>,
+    mut rx: mpsc::Receiver<source::RawBatch>,
+    fetch: JoinHandle<Result<source::FetchReport, source::FetchError>>,
+) -> Result<AheadPart, String> {
+    let mut records = spool::RawSpool::new(&fields)?;
+    let mut failed = None;
+    while let Some(batch) = rx.recv().await {
+        if let Err(e) = records.push(&batch) {
+            failed = Some(e);
+            break;
+        }
+    }
+    // A spool that cannot be written stops the fetch (its sender fails).
+    drop(rx);
+    let fetched = fetch.await.map_err(|e| format!("fetch task: {e}"))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(AheadPart {
+        records: records.finish()?,
+        fetched,
+    })
+}
+
+/// Sends a part fetched ahead to the landing loop as if it were arriving,
+/// and ends as its fetch ended (a failed fetch sends nothing).
+fn replay(
+    feed: &str,
+    part: &str,
+    ahead: AheadPart,
+) -> (
+    mpsc::Receiver<source::RawBatch>,
+    JoinHandle<Result<source::FetchReport, source::FetchError>>,
+) {
+    let (tx, rx) = mpsc::channel(2);
+    let AheadPart {
+        mut records,
+        fetched,
+    } = ahead;
+    let (feed, part) = (feed.to_string(), part.to_string());
+    let task = tokio::spawn(async move {
+        // A failed fetch sends nothing.
+        let report = fetched?;
+        loop {
+            match records.next_batch() {
+                Ok(Some(batch)) => {
+                    if tx.send(batch).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(message) => {
+                    return Err(source::FetchError::Payload {
+                        feed,
+                        position: part,
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(report)
+    });
+    (rx, task)
+}
+
 /// What landing a feed produced: its new snapshot (`None` when every part
 /// reported nothing changed) and what each part's delivery was.
 struct Landing {
@@ -586,6 +674,61 @@ async fn land_feed(
         .zip(&names)
         .map(|(part, name)| crate::ledger::PartRecord::starting(name, part.merge.as_str()))
         .collect();
+    // Each part resumes from its own watermark (a state written before
+    // parts had their own holds the first part's as the feed's).
+    let watermarks: Vec<Option<String>> = names
+        .iter()
+        .enumerate()
+        .map(
+            |(i, name)| match state.and_then(|s| s.parts.iter().find(|p| &p.name == name)) {
+                Some(p) => p.watermark.clone(),
+                None if i == 0 => rec.watermark_before.clone(),
+                None => None,
+            },
+        )
+        .collect();
+    let configs: Vec<String> = parts.iter().map(|p| config_digest(p, schema)).collect();
+    let start = |i: usize, fields: Vec<String>| {
+        let name = &names[i];
+        let previous = state.and_then(|s| s.parts.iter().find(|p| &p.name == name));
+        let (tx, rx) = mpsc::channel(2);
+        let sink = Box::new(if several {
+            RawPayloads::for_part(Arc::clone(&ctx.store), &paths, name)
+        } else {
+            RawPayloads::new(Arc::clone(&ctx.store), &paths)
+        });
+        let options = FetchOptions {
+            watermark: watermarks[i].clone(),
+            vars: vars.clone(),
+            // Unchanged objects are carried forward only under the
+            // configuration that landed them.
+            previous_objects: previous
+                .filter(|p| p.config == configs[i] && !p.objects.is_empty())
+                .map(|p| p.objects.clone()),
+            ..FetchOptions::default()
+        };
+        let fetch_source = parts[i].clone();
+        let fetch =
+            tokio::spawn(
+                async move { source::fetch(&fetch_source, fields, &options, tx, sink).await },
+            );
+        (rx, fetch)
+    };
+    // The parts after the first start fetching now, each keeping its
+    // records on local disk until its turn: a feed's parts are fetched
+    // concurrently and land in order, as if fetched one after the other.
+    let mut running = AbortOnDrop::default();
+    let mut ahead: Vec<Option<JoinHandle<Result<AheadPart, String>>>> =
+        (0..parts.len()).map(|_| None).collect();
+    if several {
+        for (i, (_, fields)) in mappers.iter().enumerate().skip(1) {
+            let (rx, fetch) = start(i, fields.clone());
+            running.0.push(fetch.abort_handle());
+            let task = tokio::spawn(spool_ahead(fields.clone(), rx, fetch));
+            running.0.push(task.abort_handle());
+            ahead[i] = Some(task);
+        }
+    }
     for (i, ((part, (mapper, fields)), name)) in parts.iter().zip(mappers).zip(&names).enumerate() {
         // A part's errors name the part when the feed has several.
         let named = |e: String| {
@@ -596,14 +739,8 @@ async fn land_feed(
             }
         };
         let previous = state.and_then(|s| s.parts.iter().find(|p| &p.name == name));
-        let config = config_digest(part, schema);
-        // Each part resumes from its own watermark (a state written before
-        // parts had their own holds the first part's as the feed's).
-        let watermark = match previous {
-            Some(p) => p.watermark.clone(),
-            None if i == 0 => rec.watermark_before.clone(),
-            None => None,
-        };
+        let config = configs[i].clone();
+        let watermark = watermarks[i].clone();
         let incremental = matches!(&part.kind, SourceKind::Http(h) if h.since_param.is_some());
         let tombstone_at = match &part.merge {
             Merge::Upsert { tombstone: Some(t) } => fields
@@ -612,27 +749,16 @@ async fn land_feed(
                 .map(|at| (at, t.value.clone())),
             _ => None,
         };
-        let (tx, mut rx) = mpsc::channel(2);
-        let sink = Box::new(if several {
-            RawPayloads::for_part(Arc::clone(&ctx.store), &paths, name)
-        } else {
-            RawPayloads::new(Arc::clone(&ctx.store), &paths)
-        });
-        let options = FetchOptions {
-            watermark: watermark.clone(),
-            vars: vars.clone(),
-            // Unchanged objects are carried forward only under the
-            // configuration that landed them.
-            previous_objects: previous
-                .filter(|p| p.config == config && !p.objects.is_empty())
-                .map(|p| p.objects.clone()),
-            ..FetchOptions::default()
+        let (mut rx, fetch) = match ahead[i].take() {
+            None => start(i, fields),
+            Some(task) => {
+                let spooled = task
+                    .await
+                    .map_err(|e| named(format!("fetch task: {e}")))?
+                    .map_err(&named)?;
+                replay(&source.feed, name, spooled)
+            }
         };
-        let fetch_source = part.clone();
-        let fetch =
-            tokio::spawn(
-                async move { source::fetch(&fetch_source, fields, &options, tx, sink).await },
-            );
         let mut consume_error = None;
         while let Some(batch) = rx.recv().await {
             rec.read += batch.rows.len() as u64;

@@ -24,6 +24,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub mod guards;
 mod ingest;
+mod spool;
 
 use ingest::{FeedTask, RegistryIndex, feed_done, ingest_feed};
 

@@ -27,13 +27,20 @@ enum Mode {
     Html,
     /// The file's first half under a `Content-Length` of the whole.
     Cut,
+    /// The file, after a wait: a slow portal.
+    Slow,
 }
+
+/// How long a slow download keeps its client waiting.
+const SLOW: std::time::Duration = std::time::Duration::from_secs(3);
 
 struct Served {
     root: PathBuf,
     modes: BTreeMap<String, Mode>,
     /// Every request: path and the status answered.
     hits: Mutex<Vec<(String, u16)>>,
+    /// Every request's arrival and every answer, in the order they happened.
+    events: Mutex<Vec<String>>,
 }
 
 async fn serve_file(
@@ -47,6 +54,15 @@ async fn serve_file(
         }
         status
     };
+    if let Ok(mut events) = s.events.lock() {
+        events.push(format!("asked {path}"));
+    }
+    if s.modes.get(&path) == Some(&Mode::Slow) {
+        tokio::time::sleep(SLOW).await;
+        if let Ok(mut events) = s.events.lock() {
+            events.push(format!("answered {path}"));
+        }
+    }
     if path.split('/').any(|seg| seg == ".." || seg.is_empty()) {
         return answer(StatusCode::BAD_REQUEST).into_response();
     }
@@ -78,7 +94,7 @@ async fn serve_file(
                 .body(body)
                 .unwrap_or_default()
         }
-        Mode::File => {
+        Mode::File | Mode::Slow => {
             let etag = {
                 use std::hash::{Hash, Hasher};
                 let mut h = std::hash::DefaultHasher::new();
@@ -117,6 +133,7 @@ async fn start(root: &Path, modes: BTreeMap<String, Mode>) -> (String, Arc<Serve
         root: root.to_path_buf(),
         modes,
         hits: Mutex::new(Vec::new()),
+        events: Mutex::new(Vec::new()),
     });
     let app = axum::Router::new()
         .route("/{*path}", axum::routing::get(serve_file))
@@ -290,19 +307,80 @@ async fn every_delivery_served_over_http_publishes_what_its_files_publish() {
     }
 }
 
-/// Runs the first scenario with one part of the court served in `mode`.
-async fn court_part_served(mode: Mode) -> (RunRecord, Vec<(String, u16)>) {
+/// Runs the first scenario with one file of the court served in `mode`.
+async fn court_file_served(file: &str, mode: Mode) -> (RunRecord, Arc<Served>, tempfile::TempDir) {
     let case = fixtures().join("deliveries/first_night");
     let feeds = std::fs::read_to_string(case.join("FEEDS")).expect("FEEDS");
     let (dir, _) = case_project(&case, &feeds);
     serve_sources_over_http(dir.path(), &feeds, &case.join("feeds"));
     let project = qinglian::project::Project::load(dir.path()).expect("project");
-    let modes = BTreeMap::from([("court/enforced.csv".to_string(), mode)]);
+    let modes = BTreeMap::from([(file.to_string(), mode)]);
     let (url, served) = start(&case.join("feeds"), modes).await;
     let warehouse = tempfile::tempdir().expect("tmp");
     let run = run_case_from(&project, &url, warehouse.path()).await;
+    (run, served, warehouse)
+}
+
+async fn court_part_served(mode: Mode) -> (RunRecord, Vec<(String, u16)>) {
+    let (run, served, _warehouse) = court_file_served("court/enforced.csv", mode).await;
     let hits = served.hits.lock().expect("hits").clone();
     (run, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parts_of_a_feed_are_fetched_at_once_and_land_in_order() {
+    // The court's first part is slow: its second is asked for before the
+    // first is answered, and the feed lands as it does from disk.
+    let (run, served, warehouse) = court_file_served("court/dishonest.ndjson", Mode::Slow).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let events = served.events.lock().expect("events").clone();
+    let at = |e: &str| events.iter().position(|x| x == e);
+    let (asked_second, answered_first) = (
+        at("asked court/enforced.csv"),
+        at("answered court/dishonest.ndjson"),
+    );
+    assert!(
+        asked_second.is_some() && answered_first.is_some() && asked_second < answered_first,
+        "{events:?}"
+    );
+    let court = run.feeds.iter().find(|f| f.feed == "court").expect("court");
+    let landed: Vec<(&str, u64)> = court
+        .parts
+        .iter()
+        .map(|p| (p.name.as_str(), p.landed))
+        .collect();
+    assert_eq!(landed, [("court", 3), ("enforced", 3)], "{court:#?}");
+    let case = fixtures().join("deliveries/first_night");
+    let feeds = std::fs::read_to_string(case.join("FEEDS")).expect("FEEDS");
+    let (_dir, project) = case_project(&case, &feeds);
+    let disk = tempfile::tempdir().expect("tmp");
+    let from_disk =
+        run_case_from(&project, &case.join("feeds").to_string_lossy(), disk.path()).await;
+    // The court's snapshot holds the same rows in the same order.
+    let rows = |r: &RunRecord, warehouse: &Path| {
+        let snapshot = r
+            .feeds
+            .iter()
+            .find(|f| f.feed == "court")
+            .and_then(|f| f.snapshot.clone())
+            .expect("court snapshot");
+        let file = std::fs::File::open(warehouse.join(snapshot)).expect("snapshot");
+        let batches: Vec<_> =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("parquet")
+                .build()
+                .expect("reader")
+                .collect::<Result<_, _>>()
+                .expect("batches");
+        let (ids, parts) = (
+            crate::support::strings(&batches, "source_record_id"),
+            crate::support::strings(&batches, "source_part"),
+        );
+        ids.into_iter().zip(parts).collect::<Vec<_>>()
+    };
+    let over_http = rows(&run, warehouse.path());
+    assert_eq!(over_http.len(), 6);
+    assert_eq!(over_http, rows(&from_disk, disk.path()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
