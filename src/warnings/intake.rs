@@ -201,21 +201,6 @@ fn cut(text: &str) -> String {
     text[..end].to_string()
 }
 
-/// Every warning of the latest published version, by id.
-pub async fn known_warnings(
-    store: &Arc<dyn ObjectStore>,
-    prefix: &Path,
-) -> Result<HashMap<String, Warning>, String> {
-    let Some(p) = latest_published(store, prefix).await? else {
-        return Ok(HashMap::new());
-    };
-    Ok(super::published_warnings(&p)
-        .await?
-        .into_iter()
-        .map(|w| (w.warning_id.clone(), w))
-        .collect())
-}
-
 /// The current version of the latest published business date.
 pub async fn latest_published(
     store: &Arc<dyn ObjectStore>,
@@ -261,6 +246,34 @@ struct Shared {
     pause: Duration,
     // One request judged at a time: judging reads what is recorded.
     lock: Mutex<()>,
+    // The warnings of the latest manifest read, by its path: a manifest is
+    // written once, so the same path means the same warnings.
+    known: Mutex<Option<(String, Arc<HashMap<String, Warning>>)>>,
+}
+
+impl Shared {
+    /// The warnings of the latest published manifest, read again only when
+    /// a newer manifest is there.
+    async fn known_warnings(&self) -> Result<Arc<HashMap<String, Warning>>, String> {
+        let Some(p) = latest_published(&self.store, &self.prefix).await? else {
+            return Ok(Arc::default());
+        };
+        let mut known = self.known.lock().await;
+        if let Some((path, warnings)) = &*known
+            && *path == p.path
+        {
+            return Ok(Arc::clone(warnings));
+        }
+        let warnings: Arc<HashMap<String, Warning>> = Arc::new(
+            super::published_warnings(&p)
+                .await?
+                .into_iter()
+                .map(|w| (w.warning_id.clone(), w))
+                .collect(),
+        );
+        *known = Some((p.path.clone(), Arc::clone(&warnings)));
+        Ok(warnings)
+    }
 }
 
 /// A running intake.
@@ -291,6 +304,7 @@ impl Intake {
             clock: options.clock,
             pause: options.pause_after_receive,
             lock: Mutex::new(()),
+            known: Mutex::new(None),
         });
         for (name, received) in shared.inbox.unanswered().await? {
             info!(key = %received.idempotency_key, "replaying a request received before a restart");
@@ -481,7 +495,7 @@ async fn process(shared: &Shared, received: &Received) -> Result<(StatusCode, Va
             json!({"error": format!("body: format {}, this intake reads format {INTAKE_FORMAT}", body.format)}),
         ));
     }
-    let known = known_warnings(&shared.store, &shared.prefix).await?;
+    let known = shared.known_warnings().await?;
     let mut results = Vec::new();
     let (mut accepted, mut refused) = (0u64, 0u64);
     for d in &body.records {
