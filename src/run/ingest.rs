@@ -165,7 +165,6 @@ impl SpineKeys {
         mut mapped: validate::Mapped,
         fps: Vec<(u64, u64)>,
     ) -> Result<(validate::Mapped, Vec<(u64, u64)>), String> {
-        use datafusion::arrow::array::BooleanArray;
         let uscc = mapped.batch.column(0).as_string::<i32>();
         let mut keep = Vec::with_capacity(fps.len());
         for (i, (&r, fp)) in mapped.accepted.iter().zip(&fps).enumerate() {
@@ -200,18 +199,7 @@ impl SpineKeys {
         if keep.iter().all(|k| *k) {
             return Ok((mapped, fps));
         }
-        let mask = BooleanArray::from(keep.clone());
-        mapped.batch = datafusion::arrow::compute::filter_record_batch(&mapped.batch, &mask)
-            .map_err(|e| format!("feed {feed}: {e}"))?;
-        let mut flags = keep.iter();
-        mapped
-            .accepted
-            .retain(|_| flags.next().copied().unwrap_or(true));
-        let fps = fps
-            .into_iter()
-            .zip(keep)
-            .filter_map(|(fp, k)| k.then_some(fp))
-            .collect();
+        let fps = keep_rows(feed, &mut mapped, fps, &keep)?;
         Ok((mapped, fps))
     }
 }
@@ -555,7 +543,7 @@ fn take_tombstones(
     mut mapped: validate::Mapped,
     fps: Vec<(u64, u64)>,
 ) -> Result<WithoutTombstones, String> {
-    use datafusion::arrow::array::{Array, BooleanArray};
+    use datafusion::arrow::array::Array;
     let keep: Vec<bool> = mapped
         .accepted
         .iter()
@@ -581,21 +569,33 @@ fn take_tombstones(
         .filter(|(i, k)| !**k && !ids.is_null(*i))
         .map(|(i, _)| ids.value(i).to_string())
         .collect();
+    let fps = keep_rows(feed, &mut mapped, fps, &keep)?;
+    Ok((mapped, fps, deleted))
+}
+
+/// Keeps the rows of `mapped` (its batch, its raw row positions) and their
+/// fingerprints where `keep` is true.
+fn keep_rows(
+    feed: &str,
+    mapped: &mut validate::Mapped,
+    fps: Vec<(u64, u64)>,
+    keep: &[bool],
+) -> Result<Vec<(u64, u64)>, String> {
+    use datafusion::arrow::array::BooleanArray;
     mapped.batch = datafusion::arrow::compute::filter_record_batch(
         &mapped.batch,
-        &BooleanArray::from(keep.clone()),
+        &BooleanArray::from(keep.to_vec()),
     )
     .map_err(|e| format!("feed {feed}: {e}"))?;
     let mut flags = keep.iter();
     mapped
         .accepted
         .retain(|_| flags.next().copied().unwrap_or(true));
-    let fps = fps
+    Ok(fps
         .into_iter()
         .zip(keep)
         .filter_map(|(fp, k)| k.then_some(fp))
-        .collect();
-    Ok((mapped, fps, deleted))
+        .collect())
 }
 
 /// Fetches, validates and lands one feed, merging it with its previous
