@@ -559,14 +559,11 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
         "time": "2026-11-29T10:00:00+08:00", "handling_unit": "杭州市民政局"
     }]})
     .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let intake = |pause_ms: u64| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_qinglian"));
-        c.args(["intake", "--listen", &format!("127.0.0.1:{port}")])
+    // Each intake binds a port the OS picks and says which on stderr; the
+    // test reads it there, so no port is chosen, closed and hoped free.
+    let intake = |pause_ms: u64| -> (Child, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_qinglian"))
+            .args(["intake", "--listen", "127.0.0.1:0"])
             .arg("--pause-after-receive-ms")
             .arg(pause_ms.to_string())
             .arg("--project")
@@ -576,12 +573,27 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
             .env("QINGLIAN_PLATFORM_SECRET", SECRET)
             .env_remove("QINGLIAN_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c.spawn().expect("spawn intake")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn intake");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.split("listening for dispositions at ").nth(1) {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the intake never said where it listens");
+        (child, url)
     };
-    let url = format!("http://127.0.0.1:{port}/intake/dispositions");
-    let send = || {
-        let (url, body) = (url.clone(), body.clone());
+    let send = |url: &str| {
+        let (url, body) = (url.to_string(), body.clone());
         async move {
             let ts = chrono::Utc::now().timestamp();
             let signature = qinglian::deliver::sign(
@@ -605,23 +617,10 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
                 .await
         }
     };
-    let wait_listening = || async {
-        for _ in 0..300 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the intake never listened");
-    };
     let files = |dir: &str| -> usize { walk(&warehouse.path().join(dir)) };
     // Killed after keeping the request, before recording it.
-    let mut child = intake(5_000);
-    wait_listening().await;
-    let pending = tokio::spawn(send());
+    let (mut child, url) = intake(5_000);
+    let pending = tokio::spawn(send(&url));
     let started = Instant::now();
     while files(RECEIVED_DIR) == 0 {
         assert!(
@@ -638,8 +637,7 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
     );
     assert_eq!(files(INBOX_DIR), 0, "nothing recorded before the kill");
     // Started again: the kept request is replayed and recorded.
-    let mut child = intake(0);
-    wait_listening().await;
+    let (mut child, url) = intake(0);
     assert_eq!(
         files(INBOX_DIR),
         1,
@@ -647,7 +645,7 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
     );
     assert_eq!(files(RECEIVED_DIR), 0);
     // The platform sends it again: the receipt of the replay, nothing twice.
-    let answer = send().await.expect("answer");
+    let answer = send(&url).await.expect("answer");
     assert_eq!(answer.status(), 200);
     let receipt: serde_json::Value = answer.json().await.expect("receipt");
     assert_eq!(receipt["accepted_rows"], 1, "{receipt}");

@@ -374,11 +374,12 @@ async fn a_refused_connection_names_the_url_and_its_cause() {
     let sim = FeedSimulator::start(feeds.path(), 0, None)
         .await
         .expect("simulator");
-    // A port nobody listens on any more.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr");
+    // A port the test holds bound but never listens on: a connection to it
+    // is refused, and no other test can take it while this one runs.
+    let held = tokio::net::TcpSocket::new_v4().expect("socket");
+    held.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let closed = held.local_addr().expect("addr");
     let dir = tempfile::tempdir().expect("tmp");
     http_project(dir.path(), &sim.url(), None);
     edit(dir.path(), "credit", |s, _| {
