@@ -248,13 +248,16 @@ struct Shared {
     lock: Mutex<()>,
     // The warnings of the latest manifest read, by its path: a manifest is
     // written once, so the same path means the same warnings.
-    known: Mutex<Option<(String, Arc<HashMap<String, Warning>>)>>,
+    known: Mutex<Option<(String, Arc<Known>)>>,
 }
+
+/// The published warnings by id.
+type Known = HashMap<String, Warning>;
 
 impl Shared {
     /// The warnings of the latest published manifest, read again only when
     /// a newer manifest is there.
-    async fn known_warnings(&self) -> Result<Arc<HashMap<String, Warning>>, String> {
+    async fn known_warnings(&self) -> Result<Arc<Known>, String> {
         let Some(p) = latest_published(&self.store, &self.prefix).await? else {
             return Ok(Arc::default());
         };
@@ -264,7 +267,7 @@ impl Shared {
         {
             return Ok(Arc::clone(warnings));
         }
-        let warnings: Arc<HashMap<String, Warning>> = Arc::new(
+        let warnings: Arc<Known> = Arc::new(
             super::published_warnings(&p)
                 .await?
                 .into_iter()
