@@ -46,28 +46,9 @@ impl Moto {
             .stderr(Stdio::piped())
             .spawn()
             .expect("moto_server must be installed (pip install 'moto[server]'); ./scripts/test does it");
-        let stderr = child.stderr.take().expect("moto's stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Reads moto's log to its end (an unread pipe would stall the
-        // server once full), sending the port it announces.
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(port) = line
-                    .split("Running on http://127.0.0.1:")
-                    .nth(1)
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(port);
-                }
-            }
-        });
         // Under a loaded machine moto's start can take seconds: wait long.
-        let port = rx
-            .recv_timeout(Duration::from_secs(120))
+        let port = crate::support::announced(&mut child, "Running on http://127.0.0.1:")
+            .and_then(|p| p.parse::<u16>().ok())
             .expect("moto_server announces the port it listens on");
         let moto = Moto { child, port };
         let client = reqwest::Client::new();

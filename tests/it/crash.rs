@@ -576,19 +576,7 @@ async fn killed_between_receiving_and_recording_a_disposition_loses_nothing_and_
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn intake");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.split("listening for dispositions at ").nth(1) {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(120))
+        let url = crate::support::announced(&mut child, "listening for dispositions at ")
             .expect("the intake never said where it listens");
         (child, url)
     };

@@ -480,3 +480,25 @@ pub(crate) fn redeliver(dir: &Path) {
         }
     }
 }
+
+/// What a child process announces on stderr after `marker` (the rest of the
+/// first such line, trimmed), waited for up to two minutes: a server bound
+/// to port 0 says there where it listens. Its stderr is read to the end in
+/// a thread, since an unread pipe would stall the child once full.
+pub(crate) fn announced(child: &mut std::process::Child, marker: &'static str) -> Option<String> {
+    let stderr = child.stderr.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split(marker).nth(1)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(rest.trim().to_string());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(120)).ok()
+}
