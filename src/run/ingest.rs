@@ -2,13 +2,13 @@
 //! count its keys against the registry, evaluate its guards, and advance
 //! its snapshot when they pass.
 
-use crate::land::{self, LandingPaths, RawPayloads};
+use crate::land::{LandingPaths, RawPayloads};
 use crate::ledger::{FeedRecord, FeedState, FeedStatus, PartState};
 use crate::project::{Merge, Source, SourceKind};
 use crate::source::{self, FetchOptions};
 use crate::store::relative;
-use crate::validate::{self, Mapper, Reason};
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use crate::validate::{self, Mapper};
+use datafusion::arrow::array::AsArray;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::sink::{FeedSink, Sunk, count_keyed};
 use super::{RunContext, RunOptions};
 use super::{guards, spool};
 
@@ -90,118 +91,6 @@ async fn snapshot_keys(ctx: &RunContext, snapshot: &str) -> Result<HashSet<Strin
     })
     .await
     .map_err(|e| fail(&e))?
-}
-
-/// Counts landed rows per part; a merging feed also notes their record
-/// ids per part (what the merge replaces).
-fn count_landed(
-    batch: &RecordBatch,
-    rec: &mut FeedRecord,
-    ids: Option<&mut crate::merge::Delivered>,
-) {
-    rec.landed += batch.num_rows() as u64;
-    let Some(parts) = batch
-        .column_by_name("source_part")
-        .and_then(|c| c.as_string_opt::<i32>())
-    else {
-        return;
-    };
-    for name in parts.iter().flatten() {
-        if let Some(p) = rec.parts.iter_mut().find(|p| p.name == name) {
-            p.landed += 1;
-        }
-    }
-    if let Some(delivered) = ids
-        && let Some(id) = batch
-            .column_by_name("source_record_id")
-            .and_then(|c| c.as_string_opt::<i32>())
-    {
-        for (part, id) in parts.iter().zip(id.iter()) {
-            if let (Some(part), Some(id)) = (part, id) {
-                delivered
-                    .landed
-                    .entry(part.to_string())
-                    .or_default()
-                    .insert(id.to_string());
-            }
-        }
-    }
-}
-
-/// Counts the keys of a snapshot's rows (collecting the registry's codes).
-fn count_keyed(
-    batch: &RecordBatch,
-    is_registry: bool,
-    new_codes: &mut crate::keys::RegistryCodes,
-    registry: &crate::keys::RegistryCodes,
-    rec: &mut FeedRecord,
-) {
-    let uscc = batch.column(0).as_string::<i32>();
-    for value in uscc.iter().flatten() {
-        rec.keyed += 1;
-        if is_registry {
-            new_codes.insert(value);
-        } else if registry.contains(value) {
-            rec.in_registry += 1;
-        }
-    }
-}
-
-/// The spine's keys seen so far in one delivery: its first copy of each
-/// organization lands; a later copy with other content (a stale revoked
-/// row beside the current one) is quarantined `duplicate_key`, naming where
-/// the kept copy was. An identical repeat is left to deduplication.
-#[derive(Default)]
-struct SpineKeys {
-    first: std::collections::HashMap<String, ((u64, u64), String)>,
-}
-
-impl SpineKeys {
-    fn first_copies(
-        &mut self,
-        feed: &str,
-        mapper: &Mapper,
-        raw: &crate::source::RawBatch,
-        mut mapped: validate::Mapped,
-        fps: Vec<(u64, u64)>,
-    ) -> Result<(validate::Mapped, Vec<(u64, u64)>), String> {
-        let uscc = mapped.batch.column(0).as_string::<i32>();
-        let mut keep = Vec::with_capacity(fps.len());
-        for (i, (&r, fp)) in mapped.accepted.iter().zip(&fps).enumerate() {
-            let row = &raw.rows[r];
-            let first = if datafusion::arrow::array::Array::is_null(uscc, i) {
-                None
-            } else {
-                let code = uscc.value(i);
-                match self.first.get(code) {
-                    None => {
-                        self.first
-                            .insert(code.to_string(), (*fp, row.position.clone()));
-                        None
-                    }
-                    Some((seen, _)) if seen == fp => None,
-                    Some((_, at)) => Some((code.to_string(), at.clone())),
-                }
-            };
-            keep.push(first.is_none());
-            if let Some((code, at)) = first {
-                mapped.quarantined.push(mapper.quarantined(
-                    row,
-                    "uscc".into(),
-                    Reason::DuplicateKey,
-                    &format!(
-                        "uscc {code} was already delivered at {at}; \
-                         the spine keeps one row per organization, the first"
-                    ),
-                ));
-            }
-        }
-        if keep.iter().all(|k| *k) {
-            return Ok((mapped, fps));
-        }
-        let fps = keep_rows(feed, &mut mapped, fps, &keep)?;
-        Ok((mapped, fps))
-    }
 }
 
 /// A feed landing in its own task.
@@ -529,75 +418,6 @@ fn config_digest(part: &Source, schema: &crate::project::FeedSchema) -> String {
     crate::digest::hex(&sha2::Sha256::digest(text.as_bytes()))[..16].to_string()
 }
 
-/// A mapped batch, its rows' fingerprints, and the record ids its
-/// tombstones deleted.
-type WithoutTombstones = (validate::Mapped, Vec<(u64, u64)>, Vec<String>);
-
-/// The raw rows of `mapped` that are tombstones (their field holds the
-/// tombstone value) are taken out: their record ids are returned.
-fn take_tombstones(
-    feed: &str,
-    tombstone_at: usize,
-    value: &str,
-    raw: &crate::source::RawBatch,
-    mut mapped: validate::Mapped,
-    fps: Vec<(u64, u64)>,
-) -> Result<WithoutTombstones, String> {
-    use datafusion::arrow::array::Array;
-    let keep: Vec<bool> = mapped
-        .accepted
-        .iter()
-        .map(|&r| {
-            raw.rows[r]
-                .values
-                .get(tombstone_at)
-                .and_then(|v| v.as_deref())
-                .is_none_or(|v| v.trim() != value)
-        })
-        .collect();
-    if keep.iter().all(|k| *k) {
-        return Ok((mapped, fps, Vec::new()));
-    }
-    let ids = mapped
-        .batch
-        .column_by_name("source_record_id")
-        .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or_else(|| format!("feed {feed}: no source_record_id column"))?;
-    let deleted = keep
-        .iter()
-        .enumerate()
-        .filter(|(i, k)| !**k && !ids.is_null(*i))
-        .map(|(i, _)| ids.value(i).to_string())
-        .collect();
-    let fps = keep_rows(feed, &mut mapped, fps, &keep)?;
-    Ok((mapped, fps, deleted))
-}
-
-/// Keeps the rows of `mapped` (its batch, its raw row positions) and their
-/// fingerprints where `keep` is true.
-fn keep_rows(
-    feed: &str,
-    mapped: &mut validate::Mapped,
-    fps: Vec<(u64, u64)>,
-    keep: &[bool],
-) -> Result<Vec<(u64, u64)>, String> {
-    use datafusion::arrow::array::BooleanArray;
-    mapped.batch = datafusion::arrow::compute::filter_record_batch(
-        &mapped.batch,
-        &BooleanArray::from(keep.to_vec()),
-    )
-    .map_err(|e| format!("feed {feed}: {e}"))?;
-    let mut flags = keep.iter();
-    mapped
-        .accepted
-        .retain(|_| flags.next().copied().unwrap_or(true));
-    Ok(fps
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(fp, k)| k.then_some(fp))
-        .collect())
-}
-
 /// Fetches, validates and lands one feed, merging it with its previous
 /// snapshot when a part merges (`append`, `upsert`) or was unchanged.
 #[allow(clippy::too_many_arguments, clippy::too_many_lines)]
@@ -615,28 +435,7 @@ async fn land_feed(
     let parts = source.each_part();
     let names = source.part_names();
     let several = parts.len() > 1;
-    let mappers = parts
-        .iter()
-        .zip(&names)
-        .map(|(part, name)| {
-            let mut fields = source::wanted_fields(part, &validate::source_sql_fields(part));
-            if let Merge::Upsert { tombstone: Some(t) } = &part.merge
-                && !fields.contains(&t.field)
-            {
-                fields.push(t.field.clone());
-            }
-            Mapper::new(
-                part,
-                schema,
-                fields.clone(),
-                hash_key.clone(),
-                fetched_at,
-                Arc::clone(&registry.codes),
-            )
-            .map(|m| (m.for_part(name), fields))
-            .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let mappers = part_mappers(&parts, &names, schema, &hash_key, fetched_at, registry)?;
     let Some((first, _)) = mappers.first() else {
         return Err("the feed has no part to fetch".into());
     };
@@ -650,18 +449,18 @@ async fn land_feed(
     } else {
         paths.data()
     };
-    let mut data = land::parquet_writer(&ctx.store, &landed_at, Arc::clone(&canonical))
-        .map_err(|e| format!("cannot open {landed_at}: {e}"))?;
-    let mut quarantine =
-        land::parquet_writer(&ctx.store, &paths.quarantine(), land::quarantine_schema())
-            .map_err(|e| format!("cannot open {}: {e}", paths.quarantine()))?;
-
     let is_registry = source.is_spine();
-    let fingerprints = validate::dedup::Fingerprints::new();
-    let mut staging = validate::dedup::Staging::new(Arc::clone(&canonical)).await?;
-    let mut new_codes = crate::keys::RegistryCodes::default();
-    let mut spine_keys = SpineKeys::default();
-    let mut delivered = crate::merge::Delivered::default();
+    let mut sink = FeedSink::open(
+        &ctx.store,
+        &source.feed,
+        is_registry,
+        merging,
+        landed_at.clone(),
+        paths.quarantine(),
+        Arc::clone(&canonical),
+        Arc::clone(&registry.codes),
+    )
+    .await?;
     let mut unchanged = true;
     let mut declared = Some(0u64);
     let mut part_states = Vec::with_capacity(parts.len());
@@ -739,7 +538,6 @@ async fn land_feed(
             }
         };
         let previous = state.and_then(|s| s.parts.iter().find(|p| &p.name == name));
-        let config = configs[i].clone();
         let watermark = watermarks[i].clone();
         let incremental = matches!(&part.kind, SourceKind::Http(h) if h.since_param.is_some());
         let tombstone_at = match &part.merge {
@@ -761,83 +559,12 @@ async fn land_feed(
         };
         let mut consume_error = None;
         while let Some(batch) = rx.recv().await {
-            rec.read += batch.rows.len() as u64;
-            rec.parts[i].read += batch.rows.len() as u64;
-            let mapped = match mapper.map(&batch) {
-                Ok(m) => m,
-                Err(e) => {
-                    consume_error = Some(e.to_string());
-                    break;
-                }
-            };
-            let fps: Vec<(u64, u64)> = mapped
-                .accepted
-                .iter()
-                .map(|r| fingerprints.of(&batch.rows[*r].original))
-                .collect();
-            let (mapped, fps) = match &tombstone_at {
-                Some((at, value)) => {
-                    match take_tombstones(&source.feed, *at, value, &batch, mapped, fps) {
-                        Ok((mapped, fps, ids)) => {
-                            rec.tombstones += ids.len() as u64;
-                            rec.parts[i].tombstones += ids.len() as u64;
-                            delivered
-                                .tombstones
-                                .entry(name.clone())
-                                .or_default()
-                                .extend(ids);
-                            (mapped, fps)
-                        }
-                        Err(e) => {
-                            consume_error = Some(e);
-                            break;
-                        }
-                    }
-                }
-                None => (mapped, fps),
-            };
-            let (mapped, fps) = if is_registry {
-                match spine_keys.first_copies(&source.feed, &mapper, &batch, mapped, fps) {
-                    Ok(kept) => kept,
-                    Err(e) => {
-                        consume_error = Some(e);
-                        break;
-                    }
-                }
-            } else {
-                (mapped, fps)
-            };
-            rec.quarantined += mapped.quarantined.len() as u64;
-            rec.parts[i].quarantined += mapped.quarantined.len() as u64;
-            for q in &mapped.quarantined {
-                *rec.quarantine_reasons
-                    .entry(q.reason.code().to_string())
-                    .or_default() += 1;
-            }
-            match staging.write(&mapped.batch, &fps).await {
-                Ok(Some(first)) => {
-                    count_landed(&first, rec, merging.then_some(&mut delivered));
-                    if !merging {
-                        count_keyed(&first, is_registry, &mut new_codes, &registry.codes, rec);
-                    }
-                    if let Err(e) = data.write(&first).await {
-                        consume_error = Some(format!("cannot write {landed_at}: {e}"));
-                        break;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    consume_error = Some(e);
-                    break;
-                }
-            }
-            if !mapped.quarantined.is_empty() {
-                let q = land::quarantine_batch(&source.feed, &mapped.quarantined)
-                    .map_err(|e| e.to_string())?;
-                if let Err(e) = quarantine.write(&q).await {
-                    consume_error = Some(format!("cannot write {}: {e}", paths.quarantine()));
-                    break;
-                }
+            if let Err(e) = sink
+                .take(rec, i, name, &mapper, tombstone_at.as_ref(), &batch)
+                .await
+            {
+                consume_error = Some(e);
+                break;
             }
         }
         drop(rx);
@@ -862,30 +589,8 @@ async fn land_feed(
         } else {
             report
         };
-        rec.units += report.units;
-        rec.bytes += report.bytes;
-        rec.retries += report.retries;
         declared = declared.zip(report.declared_count).map(|(a, b)| a + b);
-        rec.notes.extend(report.notes);
-        for f in report.drift.missing_fields {
-            // A delta without deletions carries no tombstone field.
-            let tombstone_field = matches!(
-                &part.merge,
-                Merge::Upsert { tombstone: Some(t) } if t.field == f
-            );
-            if !tombstone_field && !rec.missing_fields.contains(&f) {
-                rec.missing_fields.push(f);
-            }
-        }
-        for f in mapper.shown_unmapped(report.drift.unmapped_fields) {
-            if !rec.unmapped_fields.contains(&f) {
-                rec.unmapped_fields.push(f);
-            }
-        }
-        if !several && report.watermark.is_some() {
-            rec.watermark_after.clone_from(&report.watermark);
-        }
-        rec.parts[i].unchanged = report.unchanged;
+        let report = record_fetch(rec, i, part, &mapper, several, report);
         unchanged &= report.unchanged;
         // An incremental API asked without a watermark sent its full
         // state: tonight that part is a full dump.
@@ -903,37 +608,16 @@ async fn land_feed(
             name: name.clone(),
             watermark: report.watermark.or(watermark),
             objects: report.objects,
-            config,
+            config: configs[i].clone(),
             // Counted once the snapshot is formed.
             rows: previous.map_or(0, |p| p.rows),
         });
     }
     rec.declared = declared;
-    // Exact duplicates out: what a long feed staged on disk lands now.
-    let mut distinct = staging.distinct().await?;
-    while let Some(batch) = distinct.next().await {
-        let batch = batch?;
-        count_landed(&batch, rec, merging.then_some(&mut delivered));
-        if !merging {
-            count_keyed(&batch, is_registry, &mut new_codes, &registry.codes, rec);
-        }
-        data.write(&batch)
-            .await
-            .map_err(|e| format!("cannot write {landed_at}: {e}"))?;
-    }
-    rec.duplicates = distinct.written - rec.landed;
-    for p in &mut rec.parts {
-        p.duplicates = p
-            .read
-            .saturating_sub(p.landed + p.quarantined + p.tombstones);
-    }
-    data.close()
-        .await
-        .map_err(|e| format!("cannot finish {landed_at}: {e}"))?;
-    quarantine
-        .close()
-        .await
-        .map_err(|e| format!("cannot finish {}: {e}", paths.quarantine()))?;
+    let Sunk {
+        delivered,
+        mut new_codes,
+    } = sink.finish(rec).await?;
     if unchanged {
         return Ok(Landing {
             snapshot: None,
@@ -954,44 +638,16 @@ async fn land_feed(
             &delivered,
             resolve,
             |batch| {
-                let mut counted = FeedRecord::starting(&source.feed, source.required);
-                count_keyed(
-                    batch,
-                    is_registry,
-                    &mut new_codes,
-                    &registry.codes,
-                    &mut counted,
-                );
-                keyed += counted.keyed;
-                in_registry += counted.in_registry;
+                let (k, r) = count_keyed(batch, is_registry, &mut new_codes, &registry.codes);
+                keyed += k;
+                in_registry += r;
             },
         )
         .await
         .map_err(|e| e.to_string())?;
         rec.keyed = keyed;
         rec.in_registry = in_registry;
-        for (p, f) in rec.parts.iter_mut().zip(&figures) {
-            // A redelivered event of an `append` part is a duplicate.
-            p.landed -= f.duplicates;
-            p.duplicates += f.duplicates;
-            p.carried_over = f.carried_over;
-            p.upserted = f.upserted;
-            p.deleted = f.deleted;
-        }
-        let sum =
-            |f: &dyn Fn(&crate::merge::PartFigures) -> u64| figures.iter().map(f).sum::<u64>();
-        rec.landed -= sum(&|f| f.duplicates);
-        rec.duplicates += sum(&|f| f.duplicates);
-        rec.carried_over = sum(&|f| f.carried_over);
-        rec.upserted = sum(&|f| f.upserted);
-        rec.deleted = sum(&|f| f.deleted);
-        rec.rows = rec.carried_over + rec.landed;
-        if rec.tombstones > rec.deleted {
-            rec.notes.push(format!(
-                "{} tombstone(s) named a record id the snapshot did not hold (already deleted, or never landed)",
-                rec.tombstones - rec.deleted
-            ));
-        }
+        record_merge(rec, &figures);
     } else {
         rec.rows = rec.landed;
     }
@@ -1005,4 +661,113 @@ async fn land_feed(
         snapshot: Some(paths.data()),
         parts: part_states,
     })
+}
+
+/// One mapper per part, with the fields it reads from the source (a
+/// part's tombstone field included).
+fn part_mappers(
+    parts: &[Source],
+    names: &[String],
+    schema: &crate::project::FeedSchema,
+    hash_key: &Option<Vec<u8>>,
+    fetched_at: i64,
+    registry: &RegistryIndex,
+) -> Result<Vec<(Mapper, Vec<String>)>, String> {
+    parts
+        .iter()
+        .zip(names)
+        .map(|(part, name)| {
+            let mut fields = source::wanted_fields(part, &validate::source_sql_fields(part));
+            if let Merge::Upsert { tombstone: Some(t) } = &part.merge
+                && !fields.contains(&t.field)
+            {
+                fields.push(t.field.clone());
+            }
+            Mapper::new(
+                part,
+                schema,
+                fields.clone(),
+                hash_key.clone(),
+                fetched_at,
+                Arc::clone(&registry.codes),
+            )
+            .map(|m| (m.for_part(name), fields))
+            .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Adds what the fetch of the part at `i` reported to the feed's record
+/// (units, bytes, retries, notes, the shape's drift, the watermark of a
+/// feed of one part); returns what the part's state keeps.
+fn record_fetch(
+    rec: &mut FeedRecord,
+    i: usize,
+    part: &Source,
+    mapper: &Mapper,
+    several: bool,
+    report: crate::source::FetchReport,
+) -> PartFetch {
+    rec.units += report.units;
+    rec.bytes += report.bytes;
+    rec.retries += report.retries;
+    rec.notes.extend(report.notes);
+    for f in report.drift.missing_fields {
+        // A delta without deletions carries no tombstone field.
+        let tombstone_field = matches!(
+            &part.merge,
+            Merge::Upsert { tombstone: Some(t) } if t.field == f
+        );
+        if !tombstone_field && !rec.missing_fields.contains(&f) {
+            rec.missing_fields.push(f);
+        }
+    }
+    for f in mapper.shown_unmapped(report.drift.unmapped_fields) {
+        if !rec.unmapped_fields.contains(&f) {
+            rec.unmapped_fields.push(f);
+        }
+    }
+    if !several && report.watermark.is_some() {
+        rec.watermark_after.clone_from(&report.watermark);
+    }
+    rec.parts[i].unchanged = report.unchanged;
+    PartFetch {
+        unchanged: report.unchanged,
+        watermark: report.watermark,
+        objects: report.objects,
+    }
+}
+
+/// What a part's state keeps of its fetch.
+struct PartFetch {
+    unchanged: bool,
+    watermark: Option<String>,
+    objects: Vec<crate::source::ListedObject>,
+}
+
+/// Adds what the merge did per part to the feed's record: a redelivered
+/// event of an `append` part is a duplicate; carried over, upserted and
+/// deleted rows are counted; the snapshot's rows are what was carried
+/// over and what landed.
+fn record_merge(rec: &mut FeedRecord, figures: &[crate::merge::PartFigures]) {
+    for (p, f) in rec.parts.iter_mut().zip(figures) {
+        p.landed -= f.duplicates;
+        p.duplicates += f.duplicates;
+        p.carried_over = f.carried_over;
+        p.upserted = f.upserted;
+        p.deleted = f.deleted;
+    }
+    let sum = |f: &dyn Fn(&crate::merge::PartFigures) -> u64| figures.iter().map(f).sum::<u64>();
+    rec.landed -= sum(&|f| f.duplicates);
+    rec.duplicates += sum(&|f| f.duplicates);
+    rec.carried_over = sum(&|f| f.carried_over);
+    rec.upserted = sum(&|f| f.upserted);
+    rec.deleted = sum(&|f| f.deleted);
+    rec.rows = rec.carried_over + rec.landed;
+    if rec.tombstones > rec.deleted {
+        rec.notes.push(format!(
+            "{} tombstone(s) named a record id the snapshot did not hold (already deleted, or never landed)",
+            rec.tombstones - rec.deleted
+        ));
+    }
 }

@@ -1,10 +1,15 @@
 //! One run of a pipeline for one business date, stage by stage.
 //!
 //! A run is a value ([`RunContext`]: run id, business date, clock,
-//! warehouse) handed from stage to stage. Today a run fetches, lands and
-//! validates every feed (stages 1–3), evaluates each feed's guards, advances
-//! the watermarks of the feeds that landed, and records everything in the
-//! ledger; joining, scoring and publishing follow as their stages arrive.
+//! warehouse) handed from stage to stage under the run's lease:
+//! `ingest` fetches, lands and validates every feed (stages 1-3, one feed
+//! per core, the registry first) and evaluates each feed's guards;
+//! `stages` joins and scores the latest good snapshots (4-5), raises the
+//! warnings, publishes one version, pushes its changes and warnings to
+//! the platform and copies it to the platform's bucket (6), and settles
+//! the run's status. Each stage
+//! is recorded in the ledger as it ends; a shutdown stops the run at the
+//! next stage boundary, with nothing published.
 //!
 //! The run id is `<pipeline>-<yyyymmdd>-<attempt>`: re-running a date is a
 //! new attempt that lands beside the old one, never over it.
@@ -24,7 +29,9 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub mod guards;
 mod ingest;
+mod sink;
 mod spool;
+mod stages;
 
 use ingest::{FeedTask, RegistryIndex, feed_done, ingest_feed};
 
@@ -320,7 +327,8 @@ struct Prepared<'a> {
     drop_url: String,
 }
 
-/// The run under its lease.
+/// The run under its lease: the stages in order, each recorded in the
+/// ledger as it ends.
 async fn run_locked(
     project: &Project,
     pipeline: &Pipeline,
@@ -336,87 +344,169 @@ async fn run_locked(
         endpoint,
         drop_url,
     } = prepared;
-    let ledger = Ledger::new(Arc::clone(&store), prefix.clone());
-    let previous = ledger
-        .runs_of(options.business_date)
-        .await
-        .map_err(|e| RunError::Warehouse(e.to_string()))?;
-    let attempt = previous.iter().map(|r| r.attempt).max().unwrap_or(0) + 1;
-    // Holding the lease, no other process runs this date: a record still
-    // `Running` belongs to a process that was killed or crashed.
-    for mut abandoned in previous
-        .into_iter()
-        .filter(|r| r.status == RunStatus::Running)
+    let mut run = Run::begin(pipeline, options, store, prefix).await?;
+    if let Some(at) = ingest_feeds(&mut run, project, &sources, hash_key, cancel).await? {
+        return interrupted(&run.ctx, run.record, &at).await;
+    }
+    if cancel.is_cancelled() {
+        return interrupted(&run.ctx, run.record, "before scoring").await;
+    }
+    let failed = stages::failed_feeds(&run.record);
+    let mut current = None;
+    if failed.is_empty() {
+        match stages::score_and_publish(&mut run, project, pipeline, cancel).await? {
+            stages::Outcome::Published(published) => current = published,
+            stages::Outcome::Interrupted(at) => {
+                return interrupted(&run.ctx, run.record, at).await;
+            }
+        }
+    }
+    if let Some(endpoint) = &endpoint {
+        stages::deliver(&mut run, endpoint, current.as_ref()).await;
+    }
+    if let Some(published) = &current
+        && !drop_url.trim().is_empty()
     {
-        warn!(run_id = %abandoned.run_id, "an earlier run of this date stopped without finishing; recording it interrupted");
-        abandoned.status = RunStatus::Interrupted;
-        abandoned.error = Some(format!(
-            "abandoned: its process stopped without finishing (killed or crashed); found by attempt {attempt}"
-        ));
-        ledger
-            .write_run(&abandoned)
+        stages::drop_copy(&mut run, pipeline, published, &drop_url).await;
+    }
+    stages::settle(&mut run.record, &failed);
+    let Run {
+        ctx, mut record, ..
+    } = run;
+    record.finished_at = Some(ctx.clock.now());
+    write_report(&ctx, &mut record, current.as_ref(), &project.rules).await;
+    save(&ctx, &record).await?;
+    info!(run_id = %ctx.run_id, status = ?record.status, "run finished");
+    Ok(record)
+}
+
+/// A run in progress: its context, its ledger record, and the clock and
+/// counters of the stage under way.
+struct Run<'a> {
+    ctx: RunContext,
+    record: RunRecord,
+    options: &'a RunOptions,
+    stage: (Instant, crate::usage::Counters),
+}
+
+impl<'a> Run<'a> {
+    /// Takes the next attempt of the date (recording attempts left
+    /// `Running` by a killed process as interrupted) and records it started.
+    async fn begin(
+        pipeline: &Pipeline,
+        options: &'a RunOptions,
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+    ) -> Result<Run<'a>, RunError> {
+        let ledger = Ledger::new(Arc::clone(&store), prefix.clone());
+        let previous = ledger
+            .runs_of(options.business_date)
             .await
             .map_err(|e| RunError::Warehouse(e.to_string()))?;
-    }
-    let ctx = RunContext {
-        run_id: format!(
-            "{}-{}-{attempt:02}",
-            pipeline.name,
-            options.business_date.format("%Y%m%d")
-        ),
-        attempt,
-        business_date: options.business_date,
-        clock: Arc::clone(&options.clock),
-        store,
-        prefix,
-        ledger,
-    };
-    let mut record = RunRecord {
-        run_id: ctx.run_id.clone(),
-        pipeline: pipeline.name.clone(),
-        business_date: ctx.business_date,
-        attempt,
-        started_at: ctx.clock.now(),
-        finished_at: None,
-        status: RunStatus::Running,
-        feeds: Vec::new(),
-        scoring: None,
-        warnings: None,
-        manifest: None,
-        delivery: None,
-        drop: None,
-        stage_ms: BTreeMap::new(),
-        stage_usage: BTreeMap::new(),
-        report: None,
-        error: None,
-    };
-    let write = |r: &RunRecord| {
-        let ledger = ctx.ledger.clone();
-        let r = r.clone();
-        async move {
+        let attempt = previous.iter().map(|r| r.attempt).max().unwrap_or(0) + 1;
+        // Holding the lease, no other process runs this date: a record still
+        // `Running` belongs to a process that was killed or crashed.
+        for mut abandoned in previous
+            .into_iter()
+            .filter(|r| r.status == RunStatus::Running)
+        {
+            warn!(run_id = %abandoned.run_id, "an earlier run of this date stopped without finishing; recording it interrupted");
+            abandoned.status = RunStatus::Interrupted;
+            abandoned.error = Some(format!(
+                "abandoned: its process stopped without finishing (killed or crashed); found by attempt {attempt}"
+            ));
             ledger
-                .write_run(&r)
+                .write_run(&abandoned)
                 .await
-                .map_err(|e| RunError::Warehouse(e.to_string()))
+                .map_err(|e| RunError::Warehouse(e.to_string()))?;
         }
-    };
-    write(&record).await?;
-    info!(run_id = %ctx.run_id, business_date = %ctx.business_date, "run started");
+        let ctx = RunContext {
+            run_id: format!(
+                "{}-{}-{attempt:02}",
+                pipeline.name,
+                options.business_date.format("%Y%m%d")
+            ),
+            attempt,
+            business_date: options.business_date,
+            clock: Arc::clone(&options.clock),
+            store,
+            prefix,
+            ledger,
+        };
+        let record = RunRecord {
+            run_id: ctx.run_id.clone(),
+            pipeline: pipeline.name.clone(),
+            business_date: ctx.business_date,
+            attempt,
+            started_at: ctx.clock.now(),
+            finished_at: None,
+            status: RunStatus::Running,
+            feeds: Vec::new(),
+            scoring: None,
+            warnings: None,
+            manifest: None,
+            delivery: None,
+            drop: None,
+            stage_ms: BTreeMap::new(),
+            stage_usage: BTreeMap::new(),
+            report: None,
+            error: None,
+        };
+        save(&ctx, &record).await?;
+        info!(run_id = %ctx.run_id, business_date = %ctx.business_date, "run started");
+        Ok(Run {
+            ctx,
+            record,
+            options,
+            stage: (Instant::now(), crate::usage::Counters::start()),
+        })
+    }
 
-    let mut stage = (Instant::now(), crate::usage::Counters::start());
-    let mut lap = |record: &mut RunRecord, name: &str| {
-        record
+    /// Writes the record as it stands.
+    async fn save(&self) -> Result<(), RunError> {
+        save(&self.ctx, &self.record).await
+    }
+
+    /// Ends the stage under way: its time and resource use are recorded
+    /// under `name`, and the next stage starts counting.
+    fn lap(&mut self, name: &str) {
+        let (started, counters) = &self.stage;
+        self.record
             .stage_ms
-            .insert(name.to_string(), stage.0.elapsed().as_millis() as u64);
-        record.stage_usage.insert(name.to_string(), stage.1.usage());
-        stage = (Instant::now(), crate::usage::Counters::start());
-    };
-    let mut registry = RegistryIndex::default();
-    let progress = |stage: &str| {
-        if let Some(p) = &options.progress {
+            .insert(name.to_string(), started.elapsed().as_millis() as u64);
+        self.record
+            .stage_usage
+            .insert(name.to_string(), counters.usage());
+        self.stage = (Instant::now(), crate::usage::Counters::start());
+    }
+
+    /// Shows an interactive run which stage starts.
+    fn progress(&self, stage: &str) {
+        if let Some(p) = &self.options.progress {
             p.stage(stage);
         }
-    };
+    }
+}
+
+/// Writes a run record to the ledger.
+async fn save(ctx: &RunContext, record: &RunRecord) -> Result<(), RunError> {
+    ctx.ledger
+        .write_run(record)
+        .await
+        .map_err(|e| RunError::Warehouse(e.to_string()))
+}
+
+/// Stages 1-3 for every feed: fetched, landed and validated, each recorded
+/// as it ends. Returns where the run was interrupted, if it was.
+async fn ingest_feeds(
+    run: &mut Run<'_>,
+    project: &Project,
+    sources: &[&Source],
+    hash_key: Option<Vec<u8>>,
+    cancel: &CancellationToken,
+) -> Result<Option<String>, RunError> {
+    let options = run.options;
+    let mut registry = RegistryIndex::default();
     // Feeds land concurrently, one per core: each is a chain of reading,
     // mapping and writing that keeps about one core busy. The registry
     // lands alone, after the feeds before it and before those after it,
@@ -425,7 +515,7 @@ async fn run_locked(
     let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     // Largest first (by a listing of the files, where there is one), so
     // that the longest feed does not start last; the registry stays first.
-    let mut order = sources.clone();
+    let mut order = sources.to_vec();
     let mut sizes = BTreeMap::new();
     for s in &order {
         sizes.insert(
@@ -444,19 +534,20 @@ async fn run_locked(
         let room = if is_registry { 1 } else { parallel };
         while in_flight.len() >= room {
             if let Some(task) = in_flight.pop_front() {
-                record.feeds.push(feed_done(task, options).await);
-                write(&record).await?;
+                run.record.feeds.push(feed_done(task, options).await);
+                run.save().await?;
             }
         }
         if cancel.is_cancelled() {
             interrupted_at = Some(format!("before fetching {}", source.feed));
             break;
         }
-        progress(&format!("fetch {}", source.feed));
+        run.progress(&format!("fetch {}", source.feed));
+        let ctx = &run.ctx;
         let span = info_span!("feed", feed = %source.feed, run_id = %ctx.run_id);
         if is_registry {
             let feed = ingest_feed(
-                &ctx,
+                ctx,
                 source,
                 schema,
                 hash_key.clone(),
@@ -469,13 +560,13 @@ async fn run_locked(
                 && let Some(snapshot) = &feed.snapshot
             {
                 // Unchanged or held: later feeds resolve against the last good registry.
-                registry = RegistryIndex::from_snapshot(&ctx, snapshot).await;
+                registry = RegistryIndex::from_snapshot(ctx, snapshot).await;
             }
             if let Some(p) = &options.progress {
                 p.feed_done(&feed);
             }
-            record.feeds.push(feed);
-            write(&record).await?;
+            run.record.feeds.push(feed);
+            run.save().await?;
         } else {
             let (ctx, source, schema) = (ctx.clone(), source.clone(), schema.clone());
             let (hash_key, vars, mut registry) =
@@ -496,280 +587,14 @@ async fn run_locked(
         }
     }
     while let Some(task) = in_flight.pop_front() {
-        record.feeds.push(feed_done(task, options).await);
-        write(&record).await?;
+        run.record.feeds.push(feed_done(task, options).await);
+        run.save().await?;
     }
     // Recorded in pipeline order, whatever order they ran in.
-    record
+    run.record
         .feeds
         .sort_by_key(|f| sources.iter().position(|s| s.feed == f.feed));
-    if let Some(at) = interrupted_at {
-        return interrupted(&ctx, record, &at).await;
-    }
-    if cancel.is_cancelled() {
-        return interrupted(&ctx, record, "before scoring").await;
-    }
-    let failed: Vec<String> = record
-        .feeds
-        .iter()
-        .filter(|f| f.status == FeedStatus::Failed)
-        .map(|f| f.feed.clone())
-        .collect();
-    let mut current: Option<crate::catalog::Published> = None;
-    if failed.is_empty() {
-        // Stages 4-5 over each feed's latest good snapshot.
-        let mut snapshots = BTreeMap::new();
-        for feed in &pipeline.sources {
-            let state = ctx
-                .ledger
-                .feed_state(feed)
-                .await
-                .map_err(|e| RunError::Warehouse(e.to_string()))?;
-            snapshots.insert(
-                feed.clone(),
-                (
-                    state.as_ref().map(|s| s.snapshot.clone()),
-                    state.map(|s| s.business_date),
-                ),
-            );
-        }
-        let inputs = snapshots
-            .iter()
-            .map(|(feed, (path, date))| {
-                (
-                    feed.clone(),
-                    crate::catalog::InputSnapshot {
-                        path: path.clone(),
-                        business_date: *date,
-                    },
-                )
-            })
-            .collect();
-        let input = crate::score::ScoreInput {
-            project,
-            pipeline,
-            store: Arc::clone(&ctx.store),
-            prefix: ctx.prefix.clone(),
-            run_id: &ctx.run_id,
-            business_date: ctx.business_date,
-            snapshots,
-        };
-        lap(&mut record, "ingest");
-        progress("score");
-        let scored = crate::score::score_run(input)
-            .instrument(info_span!("score", run_id = %ctx.run_id))
-            .await;
-        lap(&mut record, "score");
-        match scored {
-            Ok(_) if cancel.is_cancelled() => {
-                return interrupted(&ctx, record, "before publishing").await;
-            }
-            Ok(summary) => {
-                progress("warnings");
-                let mut outputs = summary.outputs.clone();
-                let registry = snapshots_registry(&inputs);
-                let raised = crate::warnings::raise(crate::warnings::WarningsInput {
-                    project,
-                    pipeline,
-                    store: Arc::clone(&ctx.store),
-                    prefix: ctx.prefix.clone(),
-                    run_id: &ctx.run_id,
-                    business_date: ctx.business_date,
-                    outputs: &summary.outputs,
-                    registry: registry.as_deref(),
-                    vars: &options.vars,
-                    now: ctx.clock.now(),
-                })
-                .instrument(info_span!("warnings", run_id = %ctx.run_id))
-                .await;
-                lap(&mut record, "warnings");
-                match raised {
-                    Ok((w, path)) => {
-                        outputs.insert(crate::warnings::DATASET.to_string(), path);
-                        record.warnings = Some(w);
-                    }
-                    Err(e) => {
-                        // Without its warnings a version is not complete:
-                        // nothing is published, the previous version stands.
-                        warn!(error = %e, "warnings failed; nothing is published");
-                        record.error = Some(format!("warnings: {e}"));
-                    }
-                }
-                progress("publish");
-                let input = crate::publish::PublishInput {
-                    project,
-                    store: Arc::clone(&ctx.store),
-                    prefix: ctx.prefix.clone(),
-                    run: &record,
-                    rules_version: &summary.rules_version,
-                    outputs: &outputs,
-                    inputs,
-                    now: ctx.clock.now(),
-                };
-                let published = if record.warnings.is_some() {
-                    crate::publish::publish(input)
-                        .instrument(info_span!("publish", run_id = %ctx.run_id))
-                        .await
-                } else {
-                    Err(crate::publish::PublishError::Contract(
-                        "no warnings dataset".into(),
-                    ))
-                };
-                match published {
-                    Ok(published) => {
-                        info!(manifest = %published.path, "published");
-                        record.manifest = Some(published.path.clone());
-                        current = Some(published);
-                    }
-                    Err(_) if record.warnings.is_none() => {}
-                    Err(e) => {
-                        warn!(error = %e, "publishing failed; the previous version stays current");
-                        record.error = Some(format!("publish: {e}"));
-                    }
-                }
-                lap(&mut record, "publish");
-                record.scoring = Some(summary);
-            }
-            Err(e) => {
-                warn!(error = %e, "scoring failed; nothing is published");
-                record.error = Some(e.to_string());
-            }
-        }
-    }
-    let outbox = crate::deliver::Outbox::new(Arc::clone(&ctx.store), ctx.prefix.clone());
-    if let Some(endpoint) = &endpoint {
-        progress("deliver");
-        let span = info_span!("deliver", run_id = %ctx.run_id);
-        let summary = match &current {
-            Some(p) => {
-                crate::deliver::deliver(
-                    &outbox,
-                    endpoint,
-                    p,
-                    options.full,
-                    &ctx.run_id,
-                    &*ctx.clock,
-                )
-                .instrument(span)
-                .await
-            }
-            None => {
-                // Nothing new to queue; what earlier runs left still goes.
-                let mut s = crate::ledger::DeliverySummary {
-                    endpoint: endpoint.display_url(),
-                    ..Default::default()
-                };
-                if let Err(e) = crate::deliver::drain(&outbox, endpoint, &*ctx.clock, &mut s)
-                    .instrument(span)
-                    .await
-                {
-                    s.error = Some(e.to_string());
-                }
-                s
-            }
-        };
-        // The warnings go in their own outbox after the code changes, and
-        // wait while the platform does not take the changes.
-        if summary.complete() {
-            let w = crate::warnings::deliver(
-                &ctx.store,
-                &ctx.prefix,
-                endpoint,
-                current.as_ref(),
-                &ctx.run_id,
-                &*ctx.clock,
-            )
-            .instrument(info_span!("deliver warnings", run_id = %ctx.run_id))
-            .await;
-            if let Some(e) = &w.error {
-                warn!(error = %e, "the warnings did not all reach the platform; they wait in their outbox");
-            }
-            if let Some(ws) = record.warnings.as_mut() {
-                ws.delivery = Some(w);
-            }
-        } else if let (Some(p), Some(ws)) = (&current, record.warnings.as_mut()) {
-            // Queued all the same, for the next run to send.
-            let outbox = crate::warnings::outbox(&ctx.store, &ctx.prefix);
-            let mut w = crate::ledger::DeliverySummary {
-                endpoint: endpoint.display_url(),
-                kind: crate::warnings::PUSH_KIND.to_string(),
-                error: Some("waiting: the code changes were not all delivered".into()),
-                ..Default::default()
-            };
-            match crate::warnings::queue_push(
-                &outbox,
-                p,
-                endpoint.batch_size(),
-                &ctx.run_id,
-                ctx.clock.now(),
-            )
-            .await
-            {
-                Ok(q) => {
-                    w.batches = q.batches;
-                    w.rows = q.rows;
-                    w.queued = q.queued;
-                    w.pending = outbox.pending().await.map_or(0, |p| p.len() as u32);
-                }
-                Err(e) => w.error = Some(e),
-            }
-            ws.delivery = Some(w);
-        }
-        record.delivery = Some(summary);
-        lap(&mut record, "deliver");
-    }
-    if let Some(p) = &current
-        && !drop_url.trim().is_empty()
-    {
-        let mut summary = crate::deliver::drop_copy(p, &drop_url, &options.vars)
-            .instrument(info_span!("drop", run_id = %ctx.run_id))
-            .await;
-        if let Some(d) = &pipeline.drop {
-            let redactor = crate::project::Redactor::new(&d.url, |n| {
-                options
-                    .vars
-                    .get(n)
-                    .cloned()
-                    .or_else(|| std::env::var(n).ok())
-            });
-            summary.url = redactor.apply(&summary.url);
-            summary.error = summary.error.map(|e| redactor.apply(&e));
-        }
-        if let Some(e) = &summary.error {
-            warn!(error = %e, "the copy to the platform's bucket did not complete");
-        }
-        record.drop = Some(summary);
-        lap(&mut record, "drop");
-    }
-    let delivered = record.delivery.as_ref().is_none_or(|d| d.complete())
-        && record
-            .warnings
-            .as_ref()
-            .and_then(|w| w.delivery.as_ref())
-            .is_none_or(|d| d.complete())
-        && record.drop.as_ref().is_none_or(|d| d.error.is_none());
-    record.status = if !failed.is_empty() {
-        record.error = Some(format!("required feed(s) failed: {}", failed.join(", ")));
-        RunStatus::Failed
-    } else if record.scoring.is_none() || record.manifest.is_none() {
-        RunStatus::Failed
-    } else if record.feeds.iter().any(|f| f.status == FeedStatus::Held) || !delivered {
-        RunStatus::Degraded
-    } else {
-        RunStatus::Succeeded
-    };
-    record.finished_at = Some(ctx.clock.now());
-    write_report(&ctx, &mut record, current.as_ref(), &project.rules).await;
-    write(&record).await?;
-    info!(run_id = %ctx.run_id, status = ?record.status, "run finished");
-    Ok(record)
-}
-
-/// The registry snapshot a version is computed from (relative path).
-fn snapshots_registry(inputs: &BTreeMap<String, crate::catalog::InputSnapshot>) -> Option<String> {
-    inputs
-        .get(crate::project::SPINE_FEED)
-        .and_then(|s| s.path.clone())
+    Ok(interrupted_at)
 }
 
 /// Writes the run's HTML report and records where; a report that cannot
