@@ -794,30 +794,10 @@ pub struct ScoreInput<'a> {
 
 /// Joins, scores and writes `profiles` and `hits` for a run.
 pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError> {
-    use futures::StreamExt;
     let ctx = session_with_limit(input.pipeline.scoring.memory_limit_mb)?;
     let base = url::Url::parse("qinglian://warehouse").map_err(engine)?;
     ctx.register_object_store(&base, Arc::clone(&input.store));
-    let snapshots: BTreeMap<String, Snapshot> = input
-        .snapshots
-        .iter()
-        .map(|(feed, (path, date))| {
-            let url = path.as_ref().map(|p| {
-                format!(
-                    "qinglian://warehouse/{}",
-                    crate::store::join(&input.prefix, p)
-                )
-            });
-            (
-                feed.clone(),
-                Snapshot {
-                    url,
-                    path: path.clone(),
-                    business_date: *date,
-                },
-            )
-        })
-        .collect();
+    let snapshots = snapshot_urls(&input);
     let started = std::time::Instant::now();
     let unmatched = register_feeds(&ctx, input.project, input.pipeline, &snapshots).await?;
     tracing::info!(
@@ -839,8 +819,14 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         &snapshots,
         input.business_date,
     );
-    let mut outputs = BTreeMap::new();
     let rel = |p: &object_store::path::Path| crate::store::relative(&input.prefix, p);
+    let mut summary = ScoreSummary {
+        rules_version: version.clone(),
+        hits: hits.len() as u64,
+        unmatched,
+        stale: stale.clone(),
+        ..ScoreSummary::default()
+    };
     // A deregistered organization gets no colour: its hits are evidence
     // that deducts nothing (DOMAIN.md §4).
     let uncoloured = registry_codes(&ctx, "status = 'deregistered'").await?;
@@ -852,18 +838,8 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         input.business_date,
     )
     .map_err(ScoreError::Engine)?;
-    let path = write_dataset(
-        &input.store,
-        &input.prefix,
-        "hits",
-        input.business_date,
-        input.run_id,
-        outputs::hits_schema(),
-        &[hits_batch],
-    )
-    .await
-    .map_err(ScoreError::Engine)?;
-    outputs.insert("hits".to_string(), rel(&path));
+    let path = write_output(&input, "hits", outputs::hits_schema(), hits_batch).await?;
+    summary.outputs.insert("hits".to_string(), rel(&path));
 
     let profile_ctx = outputs::ProfileContext {
         pipeline: input.pipeline,
@@ -872,6 +848,126 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         rules_version: &version,
         date: input.business_date,
     };
+    let previous = previous_result(&ctx, &input).await?;
+    let (profiles_path, codes_path, changes) = write_profiles_and_codes(
+        &ctx,
+        &input,
+        &profile_ctx,
+        &hits,
+        previous.as_ref(),
+        &mut summary,
+    )
+    .await?;
+    summary
+        .outputs
+        .insert("codes".to_string(), rel(&codes_path));
+    for (dataset, path) in public::write_public(
+        &ctx,
+        &input.store,
+        &input.prefix,
+        &codes_path,
+        &input.pipeline.public,
+        input.business_date,
+        input.run_id,
+        input.pipeline.scoring.memory_limit_mb,
+    )
+    .await
+    .map_err(ScoreError::Engine)?
+    {
+        summary.outputs.insert(dataset.to_string(), rel(&path));
+    }
+    let changes_batch = outputs::changes_batch(
+        &changes,
+        previous.as_ref().map(|p| p.date),
+        input.business_date,
+    )
+    .map_err(ScoreError::Engine)?;
+    let path = write_output(&input, "changes", outputs::changes_schema(), changes_batch).await?;
+    summary.outputs.insert("changes".to_string(), rel(&path));
+    summary.changes = changes.len() as u64;
+    let demonstration = demonstration_of(&ctx, &input, &scores).await?;
+    let path = write_output(
+        &input,
+        "demonstration",
+        demonstration::demonstration_schema(),
+        demonstration,
+    )
+    .await?;
+    summary
+        .outputs
+        .insert("demonstration".to_string(), rel(&path));
+    let path = write_leads(&ctx, &input, &mut summary).await?;
+    summary.outputs.insert("leads".to_string(), rel(&path));
+    summary
+        .outputs
+        .insert("profiles".to_string(), rel(&profiles_path));
+    Ok(summary)
+}
+
+/// Each feed's latest good snapshot, as the URL the session reads it at.
+fn snapshot_urls(input: &ScoreInput<'_>) -> BTreeMap<String, Snapshot> {
+    input
+        .snapshots
+        .iter()
+        .map(|(feed, (path, date))| {
+            let url = path.as_ref().map(|p| {
+                format!(
+                    "qinglian://warehouse/{}",
+                    crate::store::join(&input.prefix, p)
+                )
+            });
+            (
+                feed.clone(),
+                Snapshot {
+                    url,
+                    path: path.clone(),
+                    business_date: *date,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Writes one batch as a published dataset of this run; returns its path.
+async fn write_output(
+    input: &ScoreInput<'_>,
+    dataset: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batch: RecordBatch,
+) -> Result<object_store::path::Path, ScoreError> {
+    write_dataset(
+        &input.store,
+        &input.prefix,
+        dataset,
+        input.business_date,
+        input.run_id,
+        schema,
+        &[batch],
+    )
+    .await
+    .map_err(ScoreError::Engine)
+}
+
+/// The profiles and codes of every registered organization, streamed from
+/// the registry in code order, and the colour changes since the previous
+/// version (an organization gone from the registry included). Returns the
+/// paths of the two datasets and the changes.
+async fn write_profiles_and_codes(
+    ctx: &SessionContext,
+    input: &ScoreInput<'_>,
+    profile_ctx: &outputs::ProfileContext<'_>,
+    hits: &[Hit],
+    previous: Option<&Previous>,
+    summary: &mut ScoreSummary,
+) -> Result<
+    (
+        object_store::path::Path,
+        object_store::path::Path,
+        Vec<outputs::Change>,
+    ),
+    ScoreError,
+> {
+    use futures::StreamExt;
     let mut registry = ctx
         .sql("SELECT uscc, name, org_type, registrar_division, status FROM registry ORDER BY uscc")
         .await
@@ -891,7 +987,6 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     );
     let mut codes = crate::land::parquet_writer(&input.store, &codes_path, outputs::codes_schema())
         .map_err(engine)?;
-    let previous = previous_result(&ctx, &input).await?;
     // With nothing published before, every colour is new: the first run
     // delivers the complete state.
     let no_previous = Previous {
@@ -900,64 +995,55 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         names: HashMap::new(),
         rules: HashMap::new(),
     };
+    let prev = previous.unwrap_or(&no_previous);
     let mut registered: HashSet<String> = HashSet::new();
     let mut rules_now: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-    for h in &hits {
+    for h in hits {
         rules_now
             .entry(h.uscc.as_str())
             .or_default()
             .insert(h.rule_id.as_str());
     }
+    let no_rules = BTreeSet::new();
     let mut changes = Vec::new();
-    let mut summary = ScoreSummary {
-        rules_version: version.clone(),
-        hits: hits.len() as u64,
-        unmatched,
-        stale: stale.clone(),
-        ..ScoreSummary::default()
-    };
     while let Some(batch) = registry.next().await {
         let batch = batch.map_err(engine)?;
-        let profiles = outputs::profiles_batch(&profile_ctx, &batch).map_err(ScoreError::Engine)?;
+        let profiles = outputs::profiles_batch(profile_ctx, &batch).map_err(ScoreError::Engine)?;
         summary.profiles += profiles.num_rows() as u64;
         for (colour, n) in colour_counts(std::slice::from_ref(&profiles)) {
             *summary.colours.entry(colour).or_default() += n;
         }
-        {
-            let prev = previous.as_ref().unwrap_or(&no_previous);
-            let uscc = profiles.column(0).as_string::<i32>();
-            let name = profiles.column(1).as_string::<i32>();
-            let colour = profiles
-                .column_by_name("colour")
-                .map(|c| c.as_string::<i32>().clone());
-            for r in 0..profiles.num_rows() {
-                let now = colour
-                    .as_ref()
-                    .and_then(|c| (!c.is_null(r)).then(|| c.value(r).to_string()));
-                let code = uscc.value(r);
-                registered.insert(code.to_string());
-                let before = prev.colours.get(code).cloned().flatten();
-                if before != now {
-                    let empty = BTreeSet::new();
-                    let current = rules_now.get(code).unwrap_or(&empty);
-                    let old = prev.rules.get(code).cloned().unwrap_or_default();
-                    changes.push(outputs::Change {
-                        uscc: code.to_string(),
-                        name: name.value(r).to_string(),
-                        previous_colour: before,
-                        colour: now,
-                        added: current
-                            .iter()
-                            .filter(|x| !old.contains(**x))
-                            .map(|x| x.to_string())
-                            .collect(),
-                        removed: old
-                            .iter()
-                            .filter(|x| !current.contains(x.as_str()))
-                            .cloned()
-                            .collect(),
-                    });
-                }
+        let uscc = profiles.column(0).as_string::<i32>();
+        let name = profiles.column(1).as_string::<i32>();
+        let colour = profiles
+            .column_by_name("colour")
+            .map(|c| c.as_string::<i32>().clone());
+        for r in 0..profiles.num_rows() {
+            let now = colour
+                .as_ref()
+                .and_then(|c| (!c.is_null(r)).then(|| c.value(r).to_string()));
+            let code = uscc.value(r);
+            registered.insert(code.to_string());
+            let before = prev.colours.get(code).cloned().flatten();
+            if before != now {
+                let current = rules_now.get(code).unwrap_or(&no_rules);
+                let old = prev.rules.get(code).cloned().unwrap_or_default();
+                changes.push(outputs::Change {
+                    uscc: code.to_string(),
+                    name: name.value(r).to_string(),
+                    previous_colour: before,
+                    colour: now,
+                    added: current
+                        .iter()
+                        .filter(|x| !old.contains(**x))
+                        .map(|x| x.to_string())
+                        .collect(),
+                    removed: old
+                        .iter()
+                        .filter(|x| !current.contains(x.as_str()))
+                        .cloned()
+                        .collect(),
+                });
             }
         }
         codes
@@ -969,83 +1055,50 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
             .map_err(engine)?;
         writer.write(&profiles).await.map_err(engine)?;
     }
-    // An organization that had a colour and is no longer in the registry
-    // at all has lost it: a change like a deregistration.
-    if let Some(prev) = &previous {
-        let mut gone: Vec<(&String, &String)> = prev
-            .colours
-            .iter()
-            .filter(|(code, _)| !registered.contains(*code))
-            .filter_map(|(code, colour)| colour.as_ref().map(|c| (code, c)))
-            .collect();
-        gone.sort();
-        for (code, colour) in gone {
-            changes.push(outputs::Change {
-                uscc: code.clone(),
-                name: prev.names.get(code).cloned().unwrap_or_default(),
-                previous_colour: Some(colour.clone()),
-                colour: None,
-                added: Vec::new(),
-                removed: prev
-                    .rules
-                    .get(code)
-                    .map(|r| r.iter().cloned().collect())
-                    .unwrap_or_default(),
-            });
-        }
+    if let Some(prev) = previous {
+        changes.extend(gone_from_registry(prev, &registered));
     }
     codes.close().await.map_err(engine)?;
-    outputs.insert("codes".to_string(), rel(&codes_path));
-    for (dataset, path) in public::write_public(
-        &ctx,
-        &input.store,
-        &input.prefix,
-        &codes_path,
-        &input.pipeline.public,
-        input.business_date,
-        input.run_id,
-        input.pipeline.scoring.memory_limit_mb,
-    )
-    .await
-    .map_err(ScoreError::Engine)?
-    {
-        outputs.insert(dataset.to_string(), rel(&path));
-    }
-    let changes_batch = outputs::changes_batch(
-        &changes,
-        previous.as_ref().map(|p| p.date),
-        input.business_date,
-    )
-    .map_err(ScoreError::Engine)?;
-    let path_changes = write_dataset(
-        &input.store,
-        &input.prefix,
-        "changes",
-        input.business_date,
-        input.run_id,
-        outputs::changes_schema(),
-        &[changes_batch],
-    )
-    .await
-    .map_err(ScoreError::Engine)?;
-    outputs.insert("changes".to_string(), rel(&path_changes));
-    summary.changes = changes.len() as u64;
-    let demonstration = demonstration_of(&ctx, &input, &scores).await?;
-    let path_demonstration = write_dataset(
-        &input.store,
-        &input.prefix,
-        "demonstration",
-        input.business_date,
-        input.run_id,
-        demonstration::demonstration_schema(),
-        &[demonstration],
-    )
-    .await
-    .map_err(ScoreError::Engine)?;
-    outputs.insert("demonstration".to_string(), rel(&path_demonstration));
-    let listed_before = leads_before(&input).await?;
+    writer.close().await.map_err(engine)?;
+    Ok((path, codes_path, changes))
+}
+
+/// An organization that had a colour and is no longer in the registry at
+/// all has lost it: a change like a deregistration.
+fn gone_from_registry(prev: &Previous, registered: &HashSet<String>) -> Vec<outputs::Change> {
+    let mut gone: Vec<(&String, &String)> = prev
+        .colours
+        .iter()
+        .filter(|(code, _)| !registered.contains(*code))
+        .filter_map(|(code, colour)| colour.as_ref().map(|c| (code, c)))
+        .collect();
+    gone.sort();
+    gone.into_iter()
+        .map(|(code, colour)| outputs::Change {
+            uscc: code.clone(),
+            name: prev.names.get(code).cloned().unwrap_or_default(),
+            previous_colour: Some(colour.clone()),
+            colour: None,
+            added: Vec::new(),
+            removed: prev
+                .rules
+                .get(code)
+                .map(|r| r.iter().cloned().collect())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The list of leads for the member units, with how many are new since the
+/// previous version's; returns the dataset's path.
+async fn write_leads(
+    ctx: &SessionContext,
+    input: &ScoreInput<'_>,
+    summary: &mut ScoreSummary,
+) -> Result<object_store::path::Path, ScoreError> {
+    let listed_before = leads_before(input).await?;
     let leads = leads::leads(
-        &ctx,
+        ctx,
         input.project,
         input.pipeline,
         listed_before.as_ref().unwrap_or(&HashMap::new()),
@@ -1061,22 +1114,8 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
                 .is_none_or(|before| !before.contains_key(&l.uscc))
         })
         .count() as u64;
-    let path_leads = write_dataset(
-        &input.store,
-        &input.prefix,
-        "leads",
-        input.business_date,
-        input.run_id,
-        leads::leads_schema(),
-        &[leads::leads_batch(&leads, input.business_date)?],
-    )
-    .await
-    .map_err(ScoreError::Engine)?;
-    outputs.insert("leads".to_string(), rel(&path_leads));
-    writer.close().await.map_err(engine)?;
-    outputs.insert("profiles".to_string(), rel(&path));
-    summary.outputs = outputs;
-    Ok(summary)
+    let batch = leads::leads_batch(&leads, input.business_date)?;
+    write_output(input, "leads", leads::leads_schema(), batch).await
 }
 
 #[cfg(test)]
