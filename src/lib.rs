@@ -84,3 +84,13 @@ pub mod store;
 pub mod usage;
 pub mod validate;
 pub mod warnings;
+
+/// The checkout the unit tests read the shipped configuration from: the
+/// one `cargo test` runs in (Cargo sets `CARGO_MANIFEST_DIR` when it runs
+/// a test), not the one the binary was compiled in — a build directory
+/// shared by two clones may hold a test binary built in the other one.
+#[cfg(test)]
+pub(crate) fn checkout() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+}

@@ -354,8 +354,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lead_is_an_unregistered_valid_code_never_a_person_or_a_name() {
-        let project =
-            Project::load(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).expect("project");
+        let project = Project::load(&crate::checkout()).expect("project");
         let pipeline = &project.pipelines["nightly"];
         const LEAD: &str = "51330106MJ0000771R";
         // Valid as a USCC and as a resident identity number: a person.

@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn the_shipped_configuration_reads() {
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let root = crate::checkout();
         let c = WarningsConfig::load(&root, "nightly").expect("shipped configuration");
         assert_eq!(c.responsible("XD-01", "court"), Responsible::Feed);
         assert!(c.calendar.covers(2026));

@@ -70,7 +70,7 @@ fn uses(text: &str) -> Vec<(usize, String)> {
 
 #[test]
 fn no_module_uses_one_that_comes_after_it() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = &crate::support::root();
     let src = root.join("src");
     let lib = std::fs::read_to_string(src.join("lib.rs")).expect("src/lib.rs");
     let order = code_map(&lib);

@@ -66,7 +66,7 @@ fn preview_shows_a_misspelt_field_the_rows_and_the_quarantine_of_every_part() {
 fn preview_of_an_unknown_feed_names_the_feeds() {
     let out = Command::new(env!("CARGO_BIN_EXE_qinglian"))
         .args(["preview", "tax", "--project"])
-        .arg(env!("CARGO_MANIFEST_DIR"))
+        .arg(crate::support::root())
         .output()
         .expect("run preview");
     assert_eq!(out.status.code(), Some(2));

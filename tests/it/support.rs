@@ -3,8 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The checkout under test: the one `cargo test` runs in (Cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs a test), not the one this binary was
+/// compiled in; a build directory shared by two clones (`./scripts/test`
+/// and CI share `~/.cache/qinglian/target`) may hold a test binary built in
+/// the other, and its fixtures and configuration would be read from there.
 pub(crate) fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
 }
 
 pub(crate) fn fixtures() -> PathBuf {
