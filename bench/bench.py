@@ -107,14 +107,18 @@ def warm(feeds):
                     pass
 
 
-def run_ours(binary, feeds, work, date):
-    warehouse = os.path.join(work, "warehouse")
-    shutil.rmtree(warehouse, ignore_errors=True)
+def run_ours(binary, feeds, work, date, project=ROOT, warehouse_name="warehouse",
+             fresh=True, log_name="ours.log"):
+    """`qinglian run nightly` on `feeds` into `work/<warehouse_name>` (emptied
+    first unless `fresh` is false: then it is the next night of that warehouse)."""
+    warehouse = os.path.join(work, warehouse_name)
+    if fresh:
+        shutil.rmtree(warehouse, ignore_errors=True)
     env = {"QINGLIAN_FEEDS": feeds, "QINGLIAN_WAREHOUSE": warehouse,
            "QINGLIAN_PERSON_KEY": "bench-person-key", "QINGLIAN_PLATFORM_URL": "",
            "QINGLIAN_PLATFORM_BUCKET": ""}
-    wall, rss, _ = timed([binary, "run", "nightly", "--date", date], env=env,
-                         stdout_path=os.path.join(work, "ours.log"))
+    wall, rss, _ = timed([binary, "run", "nightly", "--date", date, "--project", project], env=env,
+                         stdout_path=os.path.join(work, log_name))
     records = sorted(glob.glob(os.path.join(warehouse, "ledger", "runs", f"dt={date}", "*.json")))
     with open(records[-1]) as f:
         record = json.load(f)
@@ -132,11 +136,75 @@ def run_ours(binary, feeds, work, date):
                          "peak_kib": usage.get("peak_rss_kib"),
                          "read_bytes": usage.get("read_bytes"),
                          "written_bytes": usage.get("written_bytes")}
+    feeds_figures = {f["feed"]: {k: f.get(k) for k in
+                                 ("status", "read", "landed", "rows", "upserted", "deleted",
+                                  "carried_over", "tombstones")}
+                     for f in record["feeds"]}
     return {"wall_s": wall, "peak_kib": rss, "status": record["status"],
             "rows_read": rows_read, "organizations": scoring.get("profiles"),
             "hits": scoring.get("hits"), "colours": scoring.get("colours"),
-            "stages": stages, "warehouse_bytes": dir_bytes(warehouse),
+            "stages": stages, "feeds": feeds_figures, "warehouse_bytes": dir_bytes(warehouse),
             "warehouse": warehouse}
+
+
+def next_day(date):
+    return (datetime.date.fromisoformat(date) + datetime.timedelta(days=1)).isoformat()
+
+
+def incremental(binary, tier, args, feeds, work, full_median):
+    """The nights that should cost what changed, after the rounds, on the
+    last round's warehouse and on a warehouse of the delta project:
+
+    unchanged  the same files again the next night: every part listed,
+               found as it was and carried forward unread;
+    first      the delta project's first night: every record of day 0 as
+               a delta API's first answer (NDJSON, merge = upsert);
+    delta      its next night: what changed from generator day 0 to day 1
+               (changed records and tombstones, about 1% of the records).
+    """
+    day1 = os.path.join(args.data, tier, "day1")
+    deltas = os.path.join(args.data, tier, "deltas")
+    project = os.path.join(deltas, "project")
+    marker = os.path.join(deltas, "complete.json")
+    if not os.path.exists(marker):
+        shutil.rmtree(day1, ignore_errors=True)
+        shutil.rmtree(deltas, ignore_errors=True)
+        log(f"tier {tier}: generating day 1 and the deltas")
+        gen_s, _, _ = timed([binary, "generate", "--orgs", str(TIERS[tier]), "--as-of", args.date,
+                             "--day", "1", "--out", day1])
+        first_s, _, first_out = timed([binary, "generate-delta", "--project", ROOT, "--to", feeds,
+                                       "--out", os.path.join(deltas, "day0"),
+                                       "--project-out", project])
+        delta_s, _, delta_out = timed([binary, "generate-delta", "--project", ROOT, "--from", feeds,
+                                       "--to", day1, "--out", os.path.join(deltas, "day1")])
+        with open(marker, "w") as f:
+            json.dump({"generate_day1_s": gen_s, "delta_day0_s": first_s, "delta_day1_s": delta_s,
+                       "delta_day0": first_out, "delta_day1": delta_out,
+                       "delta_bytes": dir_bytes(os.path.join(deltas, "day1"))}, f)
+    with open(marker) as f:
+        prepared = json.load(f)
+    warm(os.path.join(deltas, "day0"))
+    warm(os.path.join(deltas, "day1"))
+    tomorrow = next_day(args.date)
+    log(f"tier {tier}: unchanged night")
+    unchanged = run_ours(binary, feeds, work, tomorrow, fresh=False, log_name="unchanged.log")
+    log(f"tier {tier}: unchanged night {unchanged['wall_s']:.1f} s")
+    log(f"tier {tier}: the delta project's first night")
+    first = run_ours(binary, os.path.join(deltas, "day0"), work, args.date, project=project,
+                     warehouse_name="warehouse-delta", log_name="first.log")
+    log(f"tier {tier}: first night {first['wall_s']:.1f} s; delta night")
+    delta = run_ours(binary, os.path.join(deltas, "day1"), work, tomorrow, project=project,
+                     warehouse_name="warehouse-delta", fresh=False, log_name="delta.log")
+    log(f"tier {tier}: delta night {delta['wall_s']:.1f} s")
+    for r in (unchanged, first, delta):
+        if r["status"] not in ("succeeded", "degraded"):
+            sys.exit(f"tier {tier}: an incremental night ended {r['status']}")
+    if not args.keep:
+        shutil.rmtree(os.path.join(work, "warehouse-delta"), ignore_errors=True)
+    return {"prepared": prepared, "unchanged": unchanged, "first": first, "delta": delta,
+            "unchanged_over_full": unchanged["wall_s"] / full_median,
+            "delta_over_full": delta["wall_s"] / full_median,
+            "delta_over_first": delta["wall_s"] / first["wall_s"]}
 
 
 def run_peer(peer, feeds, work, date, memory, threads):
@@ -237,7 +305,8 @@ def bench_tier(binary, tier, args):
             agreement = compare(args.peer, this["ours"], this["peer"]["out"], work)
             log(f"tier {tier}: codes, profiles and hits agree: {agreement['agree']}")
         if not args.keep or rnd < args.rounds - 1:
-            shutil.rmtree(this["ours"]["warehouse"], ignore_errors=True)
+            if rnd < args.rounds - 1 or args.no_incremental:
+                shutil.rmtree(this["ours"]["warehouse"], ignore_errors=True)
             shutil.rmtree(this["peer"]["out"], ignore_errors=True)
             shutil.rmtree(os.path.join(work, "baseline"), ignore_errors=True)
     wall = {p: summary([r["wall_s"] for r in runs[p]]) for p in PROGRAMS}
@@ -258,6 +327,10 @@ def bench_tier(binary, tier, args):
               }}
     if agreement is not None:
         result["agreement"] = agreement
+    if not args.no_incremental:
+        result["incremental"] = incremental(binary, tier, args, feeds, work, wall["ours"]["median"])
+        if not args.keep:
+            shutil.rmtree(os.path.join(work, "warehouse"), ignore_errors=True)
     return result
 
 
@@ -271,6 +344,43 @@ def size(b):
 
 def secs(s):
     return f"{s:.1f} s" if s is not None else "–"
+
+
+def incremental_lines(r):
+    """The unchanged and delta nights of one tier against its full night."""
+    inc, full = r["incremental"], r["wall"]["ours"]["median"]
+    prep = inc["prepared"]
+    def feeds_line(run):
+        statuses = {}
+        for f in run["feeds"].values():
+            statuses[f["status"]] = statuses.get(f["status"], 0) + 1
+        return ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    def totals(run, key):
+        return sum((f.get(key) or 0) for f in run["feeds"].values())
+    rows = [("full night (the department files; median of the rounds above)", None),
+            ("unchanged night (the same files, the next date)", inc["unchanged"]),
+            ("delta project, first night (every record of day 0 as NDJSON, `merge = \"upsert\"`)",
+             inc["first"]),
+            ("delta night (day 0 → day 1: changed records and tombstones)", inc["delta"])]
+    lines = ["", "Incremental nights (one run each, after the rounds; `bench.py` `incremental`):", "",
+             "| night | wall | vs full night | rows read | upserted / deleted / carried over | feeds | ingest | score | peak memory |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for name, run in rows:
+        if run is None:
+            lines.append(f"| {name} | {secs(full)} | 1.00 | | | | "
+                         f"{secs(r['ours_stages']['ingest']['median'])} | "
+                         f"{secs(r['ours_stages']['score']['median'])} | |")
+            continue
+        lines.append(f"| {name} | {secs(run['wall_s'])} | **{run['wall_s'] / full:.2f}** | "
+                     f"{run['rows_read']:,} | {totals(run, 'upserted'):,} / {totals(run, 'deleted'):,} / "
+                     f"{totals(run, 'carried_over'):,} | {feeds_line(run)} | "
+                     f"{secs(run['stages']['ingest']['s'])} | {secs(run['stages']['score']['s'])} | "
+                     f"{mib(run['peak_kib'])} |")
+    lines += ["", f"The delta night over the delta project's first night: "
+              f"{inc['delta_over_first']:.2f}. Day 1's delta: {size(prep['delta_bytes'])} of NDJSON "
+              f"(generator day 1 in {prep['generate_day1_s']:.1f} s, the deltas in "
+              f"{prep['delta_day0_s']:.1f} s and {prep['delta_day1_s']:.1f} s, not timed in the nights)."]
+    return lines
 
 
 def render(results, keys, machine, command):
@@ -331,6 +441,8 @@ def render(results, keys, machine, command):
                   "`write published`; its score figure is `resolve` + `rules` + `score`. Its steps "
                   "(medians, feeds summed): " + ", ".join(
                       f"{g} {ms / 1000:.1f} s" for g, ms in group_med.items()) + "."]
+        if "incremental" in r:
+            lines += incremental_lines(r)
         if "agreement" in r:
             a = r["agreement"]
             lines += ["", f"Peer against ours (its `compare.py`): colours and profiles "
@@ -395,6 +507,8 @@ def main():
     p.add_argument("--keep", action="store_true", help="keep warehouses and outputs")
     p.add_argument("--compare-all", action="store_true",
                    help="compare codes, profiles and hits with the peer's at every tier")
+    p.add_argument("--no-incremental", action="store_true",
+                   help="skip the unchanged and delta nights")
     p.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
     p.add_argument("--render-only", action="store_true",
                    help="rewrite BENCHMARKS.md from bench/results/ without running anything")

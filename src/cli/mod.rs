@@ -163,6 +163,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write deterministic synthetic feeds for every department, with ground truth.
     Generate(generate::GenerateArgs),
+    /// Write what changed from one generated day to another as a delta API
+    /// would deliver it (changed records, then tombstones), as NDJSON.
+    GenerateDelta(generate::DeltaArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -189,6 +192,7 @@ pub fn main() -> ExitCode {
         Command::SimulateFeeds(args) => simulate::feeds(args),
         Command::Bench(args) => bench::execute(args),
         Command::Generate(args) => generate::execute(args),
+        Command::GenerateDelta(args) => generate::delta(&args),
     };
     match result {
         Ok(done) => ExitCode::from(done.exit_code()),

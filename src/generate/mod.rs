@@ -16,6 +16,7 @@
 //! generated one at a time from their own random stream, so memory does not
 //! grow with N and the same seed and date give byte-identical files.
 
+pub mod delta;
 mod feeds;
 pub(crate) mod org;
 mod out;
