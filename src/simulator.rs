@@ -213,17 +213,7 @@ impl Days {
     fn delta(&self, feed: &str, from: usize, to: usize) -> Vec<Value> {
         let (no_fields, empty) = (Vec::new(), Vec::new());
         let fields = self.record_ids.get(feed).unwrap_or(&no_fields);
-        let id = |r: &Value| -> String {
-            fields
-                .iter()
-                .map(|f| match r.get(f) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(v) => v.to_string(),
-                    None => String::new(),
-                })
-                .collect::<Vec<_>>()
-                .join("\u{1f}")
-        };
+        let id = |r: &Value| crate::generate::delta::record_id(fields, r);
         let group = |day: usize| -> BTreeMap<String, Vec<&Value>> {
             let mut g: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
             for r in self

@@ -152,8 +152,9 @@ pub struct DeltaCounts {
     pub tombstones: u64,
 }
 
-/// The id of a record: its record-id fields' values joined.
-fn record_id(fields: &[String], record: &Value) -> String {
+/// The id of a record: its record-id fields' values joined (what a delta
+/// compares, here and in the feed simulator).
+pub(crate) fn record_id(fields: &[String], record: &Value) -> String {
     let mut id = String::new();
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
