@@ -43,8 +43,15 @@ fn io(path: &Path, source: std::io::Error) -> GenerateError {
     }
 }
 
+fn read(path: &Path, source: std::io::Error) -> GenerateError {
+    GenerateError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 fn bad(path: &Path, what: impl std::fmt::Display) -> GenerateError {
-    io(
+    read(
         path,
         std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string()),
     )
@@ -62,7 +69,7 @@ pub fn each_record(
 ) -> Result<(), GenerateError> {
     let csv = |rel: &str, gb: bool, each: &mut dyn FnMut(Value) -> Result<(), GenerateError>| {
         let path = dir.join(rel);
-        let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+        let bytes = std::fs::read(&path).map_err(|e| read(&path, e))?;
         let text = if gb {
             encoding_rs::GB18030.decode(&bytes).0.into_owned()
         } else {
@@ -92,7 +99,7 @@ pub fn each_record(
                  reader: Box<dyn BufRead>,
                  each: &mut dyn FnMut(Value) -> Result<(), GenerateError>| {
         for (n, line) in reader.lines().enumerate() {
-            let line = line.map_err(|e| io(&path, e))?;
+            let line = line.map_err(|e| read(&path, e))?;
             if line.trim().is_empty() {
                 continue;
             }
@@ -106,7 +113,7 @@ pub fn each_record(
     };
     let open = |rel: &str| -> Result<(PathBuf, File), GenerateError> {
         let path = dir.join(rel);
-        let file = File::open(&path).map_err(|e| io(&path, e))?;
+        let file = File::open(&path).map_err(|e| read(&path, e))?;
         Ok((path, file))
     };
     match feed {

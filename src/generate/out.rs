@@ -20,6 +20,14 @@ pub enum GenerateError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A generated file could not be read back (`generate-delta`).
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The object store refused an upload.
     #[error("cannot upload to {url}: {message}")]
     Upload {
