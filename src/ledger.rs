@@ -374,6 +374,9 @@ pub struct ScoreSummary {
     /// Leads the previous published version did not list.
     #[serde(default)]
     pub new_leads: u64,
+    /// Where the scoring queries ran: `local`, or `ballista df://host:port`.
+    #[serde(default)]
+    pub engine: String,
 }
 
 /// What a run's delivery did, kept in its ledger record.

@@ -359,10 +359,15 @@ pub fn render_with_rules(
             .collect();
         let _ = write!(
             body,
-            "<p>{} organizations scored, {} hits, rules version <code>{}</code>{}</p>",
+            "<p>{} organizations scored, {} hits, rules version <code>{}</code>{}{}</p>",
             s.profiles,
             s.hits,
             esc(&s.rules_version),
+            if s.engine.is_empty() {
+                String::new()
+            } else {
+                format!(" · scored on <code>{}</code>", esc(&s.engine))
+            },
             if s.stale.is_empty() {
                 String::new()
             } else {

@@ -25,6 +25,8 @@ macro_rules! errln {
 }
 
 mod backfill;
+#[cfg(feature = "ballista")]
+mod ballista;
 mod bench;
 mod brief;
 mod deliver;
@@ -166,12 +168,28 @@ enum Command {
     /// Write what changed from one generated day to another as a delta API
     /// would deliver it (changed records, then tombstones), as NDJSON.
     GenerateDelta(generate::DeltaArgs),
+    /// Run a node of a Ballista cluster that scores pipelines (feature `ballista`).
+    #[cfg(feature = "ballista")]
+    #[command(subcommand_required = true)]
+    Ballista(ballista::BallistaArgs),
+}
+
+impl Command {
+    /// What is logged when `QINGLIAN_LOG` is unset: warnings, and for the
+    /// long-lived nodes of a cluster what they do (registrations, jobs).
+    fn default_log_filter(&self) -> &'static str {
+        #[cfg(feature = "ballista")]
+        if matches!(self, Self::Ballista(_)) {
+            return "info";
+        }
+        "warn"
+    }
 }
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    shared::init_tracing();
+    shared::init_tracing(cli.command.default_log_filter());
     let result = match cli.command {
         Command::Demo(args) => demo::execute(args),
         Command::Serve(args) => serve::execute(args),
@@ -193,6 +211,8 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::execute(args),
         Command::Generate(args) => generate::execute(args),
         Command::GenerateDelta(args) => generate::delta(&args),
+        #[cfg(feature = "ballista")]
+        Command::Ballista(args) => ballista::execute(args),
     };
     match result {
         Ok(done) => ExitCode::from(done.exit_code()),

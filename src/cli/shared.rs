@@ -63,10 +63,10 @@ pub(super) fn print_json(value: &impl serde::Serialize) -> CommandResult {
 
 /// Logs on standard error: readable lines when standard output is a
 /// terminal, JSON lines (for the log collector) when it is not.
-pub(super) fn init_tracing() {
+pub(super) fn init_tracing(default_filter: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("QINGLIAN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -204,12 +204,17 @@ pub(super) fn print_run(r: &crate::ledger::RunRecord) {
             .filter_map(|c| s.colours.get(*c).map(|n| format!("{c} {n}")))
             .collect();
         outln!(
-            "scored {} organizations ({}), {} hits, {} colour changes; rules {}",
+            "scored {} organizations ({}), {} hits, {} colour changes; rules {}{}",
             s.profiles,
             colours.join(", "),
             s.hits,
             s.changes,
-            s.rules_version
+            s.rules_version,
+            if s.engine.is_empty() {
+                String::new()
+            } else {
+                format!("; on {}", s.engine)
+            }
         );
         outln!(
             "  leads tonight {}, new since the previous version {} (unregistered subjects: the leads dataset)",

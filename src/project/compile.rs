@@ -1486,6 +1486,7 @@ fn compile_pipeline(
             break;
         }
     }
+    let pipeline_name = raw.name.clone();
     let pipeline = Pipeline {
         name: raw.name,
         description: raw.description,
@@ -1510,6 +1511,7 @@ fn compile_pipeline(
             .map(|r| compile_demonstration(&f.rel, r, d))
             .unwrap_or_default(),
         public: compile_public(&f.rel, raw.public, d),
+        engine: compile_engine(&f.rel, &pipeline_name, raw.engine, d),
     };
     (d.items.len() == before).then_some(pipeline)
 }
@@ -1580,6 +1582,78 @@ fn compile_demonstration(file: &str, r: RawDemonstration, d: &mut Diagnostics) -
         industry_name_patterns: patterns,
         entrusted_programmes: entrusted,
         limit,
+    }
+}
+
+/// Whether this build can score on a Ballista cluster.
+pub(crate) const BALLISTA_BUILT: bool = cfg!(feature = "ballista");
+
+fn compile_engine(file: &str, pipeline: &str, e: Option<RawEngine>, d: &mut Diagnostics) -> Engine {
+    let Some(e) = e else {
+        return Engine::Local;
+    };
+    match e.kind.as_str() {
+        "local" => {
+            for (key, given) in [
+                ("engine.url", e.url.is_some()),
+                ("engine.target_partitions", e.target_partitions.is_some()),
+                ("engine.job_name", e.job_name.is_some()),
+            ] {
+                if given {
+                    d.push(file, key, "is for kind = \"ballista\" only; remove it or set engine.kind = \"ballista\"");
+                }
+            }
+            Engine::Local
+        }
+        "ballista" => {
+            if !BALLISTA_BUILT {
+                d.push(
+                    file,
+                    "engine.kind",
+                    "this qinglian was built without Ballista; build it with \
+                     `cargo build --release --features ballista` (README \"Scoring on a cluster\")",
+                );
+            }
+            let url = e.url.unwrap_or_default();
+            if url.is_empty() {
+                d.push(
+                    file,
+                    "engine.url",
+                    "missing: the scheduler, such as \"df://127.0.0.1:50050\"",
+                );
+            } else {
+                check_env_syntax(file, "engine.url", &url, d);
+                if !url.contains("${") && !url.starts_with("df://") {
+                    d.push(
+                        file,
+                        "engine.url",
+                        format!("found {url:?}, expected df://host:port"),
+                    );
+                }
+            }
+            let target_partitions = e.target_partitions.unwrap_or(4);
+            if !(1..=4096).contains(&target_partitions) {
+                d.push(
+                    file,
+                    "engine.target_partitions",
+                    format!("found {target_partitions}, expected 1 to 4096"),
+                );
+            }
+            let job_name = e.job_name.unwrap_or_else(|| format!("qinglian {pipeline}"));
+            Engine::Ballista(BallistaEngine {
+                url,
+                target_partitions,
+                job_name,
+            })
+        }
+        other => {
+            d.push(
+                file,
+                "engine.kind",
+                format!("found {other:?}, expected \"local\" or \"ballista\""),
+            );
+            Engine::Local
+        }
     }
 }
 

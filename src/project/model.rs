@@ -943,6 +943,30 @@ pub struct Pipeline {
     pub demonstration: Demonstration,
     /// The public lookup: its address and what it shows.
     pub public: PublicLookup,
+    /// Where the scoring stage's queries run.
+    pub engine: Engine,
+}
+
+/// `[engine]` of a pipeline: where the scoring stage's queries run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Engine {
+    /// In the process that runs the pipeline (the default).
+    #[default]
+    Local,
+    /// On an Apache DataFusion Ballista cluster (a build with the
+    /// `ballista` feature; README "Scoring on a cluster").
+    Ballista(BallistaEngine),
+}
+
+/// `[engine] kind = "ballista"`: the cluster scoring runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BallistaEngine {
+    /// The scheduler, `df://host:port` (`${VAR}` expanded at run time).
+    pub url: String,
+    /// Partitions of each distributed query.
+    pub target_partitions: usize,
+    /// The name the scheduler shows for the run's jobs.
+    pub job_name: String,
 }
 
 /// `[demonstration]` of a pipeline: who may be a demonstration organization

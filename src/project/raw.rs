@@ -380,6 +380,21 @@ pub(crate) struct RawPipeline {
     pub(crate) demonstration: Option<RawDemonstration>,
     #[serde(default)]
     pub(crate) public: Option<RawPublic>,
+    #[serde(default)]
+    pub(crate) engine: Option<RawEngine>,
+}
+
+/// `[engine]`: where the scoring stage's queries run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEngine {
+    pub(crate) kind: String,
+    #[serde(default)]
+    pub(crate) url: Option<String>,
+    #[serde(default)]
+    pub(crate) target_partitions: Option<usize>,
+    #[serde(default)]
+    pub(crate) job_name: Option<String>,
 }
 
 /// `[demonstration]`: eligibility and filters of demonstration candidates.

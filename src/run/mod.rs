@@ -85,6 +85,8 @@ pub struct RunContext {
     pub store: Arc<dyn ObjectStore>,
     /// Warehouse prefix in the store.
     pub prefix: Path,
+    /// The warehouse URL (expanded) when the run opened it from one.
+    pub warehouse_url: Option<String>,
     /// The ledger.
     pub ledger: Ledger,
 }
@@ -140,6 +142,16 @@ pub fn open_warehouse(
     url: Option<&str>,
     vars: &BTreeMap<String, String>,
 ) -> Result<(Arc<dyn ObjectStore>, Path, String), RunError> {
+    let (store, prefix, url, redactor) = open_warehouse_url(pipeline, url, vars)?;
+    Ok((store, prefix, redactor.apply(&crate::store::redact(&url))))
+}
+
+/// [`open_warehouse`], returning the expanded URL and its redactor.
+fn open_warehouse_url(
+    pipeline: &Pipeline,
+    url: Option<&str>,
+    vars: &BTreeMap<String, String>,
+) -> Result<(Arc<dyn ObjectStore>, Path, String, crate::project::Redactor), RunError> {
     let lookup = |n: &str| vars.get(n).cloned().or_else(|| std::env::var(n).ok());
     let (url, redactor) = match url {
         Some(u) => (u.to_string(), crate::project::Redactor::default()),
@@ -152,7 +164,7 @@ pub fn open_warehouse(
     };
     let (store, prefix) = crate::store::open_with(&url, true, vars)
         .map_err(|e| RunError::Warehouse(redactor.apply(&e.to_string())))?;
-    Ok((store, prefix, redactor.apply(&crate::store::redact(&url))))
+    Ok((store, prefix, url, redactor))
 }
 
 /// Runs the pipeline for one business date; returns the ledger record.
@@ -205,12 +217,12 @@ pub async fn run_pipeline(
         None => String::new(),
     };
 
-    let (store, prefix) = match &options.store {
-        Some((store, prefix)) => (Arc::clone(store), prefix.clone()),
+    let (store, prefix, warehouse_url) = match &options.store {
+        Some((store, prefix)) => (Arc::clone(store), prefix.clone(), None),
         None => {
-            let (store, prefix, _) =
-                open_warehouse(pipeline, options.warehouse.as_deref(), &options.vars)?;
-            (store, prefix)
+            let (store, prefix, url, _) =
+                open_warehouse_url(pipeline, options.warehouse.as_deref(), &options.vars)?;
+            (store, prefix, Some(url))
         }
     };
     let purpose = format!("{} {}", pipeline.name, options.business_date);
@@ -243,6 +255,7 @@ pub async fn run_pipeline(
         hash_key,
         endpoint,
         drop_url,
+        warehouse_url,
     };
     // A panic is a defect, but it must not leave the run `Running` in the
     // ledger (nor its lease held until it lapses): it is recorded failed.
@@ -325,6 +338,7 @@ struct Prepared<'a> {
     hash_key: Option<Vec<u8>>,
     endpoint: Option<crate::deliver::Endpoint>,
     drop_url: String,
+    warehouse_url: Option<String>,
 }
 
 /// The run under its lease: the stages in order, each recorded in the
@@ -343,8 +357,10 @@ async fn run_locked(
         hash_key,
         endpoint,
         drop_url,
+        warehouse_url,
     } = prepared;
     let mut run = Run::begin(pipeline, options, store, prefix).await?;
+    run.ctx.warehouse_url = warehouse_url;
     if let Some(at) = ingest_feeds(&mut run, project, &sources, hash_key, cancel).await? {
         return interrupted(&run.ctx, run.record, &at).await;
     }
@@ -431,6 +447,7 @@ impl<'a> Run<'a> {
             clock: Arc::clone(&options.clock),
             store,
             prefix,
+            warehouse_url: None,
             ledger,
         };
         let record = RunRecord {

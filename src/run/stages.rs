@@ -77,6 +77,8 @@ pub(super) async fn score_and_publish(
         run_id: &ctx.run_id,
         business_date: ctx.business_date,
         snapshots,
+        warehouse_url: ctx.warehouse_url.clone(),
+        vars: &run.options.vars,
     };
     run.lap("ingest");
     run.progress("score");

@@ -9,7 +9,10 @@
 //! was matched by name alone are low-confidence: they carry no points and
 //! no red line. Scoring then walks the registry once.
 
+#[cfg(feature = "ballista")]
+pub mod ballista;
 pub mod demonstration;
+pub mod engine;
 pub mod leads;
 pub mod outputs;
 pub mod public;
@@ -21,7 +24,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type};
-use datafusion::datasource::MemTable;
+use datafusion::datasource::empty::EmptyTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use sha2::{Digest, Sha256};
@@ -151,8 +154,7 @@ pub async fn register_feeds(
                 .await
                 .map_err(engine)?,
             None => {
-                let empty =
-                    MemTable::try_new(schema.arrow_schema(), vec![vec![]]).map_err(engine)?;
+                let empty = EmptyTable::new(schema.arrow_schema());
                 ctx.register_table(&landed, Arc::new(empty))
                     .map_err(engine)?;
             }
@@ -270,7 +272,7 @@ pub async fn mark_name_matched(ctx: &SessionContext, hits: &mut [Hit]) -> Result
             Arc::new(StringArray::from_iter_values(records)) as ArrayRef,
         )])
         .map_err(engine)?;
-        ctx.register_batch("cited_records", ids).map_err(engine)?;
+        engine::register_rows(ctx, "cited_records", ids.schema(), vec![ids]).await?;
         let found = ctx
             .sql(&format!(
                 "SELECT DISTINCT CAST(f.source_record_id AS VARCHAR) AS source_record_id \
@@ -309,9 +311,7 @@ async fn materialize(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), 
     let df = ctx.sql(sql).await.map_err(engine)?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(engine)?;
-    let table = MemTable::try_new(schema, vec![batches]).map_err(engine)?;
-    ctx.register_table(name, Arc::new(table)).map_err(engine)?;
-    Ok(())
+    engine::register_rows(ctx, name, schema, batches).await
 }
 
 /// The date of an Arrow `Date32` value (days from 1970-01-01, either
@@ -790,22 +790,45 @@ pub struct ScoreInput<'a> {
     pub business_date: NaiveDate,
     /// Each feed's snapshot path (relative to the warehouse) and its date.
     pub snapshots: BTreeMap<String, (Option<String>, Option<NaiveDate>)>,
+    /// The warehouse URL (expanded) when the run opened it from one: a
+    /// cluster opens the warehouse itself.
+    pub warehouse_url: Option<String>,
+    /// Variables for `${NAME}` before the environment.
+    pub vars: &'a BTreeMap<String, String>,
 }
 
-/// Joins, scores and writes `profiles` and `hits` for a run.
+/// Joins, scores and writes `profiles` and `hits` for a run, in the
+/// session of the pipeline's engine.
 pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError> {
-    let ctx = session_with_limit(input.pipeline.scoring.memory_limit_mb)?;
-    let base = url::Url::parse("qinglian://warehouse").map_err(engine)?;
-    ctx.register_object_store(&base, Arc::clone(&input.store));
-    let snapshots = snapshot_urls(&input);
+    let ctx = engine::session_for(&engine::EngineInput {
+        pipeline: input.pipeline,
+        store: Arc::clone(&input.store),
+        prefix: &input.prefix,
+        warehouse_url: input.warehouse_url.as_deref(),
+        run_id: input.run_id,
+        vars: input.vars,
+    })
+    .await?;
+    let scored = score_in(&ctx, &input).await;
+    engine::remove_scratch(&ctx).await;
+    let mut summary = scored?;
+    summary.engine = engine::engine_label(input.pipeline, input.vars);
+    Ok(summary)
+}
+
+async fn score_in(
+    ctx: &SessionContext,
+    input: &ScoreInput<'_>,
+) -> Result<ScoreSummary, ScoreError> {
+    let snapshots = snapshot_urls(input);
     let started = std::time::Instant::now();
-    let unmatched = register_feeds(&ctx, input.project, input.pipeline, &snapshots).await?;
+    let unmatched = register_feeds(ctx, input.project, input.pipeline, &snapshots).await?;
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "feeds resolved against the registry"
     );
     let started = std::time::Instant::now();
-    let hits = run_rules(&ctx, input.project, input.pipeline, input.business_date).await?;
+    let hits = run_rules(ctx, input.project, input.pipeline, input.business_date).await?;
     tracing::info!(
         hits = hits.len(),
         ms = started.elapsed().as_millis() as u64,
@@ -829,7 +852,7 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     };
     // A deregistered organization gets no colour: its hits are evidence
     // that deducts nothing (DOMAIN.md §4).
-    let uncoloured = registry_codes(&ctx, "status = 'deregistered'").await?;
+    let uncoloured = registry_codes(ctx, "status = 'deregistered'").await?;
     let hits_batch = outputs::hits_batch(
         input.project,
         &hits,
@@ -838,7 +861,7 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         input.business_date,
     )
     .map_err(ScoreError::Engine)?;
-    let path = write_output(&input, "hits", outputs::hits_schema(), hits_batch).await?;
+    let path = write_output(input, "hits", outputs::hits_schema(), hits_batch).await?;
     summary.outputs.insert("hits".to_string(), rel(&path));
 
     let profile_ctx = outputs::ProfileContext {
@@ -848,10 +871,10 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         rules_version: &version,
         date: input.business_date,
     };
-    let previous = previous_result(&ctx, &input).await?;
+    let previous = previous_result(ctx, input).await?;
     let (profiles_path, codes_path, changes) = write_profiles_and_codes(
-        &ctx,
-        &input,
+        ctx,
+        input,
         &profile_ctx,
         &hits,
         previous.as_ref(),
@@ -862,7 +885,7 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         .outputs
         .insert("codes".to_string(), rel(&codes_path));
     for (dataset, path) in public::write_public(
-        &ctx,
+        ctx,
         &input.store,
         &input.prefix,
         &codes_path,
@@ -882,12 +905,12 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
         input.business_date,
     )
     .map_err(ScoreError::Engine)?;
-    let path = write_output(&input, "changes", outputs::changes_schema(), changes_batch).await?;
+    let path = write_output(input, "changes", outputs::changes_schema(), changes_batch).await?;
     summary.outputs.insert("changes".to_string(), rel(&path));
     summary.changes = changes.len() as u64;
-    let demonstration = demonstration_of(&ctx, &input, &scores).await?;
+    let demonstration = demonstration_of(ctx, input, &scores).await?;
     let path = write_output(
-        &input,
+        input,
         "demonstration",
         demonstration::demonstration_schema(),
         demonstration,
@@ -896,7 +919,7 @@ pub async fn score_run(input: ScoreInput<'_>) -> Result<ScoreSummary, ScoreError
     summary
         .outputs
         .insert("demonstration".to_string(), rel(&path));
-    let path = write_leads(&ctx, &input, &mut summary).await?;
+    let path = write_leads(ctx, input, &mut summary).await?;
     summary.outputs.insert("leads".to_string(), rel(&path));
     summary
         .outputs
@@ -1121,6 +1144,7 @@ async fn write_leads(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::datasource::MemTable;
 
     #[test]
     fn dimension_scores_follow_the_model() {

@@ -412,8 +412,16 @@ pub(super) async fn write_public(
         written.push((dataset, path));
     }
     let path = path_of("public_events");
+    // The parts are rows already here: a cluster's session sorts them in
+    // a local one of the same limit.
+    let sorter = if super::engine::is_distributed(ctx) {
+        super::session_with_limit(memory_limit_mb).map_err(|e| e.to_string())?
+    } else {
+        ctx.clone()
+    };
     write_events(
         ctx,
+        &sorter,
         store,
         &path,
         &events_sql(business_date, public),
@@ -437,6 +445,7 @@ pub(super) async fn write_public(
 /// whatever the registry.
 async fn write_events(
     ctx: &SessionContext,
+    sorter: &SessionContext,
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     sql: &str,
@@ -516,15 +525,17 @@ async fn write_events(
         std::fs::remove_file(part_path(part)).map_err(|e| spill(&e))?;
         let table =
             MemTable::try_new(Arc::clone(&schema), vec![batches]).map_err(|e| e.to_string())?;
-        ctx.register_table("public_events_part", Arc::new(table))
+        sorter
+            .register_table("public_events_part", Arc::new(table))
             .map_err(|e| e.to_string())?;
-        let sorted = ctx
+        let sorted = sorter
             .sql(&format!(
                 "SELECT * FROM public_events_part ORDER BY {EVENTS_ORDER}"
             ))
             .await
             .map_err(|e| e.to_string());
-        ctx.deregister_table("public_events_part")
+        sorter
+            .deregister_table("public_events_part")
             .map_err(|e| e.to_string())?;
         let mut sorted = sorted?.execute_stream().await.map_err(|e| e.to_string())?;
         while let Some(batch) = sorted.next().await {
@@ -768,7 +779,7 @@ mod tests {
         let reference = bytes(global).await;
         for per_part in [1, 100, 1_000_000] {
             let path = Path::from(format!("parts-{per_part}.parquet"));
-            write_events(&ctx, &store, &path, "SELECT * FROM src", per_part)
+            write_events(&ctx, &ctx, &store, &path, "SELECT * FROM src", per_part)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(

@@ -553,6 +553,8 @@ async fn colours_computed_by_the_test_equal_the_published_profiles_at_every_band
         run_id: "oracle",
         business_date: date,
         snapshots,
+        warehouse_url: None,
+        vars: &Default::default(),
     })
     .await
     .expect("scored");

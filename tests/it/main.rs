@@ -1,5 +1,7 @@
 //! Integration tests, one binary (DataFusion links once).
 
+#[cfg(feature = "ballista")]
+mod ballista;
 mod brief;
 mod cli;
 mod colours;
