@@ -21,6 +21,10 @@ enum Role {
         /// Address to listen on (the pipeline's engine.url is df://this).
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: SocketAddr,
+        /// An executor silent this long is taken for dead and its tasks
+        /// run elsewhere (longer than the executors' --heartbeat-seconds).
+        #[arg(long, default_value_t = 180)]
+        executor_timeout_seconds: u64,
     },
     /// Runs the tasks of a scheduler's queries.
     Executor {
@@ -47,14 +51,20 @@ enum Role {
         /// under the system's temporary directory).
         #[arg(long)]
         work_dir: Option<String>,
+        /// Seconds between its heartbeats to the scheduler.
+        #[arg(long, default_value_t = 60)]
+        heartbeat_seconds: u64,
     },
 }
 
 /// Runs `ballista`.
 pub(super) fn execute(args: BallistaArgs) -> CommandResult {
     match args.role {
-        Role::Scheduler { bind } => block_on(async move {
-            crate::score::ballista::scheduler(bind)
+        Role::Scheduler {
+            bind,
+            executor_timeout_seconds,
+        } => block_on(async move {
+            crate::score::ballista::scheduler(bind, executor_timeout_seconds)
                 .await
                 .map_err(|e| Failure::Failed(format!("scheduler on {bind}: {e}")))?;
             Ok(Done::Ok)
@@ -67,6 +77,7 @@ pub(super) fn execute(args: BallistaArgs) -> CommandResult {
             vcores,
             memory_mb,
             work_dir,
+            heartbeat_seconds,
         } => {
             if memory_mb == 0 {
                 return Err(Failure::Usage(
@@ -81,6 +92,7 @@ pub(super) fn execute(args: BallistaArgs) -> CommandResult {
                 vcores,
                 memory_mb,
                 work_dir,
+                heartbeat_seconds: heartbeat_seconds.max(1),
             };
             block_on(async move {
                 crate::score::ballista::executor(options)

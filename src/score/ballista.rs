@@ -192,10 +192,14 @@ pub async fn client_session(input: &ClientInput<'_>) -> Result<SessionContext, S
 }
 
 /// Runs a scheduler on `bind` until the process is stopped.
-pub async fn scheduler(bind: SocketAddr) -> Result<(), String> {
+pub async fn scheduler(bind: SocketAddr, executor_timeout_seconds: u64) -> Result<(), String> {
+    let timeout = executor_timeout_seconds.max(2);
     let config = SchedulerConfig {
         bind_host: bind.ip().to_string(),
         bind_port: bind.port(),
+        executor_timeout_seconds: timeout,
+        expire_dead_executor_interval_seconds: (timeout / 3).clamp(1, 15),
+        no_executors_grace_period_seconds: timeout,
         override_config_producer: Some(Arc::new(config)),
         override_session_builder: Some(Arc::new(scheduler_session)),
         ..Default::default()
@@ -226,6 +230,8 @@ pub struct ExecutorOptions {
     pub memory_mb: u64,
     /// Shuffle and spill files.
     pub work_dir: Option<String>,
+    /// Seconds between heartbeats to the scheduler.
+    pub heartbeat_seconds: u64,
 }
 
 /// Runs an executor until the process is stopped.
@@ -260,6 +266,7 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), String> {
         vcores: options.vcores,
         work_dir: Some(work_dir),
         memory_pool_size: Some(options.memory_mb.saturating_mul(1 << 20)),
+        executor_heartbeat_interval_seconds: options.heartbeat_seconds,
         override_function_registry: Some(Arc::new(registry)),
         override_config_producer: Some(Arc::new(config)),
         override_runtime_producer: Some(Arc::new(move |c: &SessionConfig| {

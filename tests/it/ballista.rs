@@ -37,6 +37,16 @@ struct Cluster {
 
 impl Cluster {
     fn start(executors: usize, env: &BTreeMap<String, String>) -> Cluster {
+        Cluster::start_with(executors, env, &[], &[])
+    }
+
+    /// With more arguments for the scheduler and for each executor.
+    fn start_with(
+        executors: usize,
+        env: &BTreeMap<String, String>,
+        scheduler_args: &[&str],
+        executor_args: &[&str],
+    ) -> Cluster {
         let logs = tempfile::tempdir().expect("tmp");
         let port = free_port();
         let mut cluster = Cluster {
@@ -45,36 +55,33 @@ impl Cluster {
             port,
         };
         let bind = format!("127.0.0.1:{port}");
-        cluster.spawn(
-            "scheduler",
-            &["ballista", "scheduler", "--bind", &bind],
-            env,
-        );
+        let mut args = vec!["ballista", "scheduler", "--bind", &bind];
+        args.extend(scheduler_args);
+        cluster.spawn("scheduler", &args, env);
         cluster.wait_for("scheduler", "Ballista scheduler listening", 1);
         let scheduler = cluster.url();
         for i in 0..executors {
             let work = cluster.logs.path().join(format!("work-{i}"));
-            let (flight, grpc) = (free_port(), free_port());
-            cluster.spawn(
-                &format!("executor-{i}"),
-                &[
-                    "ballista",
-                    "executor",
-                    "--scheduler",
-                    &scheduler,
-                    "--bind",
-                    &format!("127.0.0.1:{flight}"),
-                    "--grpc-port",
-                    &grpc.to_string(),
-                    "--vcores",
-                    "2",
-                    "--memory-mb",
-                    "512",
-                    "--work-dir",
-                    work.to_str().expect("utf-8"),
-                ],
-                env,
-            );
+            let flight = format!("127.0.0.1:{}", free_port());
+            let grpc = free_port().to_string();
+            let mut args = vec![
+                "ballista",
+                "executor",
+                "--scheduler",
+                &scheduler,
+                "--bind",
+                &flight,
+                "--grpc-port",
+                &grpc,
+                "--vcores",
+                "2",
+                "--memory-mb",
+                "512",
+                "--work-dir",
+                work.to_str().expect("utf-8"),
+            ];
+            args.extend(executor_args);
+            cluster.spawn(&format!("executor-{i}"), &args, env);
         }
         cluster.wait_for("scheduler", "Received register executor request", executors);
         cluster
@@ -96,6 +103,15 @@ impl Cluster {
             .spawn()
             .expect("start a cluster node");
         self.children.push((name.to_string(), child));
+    }
+
+    /// The process id of a node.
+    fn pid(&self, name: &str) -> u32 {
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.id())
+            .expect("a node of that name")
     }
 
     fn log_path(&self, name: &str) -> PathBuf {
@@ -316,4 +332,94 @@ async fn an_unreachable_scheduler_fails_the_run_at_scoring_naming_it() {
             .await
             .is_none()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_killed_while_scoring_is_survived_or_fails_the_run_whole() {
+    let feeds = tempfile::tempdir().expect("tmp");
+    generate(feeds.path(), 160);
+    let local = tempfile::tempdir().expect("tmp");
+    let shipped = Project::load(&root()).expect("project");
+    let run = run_project(
+        &shipped,
+        feeds.path(),
+        local.path(),
+        date(),
+        Extras::default(),
+    )
+    .await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let none = BTreeMap::new();
+    let expected = sums(local.path().to_str().expect("utf-8"), &none).await;
+
+    // Short heartbeats, so that the scheduler notices the loss in seconds.
+    let cluster = Cluster::start_with(
+        2,
+        &none,
+        &["--executor-timeout-seconds", "6"],
+        &["--heartbeat-seconds", "1"],
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let project = cluster_project(dir.path());
+    // SIGKILL one executor once the scheduler has finished a few of the
+    // night's jobs: scoring is under way, with more jobs to come.
+    let (victim, scheduler_log) = (cluster.pid("executor-1"), cluster.log_path("scheduler"));
+    let killer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let log = std::fs::read_to_string(&scheduler_log).unwrap_or_default();
+            if log.matches("Job finished successfully").count() >= 5 {
+                return Command::new("kill")
+                    .args(["-9", &victim.to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    });
+    let warehouse = tempfile::tempdir().expect("tmp");
+    let run = tokio::time::timeout(
+        Duration::from_secs(300),
+        run_project(
+            &project,
+            feeds.path(),
+            warehouse.path(),
+            date(),
+            Extras {
+                vars: scheduler_var(&cluster.url()),
+                ..Extras::default()
+            },
+        ),
+    )
+    .await
+    .expect("the run ends, with or without the lost executor");
+    assert!(
+        killer.join().expect("killer"),
+        "the executor was not killed while scoring"
+    );
+    let url = warehouse.path().to_str().expect("utf-8");
+    eprintln!(
+        "after the kill the run {:?}: {}",
+        run.status,
+        run.error.as_deref().unwrap_or("no error")
+    );
+    match run.status {
+        RunStatus::Succeeded => {
+            assert_scored_on(&run, &cluster);
+            assert_eq!(
+                sums(url, &none).await,
+                expected,
+                "survived, but other bytes"
+            );
+        }
+        _ => {
+            assert!(run.error.is_some(), "{run:#?}");
+            assert!(
+                published(url, &none).await.is_none(),
+                "a failed run published"
+            );
+        }
+    }
+    assert!(scratch_left(url, &none).await.is_empty());
 }

@@ -162,3 +162,57 @@ fn every_broken_fixture_yields_its_exact_messages() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// A pipeline scoring on a cluster: a build without the feature refuses
+/// it at `validate`, saying how to build for it; either build checks its
+/// settings.
+#[test]
+fn a_pipeline_on_a_cluster_validates_in_a_build_with_ballista_only() {
+    let hint = "this qinglian was built without Ballista; build it with `cargo build --release --features ballista`";
+    let validate = |engine: &str| {
+        let temp = tempfile::tempdir().expect("tempdir");
+        copy_project(temp.path());
+        let pipeline = temp.path().join("pipelines/nightly.toml");
+        let mut text = std::fs::read_to_string(&pipeline).expect("pipeline");
+        text.push_str(engine);
+        std::fs::write(&pipeline, text).expect("write");
+        let out = qinglian(
+            &[
+                "validate",
+                "--project",
+                temp.path().to_str().expect("utf-8"),
+            ],
+            None,
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, stdout) = validate(
+        "\n[engine]\nkind = \"ballista\"\nurl = \"http://127.0.0.1:50050\"\ntarget_partitions = 0\n",
+    );
+    assert!(!ok, "{stdout}");
+    assert!(
+        stdout.contains("engine.url: found \"http://127.0.0.1:50050\", expected df://host:port"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("engine.target_partitions: found 0, expected 1 to 4096"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.contains(hint),
+        !cfg!(feature = "ballista"),
+        "{stdout}"
+    );
+
+    let (ok, stdout) =
+        validate("\n[engine]\nkind = \"ballista\"\nurl = \"df://${QINGLIAN_SCHEDULER}\"\n");
+    assert_eq!(ok, cfg!(feature = "ballista"), "{stdout}");
+    assert_eq!(
+        stdout.contains(hint),
+        !cfg!(feature = "ballista"),
+        "{stdout}"
+    );
+}
